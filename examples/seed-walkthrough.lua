@@ -1,0 +1,31 @@
+-- The seed walkthrough's tracepoint steps, as a script:
+--   echo 1 > events/skb/kfree_skb/enable
+--   echo "reason > 2" > events/skb/kfree_skb/filter
+--   echo 'stacktrace if reason > 2' > events/skb/kfree_skb/trigger
+--   cat trace_pipe
+-- in a private instance that is gone again when the script ends.
+-- Run as root: lua5.4 examples/seed-walkthrough.lua
+local dp = require "dropprobe"
+local socket = require "socket"
+
+local inst <close> = dp.instance{ buffer_kb = 1024 }
+local ev = inst:event("skb:kfree_skb")
+ev:filter("reason > 2")
+ev:trigger("stacktrace if reason > 2")
+ev:enable()
+print(inst)
+print(ev)
+
+-- one TCP connect to a closed port on loopback: the SYN is dropped
+local s = socket.tcp4()
+s:settimeout(1)
+print("connect 127.0.0.1:9 ->", select(2, s:connect("127.0.0.1", 9)))
+s:close()
+
+for rec in inst:records{ timeout = 1 } do
+  if rec.fields.location and rec.fields.location:find("^tcp_v4_rcv") then
+    print(rec)
+    print(string.format("reason %s, dropped in %s", rec.fields.reason, rec.fields.location))
+    break
+  end
+end

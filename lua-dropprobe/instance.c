@@ -1,0 +1,309 @@
+/*
+ * instance.c - dropprobe.Instance: a private tracefs instance (its own ring
+ * buffer, events, filters, triggers) that this process created and removes.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tracefs.h>
+
+static int instance_counter;
+
+struct dp_instance *dp_check_instance(lua_State *L, int idx)
+{
+	struct dp_instance *in = luaL_checkudata(L, idx, DP_INSTANCE_MT);
+	if (in->closed)
+		luaL_error(L, "attempt to use a closed instance");
+	return in;
+}
+
+/* Best effort: an option file may be missing on old kernels or fake trees. */
+static void set_option(struct tracefs_instance *ti, const char *file, const char *val)
+{
+	if (tracefs_file_exists(ti, file))
+		(void)tracefs_instance_file_write(ti, file, val);
+}
+
+/*
+ * core.instance{ name =, buffer_kb =, clock = } -> Instance
+ */
+static int instance_new(lua_State *L)
+{
+	static const char *const opts[] = {"name", "buffer_kb", "clock", NULL};
+	char defname[DP_NAME_MAX + 1];
+	const char *name, *clock;
+	lua_Integer kb;
+	struct dp_instance *in;
+	struct tracefs_instance *ti;
+	size_t nlen;
+
+	dp_check_fields(L, 1, opts);
+	name = dp_opt_string(L, 1, "name", NULL);
+	kb = dp_opt_integer(L, 1, "buffer_kb", 0);
+	clock = dp_opt_string(L, 1, "clock", "mono");
+	if (!name) {
+		snprintf(defname, sizeof(defname), "dropprobe-%ld-%d", (long)getpid(),
+			 ++instance_counter);
+		name = defname;
+	}
+	nlen = strlen(name);
+	if (!dp_name_ok(name, nlen, DP_NAME_MAX))
+		return luaL_error(L, "bad instance name '%s': use 1 to %d of A-Z a-z 0-9 _ . - "
+				     "(not '.' or '..')",
+				  name, DP_NAME_MAX);
+	if (kb < 0 || kb > 4 * 1024 * 1024)
+		return luaL_error(L, "bad buffer_kb %I: give a size per CPU in kB (1 to 4194304)",
+				  kb);
+	if (!dp_name_ok(clock, strlen(clock), 32))
+		return luaL_error(L, "bad clock '%s'", clock);
+	if (!dp_custom_dir && !dp_is_root())
+		return luaL_error(L, "creating tracefs instance '%s' needs root: tracefs control "
+				     "files are writable only with CAP_SYS_ADMIN (run with sudo)",
+				  name);
+	{
+		char dir[4096];
+		if (dp_ensure_tracefs(L, dir, sizeof(dir)) < 0)
+			return lua_error(L);
+	}
+	if (tracefs_instance_exists(name))
+		return luaL_error(L, "tracefs instance '%s' already exists and this process did "
+				     "not create it; dropprobe never adopts or removes an instance "
+				     "it did not make (choose another name; `dropprobe cleanup` "
+				     "removes ones left by dead dropprobe processes)",
+				  name);
+
+	in = lua_newuserdatauv(L, sizeof(*in), 2);
+	memset(in, 0, sizeof(*in));
+	in->closed = 1; /* until created */
+	luaL_setmetatable(L, DP_INSTANCE_MT);
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, DP_INST_UV_EVENTS);
+	lua_newtable(L); /* pipes: weak keys so an unclosed pipe can be collected */
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_setiuservalue(L, -2, DP_INST_UV_PIPES);
+
+	errno = 0;
+	ti = tracefs_instance_create(name);
+	if (!ti)
+		return dp_kernel_error(L, "cannot create tracefs instance", NULL, errno,
+				       "is tracefs mounted and writable?");
+	if (!tracefs_instance_is_new(ti)) {
+		/* someone made it between our check and mkdir: not ours */
+		tracefs_instance_free(ti);
+		return luaL_error(L, "tracefs instance '%s' appeared while being created by "
+				     "another process; it is left alone",
+				  name);
+	}
+	in->ti = ti;
+	in->closed = 0;
+	snprintf(in->name, sizeof(in->name), "%s", name);
+	if (kb > 0) {
+		if (tracefs_instance_set_buffer_size(ti, (size_t)kb, -1) < 0) {
+			int e = errno;
+			tracefs_instance_destroy(ti);
+			tracefs_instance_free(ti);
+			in->ti = NULL;
+			in->closed = 1;
+			return dp_kernel_error(L, "cannot set the instance's buffer_size_kb", NULL,
+					       e, "try a smaller buffer_kb");
+		}
+	}
+	{
+		ssize_t got = tracefs_instance_get_buffer_size(ti, 0);
+		in->buffer_kb = got > 0 ? (long)got : kb;
+	}
+	/* text records: real pointers and frame offsets, as raw mode has them;
+	 * a clock that compares with CLOCK_MONOTONIC. Private instance only. */
+	set_option(ti, "options/hash-ptr", "0");
+	set_option(ti, "options/sym-offset", "1");
+	if (tracefs_file_exists(ti, "trace_clock") &&
+	    tracefs_instance_file_write(ti, "trace_clock", clock) < 0 && dp_custom_dir == 0) {
+		int e = errno;
+		tracefs_instance_destroy(ti);
+		tracefs_instance_free(ti);
+		in->ti = NULL;
+		in->closed = 1;
+		return dp_kernel_error(L, "cannot set trace_clock", NULL, e,
+				       "see trace_clock for the clocks this kernel has");
+	}
+	return 1;
+}
+
+/*
+ * Tear down in order: pipes, then events (triggers, filters, enable), then
+ * the instance directory. Never raises; returns an error message or NULL.
+ */
+static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance *in,
+				       char *err, size_t errlen)
+{
+	int failed = 0;
+	idx = lua_absindex(L, idx);
+	err[0] = 0;
+	if (!in->ti)
+		return NULL; /* closed and removed */
+	if (in->closed)
+		goto destroy; /* an earlier removal failed: try again */
+	/* pipes first: an open trace_pipe fd makes rmdir fail with EBUSY */
+	if (lua_getiuservalue(L, idx, DP_INST_UV_PIPES) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pop(L, 1);
+			dp_pipe_close_at(L, -1);
+		}
+	}
+	lua_pop(L, 1);
+	if (lua_getiuservalue(L, idx, DP_INST_UV_EVENTS) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			struct dp_event *ev = luaL_testudata(L, -1, DP_EVENT_MT);
+			if (ev && !ev->closed && dp_event_teardown(ev, err, errlen) < 0)
+				failed = 1;
+			if (ev)
+				ev->closed = 1;
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	in->closed = 1;
+destroy:
+	if (tracefs_instance_destroy(in->ti) < 0 && errno != ENOENT) {
+		int e = errno;
+		snprintf(err, errlen,
+			 "cannot remove tracefs instance '%s': %s%s", in->name, strerror(e),
+			 e == EBUSY ? " (one of its files is still open, e.g. a trace_pipe "
+				      "reader; close it and call close() again)"
+				    : "");
+		return err; /* the handle stays: close() or GC tries again */
+	}
+	tracefs_instance_free(in->ti);
+	in->ti = NULL;
+	return failed ? err : NULL;
+}
+
+static int instance_close(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	char err[512];
+	if (instance_close_impl(L, 1, in, err, sizeof(err)))
+		return luaL_error(L, "%s", err);
+	return 0;
+}
+
+static int instance_gc(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	char err[512];
+	if (instance_close_impl(L, 1, in, err, sizeof(err)))
+		lua_warning(L, err, 0);
+	return 0;
+}
+
+static int instance_tostring(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	if (in->closed)
+		lua_pushfstring(L, DP_INSTANCE_MT " \"%s\" (closed)", in->name);
+	else
+		lua_pushfstring(L, DP_INSTANCE_MT " \"%s\" (%d kB, %d event%s)", in->name,
+				(int)in->buffer_kb, in->nevents, in->nevents == 1 ? "" : "s");
+	return 1;
+}
+
+static int instance_name(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	lua_pushstring(L, in->name);
+	return 1;
+}
+
+static int instance_is_closed(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	lua_pushboolean(L, in->closed);
+	return 1;
+}
+
+/* inst:dir() -> the instance's directory in tracefs */
+static int instance_dir(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	char *d = tracefs_instance_get_dir(in->ti);
+	if (!d)
+		return luaL_error(L, "cannot get the directory of instance '%s'", in->name);
+	lua_pushstring(L, d);
+	tracefs_put_tracing_file(d);
+	return 1;
+}
+
+/* inst:read_file(name) -> contents of a file of the instance, or fail */
+static int instance_read_file(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	const char *f = dp_check_command(L, 2, "file name", NULL);
+	char *s;
+	if (strstr(f, ".."))
+		return luaL_argerror(L, 2, "'..' is not allowed");
+	s = tracefs_instance_file_read(in->ti, f, NULL);
+	if (!s) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "cannot read %s of instance '%s': %s", f, in->name,
+				strerror(errno));
+		return 2;
+	}
+	lua_pushstring(L, s);
+	free(s);
+	return 1;
+}
+
+/* inst:tracing(on) -> sets tracing_on of this instance (events and triggers) */
+static int instance_tracing(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	int r;
+	if (lua_isnoneornil(L, 2)) {
+		lua_pushboolean(L, tracefs_trace_is_on(in->ti) == 1);
+		return 1;
+	}
+	r = lua_toboolean(L, 2) ? tracefs_trace_on(in->ti) : tracefs_trace_off(in->ti);
+	if (r < 0)
+		return dp_kernel_error(L, "cannot set tracing_on", NULL, errno, NULL);
+	return 0;
+}
+
+static const luaL_Reg instance_methods[] = {
+	{"close", instance_close},
+	{"name", instance_name},
+	{"is_closed", instance_is_closed},
+	{"dir", instance_dir},
+	{"read_file", instance_read_file},
+	{"tracing", instance_tracing},
+	{NULL, NULL},
+};
+
+static const luaL_Reg instance_meta[] = {
+	{"__gc", instance_gc},
+	{"__close", instance_close},
+	{"__tostring", instance_tostring},
+	{NULL, NULL},
+};
+
+void dp_instance_open(lua_State *L)
+{
+	luaL_newmetatable(L, DP_INSTANCE_MT);
+	luaL_setfuncs(L, instance_meta, 0);
+	luaL_newlib(L, instance_methods);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_setfield(L, -3, "Instance"); /* methods table, for the Lua side */
+	lua_pop(L, 1);
+	lua_pushcfunction(L, instance_new);
+	lua_setfield(L, -2, "instance");
+}

@@ -1,0 +1,55 @@
+/*
+ * parse.h - the text trace parser: one line of `trace`/`trace_pipe` output
+ * at a time, pure C (no Lua), so that it can be fuzzed and benchmarked alone.
+ * Nothing here allocates: results point into the caller's line.
+ */
+#ifndef DROPPROBE_PARSE_H
+#define DROPPROBE_PARSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dp_span {
+	const char *p;
+	size_t n;
+};
+
+enum dp_line_kind {
+	DP_LINE_EMPTY,   /* blank */
+	DP_LINE_COMMENT, /* "# tracer: nop" and the other header lines */
+	DP_LINE_EVENT,   /* "comm-pid [cpu] flags ts: name: payload" */
+	DP_LINE_STACK,   /* an event line whose name is "<stack trace>" */
+	DP_LINE_USTACK,  /* "<user stack trace>" */
+	DP_LINE_FRAME,   /* " => symbol+0x1/0x2" */
+	DP_LINE_LOST,    /* "CPU:1 [LOST 2668 EVENTS]" */
+	DP_LINE_BAD      /* anything else: counted, never fatal */
+};
+
+struct dp_line {
+	enum dp_line_kind kind;
+	struct dp_span comm;
+	long pid;
+	int cpu;
+	struct dp_span flags;
+	uint64_t ts_ns;  /* timestamp in ns, as printed (us or ns precision) */
+	struct dp_span name;
+	struct dp_span payload;
+	struct dp_span frame; /* DP_LINE_FRAME */
+	long long lost;       /* DP_LINE_LOST; -1 when the kernel gave no count */
+};
+
+/* Parse one line (without its '\n'; a trailing '\r' is ignored). */
+enum dp_line_kind dp_parse_line(const char *s, size_t n, struct dp_line *out);
+
+/*
+ * Walk the "key=value" pairs of an event payload. Also takes "key: value"
+ * (kfree_skb prints "reason: NO_SOCKET"). A trailing ',' on a value is
+ * dropped. Returns 1 with key/val set, 0 at the end. *pos starts at 0.
+ */
+int dp_payload_next(struct dp_span payload, size_t *pos, struct dp_span *key,
+		    struct dp_span *val);
+
+/* A span that is a plain decimal integer (optional '-'), into *v. */
+int dp_span_integer(struct dp_span s, long long *v);
+
+#endif

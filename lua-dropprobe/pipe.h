@@ -1,0 +1,72 @@
+/*
+ * pipe.h - dropprobe.Pipe: a reader of records. Text mode reads an
+ * instance's trace_pipe (or a saved trace file) through parse.c; raw mode
+ * (raw.c) reads the per-CPU binary buffers through libtraceevent. Both hand
+ * out the same record tables through one queue.
+ */
+#ifndef DROPPROBE_PIPE_H
+#define DROPPROBE_PIPE_H
+
+#include <stdint.h>
+
+#include "core.h"
+
+enum dp_pipe_mode { DP_MODE_TEXT, DP_MODE_FILE, DP_MODE_RAW, DP_MODE_DAT };
+
+/* uservalue slots of a Pipe */
+#define DP_PIPE_UV_INST 1  /* the Instance (nil for files) */
+#define DP_PIPE_UV_REFS 2  /* records waiting to be handed out */
+#define DP_PIPE_UV_NAMES 3 /* event name -> system (text mode) */
+#define DP_PIPE_NUV 3
+
+struct dp_raw;
+
+struct dp_qent {
+	int ref; /* in the refs table */
+	int cpu;
+};
+
+struct dp_pipe {
+	enum dp_pipe_mode mode;
+	int closed;
+	int fd;
+	int eof;
+	struct dp_instance *inst;
+	/* text assembly */
+	char *buf;
+	size_t len, cap;
+	int ncpu;       /* size of the per-CPU arrays */
+	int *pending;   /* per CPU: a record that may still get a stack */
+	int stack_ref;  /* record receiving " => " frames, or LUA_NOREF */
+	int stack_n;
+	int collecting; /* a stack block may continue in the next read */
+	long long *lost_cpu; /* events the kernel reported lost, per CPU */
+	long long *mark_cpu; /* lost count to put on that CPU's next record */
+	/* records ready to hand out, in order */
+	struct dp_qent *q;
+	size_t qhead, qlen, qcap;
+	/* counters */
+	long long nread, lost, orphan_stacks, bad_lines;
+	double grace; /* seconds a record waits for its stack */
+	struct dp_raw *raw;
+};
+
+struct dp_pipe *dp_check_pipe(lua_State *L, int idx);
+/* Grow the per-CPU arrays to hold cpu. */
+void dp_pipe_cpus(lua_State *L, struct dp_pipe *p, int cpu);
+/* Queue the record table on top of the stack (popped); returns its ref.
+ * refs is the absolute index of the refs table. */
+int dp_pipe_push(lua_State *L, struct dp_pipe *p, int refs, int cpu);
+/* Set rec.lost_before from the CPU's pending mark (record on top). */
+void dp_pipe_mark_lost(lua_State *L, struct dp_pipe *p, int cpu);
+
+/* raw.c */
+int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts);
+/* Read what is there (wait up to ms when nothing is), queue records.
+ * Returns 1 when records were queued, 0 on timeout, -1 on EINTR. */
+int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms);
+void dp_raw_close(struct dp_pipe *p);
+int dp_raw_stats(lua_State *L, struct dp_pipe *p);
+int dp_raw_fd(struct dp_pipe *p);
+
+#endif

@@ -1,0 +1,510 @@
+--- Hunt Linux kernel packet drops from Lua, with nothing on the host but tracefs.
+--
+-- The C core (`dropprobe.core`) holds the tracefs objects: a private
+-- `Instance`, its `Event`s (enable, filter, trigger) and `Pipe`s that read
+-- records in text or raw mode. This module adds what is easier in Lua:
+-- option defaults, drop-reason names in filters, record printing, the
+-- iterators, and feature detection.
+--
+-- @module dropprobe
+-- @usage
+-- local dp = require "dropprobe"
+-- local inst <close> = dp.instance{ buffer_kb = 4096 }
+-- local ev = inst:event("skb:kfree_skb")
+-- ev:filter("reason > 2")
+-- ev:trigger("stacktrace if reason > 2")
+-- ev:enable()
+-- for rec in inst:records{ timeout = 2 } do print(rec) end
+
+local core = require "dropprobe.core"
+
+local M = { core = core, VERSION = "0.1.0" }
+
+local Instance, Event, Pipe = core.Instance, core.Event, core.Pipe
+local Record = core.Record
+
+local fmt = string.format
+
+--- Options checking: unknown keys are an error naming the allowed ones.
+local function check_options(opts, allowed, what)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error(fmt("%s: options must be a table, got %s", what, type(opts)), 3)
+  end
+  for k in pairs(opts) do
+    local ok = false
+    for _, a in ipairs(allowed) do if k == a then ok = true break end end
+    if not ok then
+      error(fmt("%s: unknown option '%s' (allowed: %s)", what, tostring(k),
+        table.concat(allowed, ", ")), 3)
+    end
+  end
+  return opts
+end
+M._check_options = check_options
+
+local function readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- The tracing directory.
+-- Finds tracefs, mounting it at /sys/kernel/tracing when it is not mounted
+-- (root only). With `dir`, points the whole library at another tree (tests
+-- on a fake tracefs); `false` goes back to the real one.
+-- @tparam[opt] string|false dir
+-- @treturn string the tracing directory
+-- @raise when not root, or tracefs cannot be mounted
+function M.tracefs(dir)
+  return core.tracefs(dir)
+end
+
+--- A monotonic clock in seconds (the same clock as record timestamps).
+-- @treturn number
+M.now = core.now
+
+local function tpath(...)
+  return M.tracefs() .. "/" .. table.concat({ ... }, "/")
+end
+
+--- What this kernel's tracing offers, read live from tracefs and /proc.
+-- @treturn table booleans: kprobes, uprobes, eprobes, hist, function_tracer,
+-- function_filter, stacktrace, instances, raw, btf
+function M.features()
+  local t = M.tracefs()
+  local readme = readfile(t .. "/README") or ""
+  local tracers = readfile(t .. "/available_tracers") or ""
+  local config = M._kernel_config()
+  local ff = io.open(t .. "/available_filter_functions", "rb")
+  local function_filter = false
+  if ff then
+    function_filter = ff:read(0) ~= nil
+    ff:close()
+  end
+  local eprobes
+  if config then
+    eprobes = config.CONFIG_EPROBE_EVENTS == "y"
+  else
+    eprobes = exists(t .. "/dynamic_events") and readme:find("efield:", 1, true) ~= nil
+  end
+  return {
+    kprobes = exists(t .. "/kprobe_events"),
+    uprobes = exists(t .. "/uprobe_events"),
+    eprobes = eprobes,
+    hist = readme:find("%shist[%s:]") ~= nil,
+    function_tracer = (" " .. tracers .. " "):find("%sfunction%s") ~= nil,
+    function_filter = function_filter,
+    stacktrace = readme:find("stacktrace", 1, true) ~= nil,
+    instances = exists(t .. "/instances/.") or exists(t .. "/instances"),
+    raw = exists(t .. "/per_cpu/cpu0/trace_pipe_raw"),
+    btf = exists("/sys/kernel/btf/vmlinux"),
+  }
+end
+
+--- The kernel's build options from /proc/config.gz, when the kernel has it.
+-- @treturn table|nil `{ CONFIG_X = "y", ... }`
+function M._kernel_config()
+  if not exists("/proc/config.gz") then return nil end
+  local p = io.popen("gzip -dc /proc/config.gz 2>/dev/null")
+  if not p then return nil end
+  local cfg = {}
+  for line in p:lines() do
+    local k, v = line:match("^(CONFIG_[%w_]+)=(.*)$")
+    if k then cfg[k] = v end
+  end
+  p:close()
+  return next(cfg) and cfg or nil
+end
+
+local function sorted(list)
+  table.sort(list)
+  return list
+end
+
+--- The event systems of this kernel, sorted.
+-- @treturn {string,...}
+function M.systems()
+  M.tracefs()
+  return sorted(core.systems())
+end
+
+--- The events of one system, sorted.
+-- @tparam string system e.g. "skb"
+-- @treturn {string,...}
+function M.events(system)
+  M.tracefs()
+  return sorted(core.events(system))
+end
+
+--- Parse the text of an event's `format` file.
+-- @tparam string text the format file
+-- @tparam[opt] string system
+-- @treturn table `{ name, id, system, print_fmt, symbols = { field = {[n] = name} },
+-- fields = {{name, type, offset, size, signed}...} }`
+function M.parse_format(text, system)
+  return core.parse_format(text, system)
+end
+
+--- The format of one event of this kernel.
+-- @tparam string system
+-- @tparam string name
+-- @treturn table see `parse_format`
+-- @raise unknown event
+function M.format(system, name)
+  if name == nil and type(system) == "string" then
+    system, name = system:match("^([^:]+):(.+)$")
+  end
+  core.check_command(system or "", "event system")
+  core.check_command(name or "", "event name")
+  if not system or not name or system:find("..", 1, true) or name:find("..", 1, true)
+      or system:find("/", 1, true) or name:find("/", 1, true) then
+    error("dp.format: give a system and an event name, e.g. dp.format(\"skb\", \"kfree_skb\")", 2)
+  end
+  local text = readfile(tpath("events", system, name, "format"))
+  if not text then
+    error(fmt("unknown event %s:%s: this kernel has no such event", system, name), 2)
+  end
+  return core.parse_format(text, system)
+end
+
+--- Turn a format's symbol table into a two-way reason table.
+-- @tparam table format from `parse_format`
+-- @tparam[opt="reason"] string field
+-- @treturn table `r[3] == "NO_SOCKET"`, `r.NO_SOCKET == 3`
+function M.reasons_of(format, field)
+  local syms = format.symbols and format.symbols[field or "reason"]
+  local r = {}
+  if not syms then return r end
+  for n, name in pairs(syms) do
+    r[n] = name
+    r[name] = n
+  end
+  return r
+end
+
+local reasons_cache = {}
+
+--- This kernel's drop reasons, from the print fmt of `skb:kfree_skb`.
+-- Kernels without a reason field (before 5.17) give an empty table.
+-- @treturn table `r[3] == "NO_SOCKET"` and `r.NO_SOCKET == 3`
+function M.reasons()
+  local dir = M.tracefs()
+  if reasons_cache[dir] then return reasons_cache[dir] end
+  local ok, f = pcall(M.format, "skb", "kfree_skb")
+  local r = ok and M.reasons_of(f) or {}
+  reasons_cache[dir] = r
+  return r
+end
+
+-- Replace `<field> <op> NAME` by the number NAME stands for in the event's
+-- symbol tables (reason names in filters). Quoted strings are left alone.
+local function translate(expr, symbols, what)
+  if not symbols or not next(symbols) then return expr end
+  local out, pos = {}, 1
+  -- split out double-quoted strings, translate only the parts between them
+  while pos <= #expr do
+    local q = expr:find('"', pos, true)
+    local part = expr:sub(pos, (q or #expr + 1) - 1)
+    part = part:gsub("([%a_][%w_]*)(%s*)([=!<>]=?)(%s*)([%a_][%w_]*)",
+      function(field, s1, op, s2, name)
+        local tab = symbols[field]
+        if not tab then return nil end
+        local n
+        for num, sym in pairs(tab) do
+          if sym == name or "SKB_DROP_REASON_" .. sym == name then n = num break end
+        end
+        if not n then
+          error(fmt("%s: unknown %s name '%s' on this kernel (see dp.reasons())",
+            what, field, name), 0)
+        end
+        return field .. s1 .. op .. s2 .. tostring(n)
+      end)
+    out[#out + 1] = part
+    if not q then break end
+    local q2 = expr:find('"', q + 1, true) or #expr
+    out[#out + 1] = expr:sub(q, q2)
+    pos = q2 + 1
+  end
+  return table.concat(out)
+end
+M._translate = translate
+
+-- per-event format cache (weak keys: goes with the event)
+local formats = setmetatable({}, { __mode = "k" })
+local function event_symbols(ev)
+  local f = formats[ev]
+  if f == nil then
+    local ok, text = pcall(ev.read_file, ev, "format")
+    f = ok and core.parse_format(text) or false
+    formats[ev] = f
+  end
+  return f and f.symbols
+end
+
+--- Set the event's filter (an ftrace filter expression), or clear it with nil.
+-- Reason names become this kernel's numbers (`reason == NO_SOCKET`).
+-- A refused filter raises with the kernel's own words and leaves the
+-- previous filter in force.
+-- @function Event:filter
+-- @tparam string|nil expr
+-- @return the event
+function Event:filter(expr)
+  if expr ~= nil then
+    core.check_command(expr, "filter")
+    local ok, t = pcall(translate, expr, event_symbols(self), "filter")
+    if not ok then error(t, 2) end
+    expr = t
+  end
+  self:_filter(expr)
+  return self
+end
+
+--- Add a trigger: `stacktrace`, `stacktrace:N`, `traceon`, `traceoff`,
+-- `enable_event:sys:ev`, each with an optional `if <filter>`. Reason names
+-- are allowed in the condition. Removed again when the instance closes.
+-- @function Event:trigger
+-- @tparam string spec
+-- @return the event
+function Event:trigger(spec)
+  core.check_command(spec, "trigger")
+  local head, cond = spec:match("^(.-)%s+if%s+(.*)$")
+  if head then
+    local ok, t = pcall(translate, cond, event_symbols(self), "trigger")
+    if not ok then error(t, 2) end
+    spec = head .. " if " .. t
+  end
+  self:_trigger(spec)
+  return self
+end
+
+--- The event's fields (from its format): `{ {name=, type=, offset=, size=, signed=}, ... }`
+-- without the common_ fields.
+-- @function Event:fields
+-- @treturn table
+function Event:fields()
+  local f = core.parse_format(self:read_file("format"))
+  local out = {}
+  for _, fld in ipairs(f.fields) do
+    if not fld.common then out[#out + 1] = fld end
+  end
+  return out
+end
+
+-- names of the events an instance uses: name -> system, for text records
+local inst_names = setmetatable({}, { __mode = "k" })
+
+--- An event of this instance: `inst:event("skb:kfree_skb")` or
+-- `inst:event("skb", "kfree_skb")`. The same event twice is the same object.
+-- @function Instance:event
+-- @tparam string system "sys:name", or the system
+-- @tparam[opt] string name
+-- @treturn Event
+-- @raise unknown event
+function Instance:event(system, name)
+  if name == nil then
+    if type(system) ~= "string" then
+      error("inst:event: give \"system:event\" or (system, event)", 2)
+    end
+    core.check_command(system, "event")
+    local s, n = system:match("^([^:]+):([^:]+)$")
+    if not s then
+      error(fmt("inst:event: '%s' is not \"system:event\" (e.g. \"skb:kfree_skb\")", system), 2)
+    end
+    system, name = s, n
+  end
+  local ev = core.event(self, system, name)
+  local names = inst_names[self]
+  if not names then names = {} inst_names[self] = names end
+  names[name] = system
+  return ev
+end
+
+--- A reader of this instance's records.
+-- @function Instance:pipe
+-- @tparam[opt] table opts `mode` ("text" or "raw", default "text"), `grace`
+-- (seconds a record waits for its stack, default 0.1)
+-- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
+function Instance:pipe(opts)
+  opts = check_options(opts, { "mode", "grace", "buffer_percent" }, "inst:pipe")
+  local names = inst_names[self]
+  if not names then names = {} inst_names[self] = names end
+  return core.pipe(self, { mode = opts.mode or "text", grace = opts.grace, names = names,
+    buffer_percent = opts.buffer_percent })
+end
+
+local function records_iter(pipe, opts, what)
+  local limit, timeout = opts.limit, opts.timeout
+  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+    error(what .. ": limit must be a whole number >= 0", 3)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error(what .. ": timeout must be a number of seconds >= 0", 3)
+  end
+  if opts.duration ~= nil and (type(opts.duration) ~= "number" or opts.duration < 0) then
+    error(what .. ": duration must be a number of seconds >= 0", 3)
+  end
+  local deadline = opts.duration and core.now() + opts.duration
+  local n = 0
+  local function iter(p)
+    if limit and n >= limit then return nil end
+    local wait = timeout
+    if deadline then
+      local left = deadline - core.now()
+      if left <= 0 then return nil end
+      if not wait or left < wait then wait = left end
+    end
+    local rec = p:read(wait)
+    if rec then n = n + 1 end
+    return rec
+  end
+  return iter, pipe, nil, pipe
+end
+
+--- Iterate over this instance's records.
+-- The loop ends after `timeout` seconds without a record (nil: waits), after
+-- `limit` records, or after `duration` seconds; breaking out of it closes the
+-- pipe (the fourth value is a to-be-closed pipe).
+-- @function Instance:records
+-- @tparam[opt] table opts `mode`, `timeout`, `limit`, `duration`, `grace`
+-- @usage for rec in inst:records{ mode = "raw", timeout = 2 } do print(rec) end
+function Instance:records(opts)
+  opts = check_options(opts, { "mode", "timeout", "limit", "duration", "grace",
+    "buffer_percent" }, "inst:records")
+  local p = self:pipe{ mode = opts.mode, grace = opts.grace, buffer_percent = opts.buffer_percent }
+  return records_iter(p, opts, "inst:records")
+end
+
+local function cpu_stats(inst)
+  local out = {}
+  local cpu = 0
+  while true do
+    local s = inst:read_file(fmt("per_cpu/cpu%d/stats", cpu))
+    if not s then break end
+    out[cpu] = {
+      entries = tonumber(s:match("entries:%s*(%d+)")) or 0,
+      overrun = tonumber(s:match("\noverrun:%s*(%d+)") or s:match("^overrun:%s*(%d+)")) or 0,
+      dropped = tonumber(s:match("dropped events:%s*(%d+)")) or 0,
+    }
+    cpu = cpu + 1
+  end
+  return out
+end
+
+--- What the pipe read and what was lost.
+-- `lost` is never silent: per CPU it is the larger of what the reader saw
+-- marked lost and the ring buffer's overrun counter, plus events the kernel
+-- dropped when the buffer was full (overwrite off).
+-- @function Pipe:stats
+-- @treturn table `{ read=, lost=, lost_marked=, overrun=, dropped=, per_cpu={[cpu]={...}}, ... }`
+function Pipe:stats()
+  local s = self:_stats()
+  local inst = self:instance()
+  s.overrun, s.dropped = 0, 0
+  s.per_cpu = {}
+  local lost = 0
+  local kernel = (inst and not inst:is_closed()) and cpu_stats(inst) or {}
+  local marked = s.lost_cpu or {}
+  local seen = {}
+  for cpu, k in pairs(kernel) do seen[cpu] = true
+    s.overrun = s.overrun + k.overrun
+    s.dropped = s.dropped + k.dropped
+  end
+  for cpu in pairs(marked) do seen[cpu] = true end
+  for cpu in pairs(seen) do
+    local k = kernel[cpu] or { overrun = 0, dropped = 0 }
+    local m = marked[cpu] or 0
+    local l = math.max(m, k.overrun) + k.dropped
+    s.per_cpu[cpu] = { lost = l, marked = m, overrun = k.overrun, dropped = k.dropped,
+      read = s.read_cpu and s.read_cpu[cpu] or nil }
+    lost = lost + l
+  end
+  s.lost = lost
+  s.lost_cpu = nil
+  return s
+end
+
+--- Records from a saved trace: the text of `trace`/`trace_pipe`, parsed by
+-- the same C parser as live text mode (or a trace-cmd `trace.dat`, where
+-- supported).
+-- @tparam string path
+-- @treturn function iterator, plus the to-be-closed reader
+-- @usage for rec in dp.open("saved-trace.txt") do print(rec.fields.reason) end
+function M.open(path, opts)
+  opts = check_options(opts, { "limit" }, "dp.open")
+  local f = io.open(path, "rb")
+  if not f then
+    local _, err = io.open(path, "rb")
+    error(fmt("dp.open: cannot open '%s': %s", tostring(path), err), 2)
+  end
+  local magic = f:read(10) or ""
+  f:close()
+  local p
+  if magic:sub(1, 3) == "\23\8\68" and magic:sub(4, 10) == "tracing" and core.open_dat then
+    p = core.open_dat(path)
+  else
+    p = core.open_text(path, M._known_names())
+  end
+  return records_iter(p, opts, "dp.open")
+end
+
+-- name -> system of every event this kernel knows, when tracefs is readable
+function M._known_names()
+  local ok, dir = pcall(core.tracefs)
+  if not ok then return nil end
+  local text = readfile(dir .. "/available_events")
+  if not text then return nil end
+  local names = {}
+  for sys, name in text:gmatch("([^:\n]+):([^\n]+)") do
+    if names[name] == nil then names[name] = sys end
+  end
+  return names
+end
+
+local function payload_of(rec)
+  if rec.payload then return rec.payload end
+  local keys = {}
+  for k in pairs(rec.fields or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(rec.fields[k]) end
+  return table.concat(parts, " ")
+end
+
+--- A record prints as one trace line (and its stack, one frame a line).
+-- @function Record:__tostring
+Record.__tostring = function(rec)
+  local line = fmt("%16s-%-7d [%03d] %s %12.6f: %s: %s", rec.comm or "<...>", rec.pid or 0,
+    rec.cpu or 0, rec.flags or ".....", rec.ts or 0, rec.name or "?", payload_of(rec))
+  if rec.lost_before then
+    line = fmt("CPU:%d [LOST %d EVENTS]\n%s", rec.cpu or 0, rec.lost_before, line)
+  end
+  if rec.stack then
+    local t = { line }
+    for _, f in ipairs(rec.stack) do t[#t + 1] = " => " .. f end
+    line = table.concat(t, "\n")
+  end
+  return line
+end
+Record.__name = "dropprobe.Record"
+
+--- A private tracefs instance (its own ring buffer), removed with
+-- everything in it on close, `<close>` or garbage collection.
+-- @tparam[opt] table opts `name` (default `dropprobe-<pid>-<n>`), `buffer_kb`
+-- (per CPU), `clock` (default "mono")
+-- @treturn Instance
+-- @raise not root, tracefs missing, bad name, existing instance
+function M.instance(opts)
+  opts = check_options(opts, { "name", "buffer_kb", "clock" }, "dp.instance")
+  return core.instance(opts)
+end
+
+return M

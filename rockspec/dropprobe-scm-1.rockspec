@@ -1,0 +1,47 @@
+rockspec_format = "3.0"
+package = "dropprobe"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout: luarocks make
+}
+description = {
+  summary = "Find where and why the Linux kernel drops packets, from Lua, with only tracefs",
+  detailed = [[
+    A Lua 5.4 module in C over libtracefs and libtraceevent: private tracefs
+    instances, trace events with filters and triggers, and a C record reader
+    for trace_pipe (text) and the per-CPU binary buffers (raw), plus drop-hunting
+    recipes and the `dropprobe` command.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+  LIBTRACEFS = { header = "tracefs/tracefs.h", library = "tracefs" },
+  LIBTRACEEVENT = { header = "traceevent/event-parse.h", library = "traceevent" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["dropprobe.core"] = {
+      sources = {
+        "lua-dropprobe/core.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
+        "lua-dropprobe/instance.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
+        "lua-dropprobe/raw.c", "lua-dropprobe/util.c",
+      },
+      libraries = { "tracefs", "traceevent" },
+      incdirs = {
+        "$(LIBTRACEFS_INCDIR)/tracefs", "$(LIBTRACEEVENT_INCDIR)/traceevent",
+        "lua-dropprobe",
+      },
+      libdirs = { "$(LIBTRACEFS_LIBDIR)", "$(LIBTRACEEVENT_LIBDIR)" },
+      defines = { "_GNU_SOURCE" },
+    },
+    ["dropprobe"] = "lua/dropprobe/init.lua",
+    ["dropprobe.cli"] = "lua/dropprobe/cli.lua",
+  },
+  install = {
+    bin = { dropprobe = "bin/dropprobe" },
+  },
+}

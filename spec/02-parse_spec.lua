@@ -1,0 +1,107 @@
+-- The C text parser, through dp.open on saved traces: the same code that
+-- reads a live trace_pipe.
+local dp = require "dropprobe"
+
+local function all(path)
+  local out = {}
+  for rec in dp.open(path) do out[#out + 1] = rec end
+  return out
+end
+
+describe("02 text parser", function()
+  it("reads kfree_skb records with their stacks from a saved trace", function()
+    local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
+    local drops, resets, icmp = {}, 0, 0
+    for _, r in ipairs(recs) do
+      if r.name == "kfree_skb" then drops[#drops + 1] = r end
+      if r.name == "tcp_send_reset" then resets = resets + 1 end
+      if r.name == "icmp_send" then icmp = icmp + 1 end
+    end
+    assert.are.equal(4, #drops)
+    assert.are.equal(1, resets)
+    assert.are.equal(3, icmp)
+    local tcp = drops[1]
+    assert.are.equal("python3", tcp.comm)
+    assert.are.equal(2844, tcp.pid)
+    assert.are.equal(1, tcp.cpu)
+    assert.are.equal("..s1.", tcp.flags)
+    assert.are.equal(101.435754, tcp.ts)
+    assert.are.equal("NO_SOCKET", tcp.fields.reason)
+    assert.are.equal(2048, tcp.fields.protocol)
+    assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.fields.location)
+    assert.are.equal(25, #tcp.stack)
+    assert.are.equal("trace_event_raw_event_kfree_skb+0xac/0x100", tcp.stack[1])
+    assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.stack[3])
+    -- two UDP drops got stacks (the trigger was stacktrace:2), two did not
+    assert.are.equal(22, #drops[2].stack)
+    assert.is_nil(drops[3].stack)
+    assert.is_nil(drops[4].stack)
+    -- never a separate record for a stack
+    for _, r in ipairs(recs) do assert.are_not.equal("<stack trace>", r.name) end
+  end)
+
+  it("prints a record as its trace line", function()
+    local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
+    local line = tostring(recs[2]):match("^[^\n]+")
+    assert.are.equal("         python3-2844    [001] ..s1.   101.435754: kfree_skb: "
+      .. "skbaddr=ffff888102a068e0 rx_sk=0000000000000000 protocol=2048 "
+      .. "location=tcp_v4_rcv+0x99/0x1400 reason: NO_SOCKET", line)
+    assert.truthy(tostring(recs[2]):find("\n => tcp_v4_rcv%+0x99/0x1400\n"))
+  end)
+
+  it("survives comm names with spaces and dashes, LOST lines, garbage and orphans", function()
+    local recs = all("spec/fixtures/trace-hostile.txt")
+    assert.are.equal(5, #recs)
+    assert.are.equal("Web Content", recs[1].comm)
+    assert.are.equal(1234, recs[1].pid)
+    assert.are.equal("kworker/u4:2-my-task", recs[2].comm)
+    assert.are.equal(77, recs[2].pid)
+    assert.are.equal(34525, recs[2].fields.protocol)
+    -- the record after "CPU:1 [LOST 42 EVENTS]" carries the gap
+    assert.are.equal("<...>", recs[3].comm)
+    assert.are.equal(42, recs[3].lost_before)
+    assert.are.equal("SOCKET_RCVBUFF", recs[3].fields.reason)
+    assert.are.same({ "trace_event_raw_event_kfree_skb+0xac/0x100", "__udp4_lib_rcv+0x4bc/0xd00" },
+      recs[3].stack)
+    -- an optional "(tgid)" column
+    assert.are.equal("tgid", recs[4].comm)
+    assert.are.equal(55, recs[4].pid)
+    assert.are.equal("icmp_send", recs[4].name)
+    assert.are.equal(3, recs[4].fields.type)
+    assert.are.equal("ksoftirqd/0", recs[5].comm)
+    assert.is_nil(recs[5].stack) -- the stack on CPU 3 belongs to no record
+  end)
+
+  it("counts what it could not parse, and loss, in the reader's stats", function()
+    local it, _, _, pipe = dp.open("spec/fixtures/trace-hostile.txt")
+    for _ in it, pipe do end
+    local s = pipe:stats()
+    assert.are.equal(5, s.read)
+    assert.are.equal(42, s.lost)
+    assert.are.equal(2, s.bad_lines)
+    assert.are.equal(1, s.orphan_stacks)
+    pipe:close()
+  end)
+
+  it("skips a truncated last line instead of crashing", function()
+    local recs = all("spec/fixtures/trace-truncated.txt")
+    assert.are.equal(1, #recs)
+    assert.are.equal("kfree_skb", recs[1].name)
+    assert.are.equal("rea", recs[1].payload:match("(rea)$"))
+  end)
+
+  it("stops at limit and closes the reader when the loop is left", function()
+    local n = 0
+    local it, s, c, pipe = dp.open("spec/fixtures/trace-tcp-udp-stacks.txt", { limit = 2 })
+    for _ in it, s, c, pipe do n = n + 1 end
+    assert.are.equal(2, n)
+    assert.truthy(tostring(pipe):find("closed"))
+  end)
+
+  it("refuses a missing file and unknown options clearly", function()
+    assert.has_error(function() dp.open("/nonexistent/trace.txt") end,
+      "dp.open: cannot open '/nonexistent/trace.txt': /nonexistent/trace.txt: No such file or directory")
+    assert.has_error(function() dp.open("spec/fixtures/trace-truncated.txt", { limt = 1 }) end,
+      "dp.open: unknown option 'limt' (allowed: limit)")
+  end)
+end)

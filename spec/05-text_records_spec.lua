@@ -1,0 +1,103 @@
+-- Real drops on loopback, read back in text mode, checked against the
+-- kernel's own counters.
+local dp = require "dropprobe"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local live_it = live.bind(it, pending)
+
+local function drop_hunt(inst, stack)
+  local ev = inst:event("skb:kfree_skb")
+  ev:filter("reason > 2")
+  if stack then ev:trigger("stacktrace if reason > 2") end
+  ev:enable()
+  return ev
+end
+
+describe("05 text records", function()
+  live_it("finds a TCP connect to closed port 9 with reason and stack #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance()
+    drop_hunt(inst, true)
+    local pid = tonumber(io.open("/proc/self/stat"):read("l"):match("^(%d+)"))
+    assert.are.equal(1, net.tcp_closed(9, 1))
+    local found
+    for rec in inst:records{ mode = "text", timeout = 1 } do
+      if rec.fields.location:find("^tcp_v4_rcv") and rec.pid == pid then found = rec break end
+    end
+    assert.truthy(found, "no kfree_skb record from tcp_v4_rcv")
+    assert.are.equal("NO_SOCKET", found.fields.reason)
+    assert.are.equal("skb", found.system)
+    local frames = table.concat(found.stack, " ")
+    assert.truthy(frames:find("tcp_v4_rcv", 1, true))
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("reads exactly the Udp NoPorts delta for 500 datagrams to a closed port #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 2048 }
+    local ev = drop_hunt(inst, false)
+    ev:filter("reason == NO_SOCKET && protocol == 2048")
+    local port = net.free_udp_port()
+    local pipe <close> = inst:pipe{ mode = "text" }
+    local s0 = snmp.read()
+    net.udp_closed(port, 500)
+    local s1 = snmp.read()
+    local n, udp = 0, 0
+    while true do
+      local rec = pipe:read(0.5)
+      if not rec then break end
+      n = n + 1
+      if rec.fields.location:find("^__udp4_lib_rcv") then udp = udp + 1 end
+    end
+    local stats = pipe:stats()
+    assert.are.equal(500, snmp.delta(s0, s1, "Udp.NoPorts"))
+    assert.are.equal(0, stats.lost)
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), udp)
+    assert.are.equal(n, stats.read)
+    pipe:close()
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("returns a record whose stack never comes after the grace time #live", function()
+    local inst <close> = dp.instance()
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason > 2")
+    ev:trigger("stacktrace:1 if reason > 2") -- only the first drop gets a stack
+    ev:enable()
+    local port = net.free_udp_port()
+    net.udp_closed(port, 2)
+    local got = {}
+    local t0 = dp.now()
+    for rec in inst:records{ timeout = 1 } do
+      if rec.fields.location:find("^__udp4_lib_rcv") then got[#got + 1] = rec end
+    end
+    assert.are.equal(2, #got)
+    assert.truthy(got[1].stack and #got[1].stack > 3)
+    assert.is_nil(got[2].stack)
+    assert.truthy(dp.now() - t0 < 5)
+  end)
+
+  live_it("closes the pipe when the loop is left with break, so the instance can go #live", function()
+    local before = state.snapshot()
+    local inst = dp.instance()
+    finally(function() inst:close() end)
+    drop_hunt(inst, false)
+    local it, s, c, pipe = inst:records{ timeout = 1 }
+    net.udp_closed(net.free_udp_port(), 3)
+    for _ in it, s, c, pipe do break end -- luacheck: ignore 512
+    assert.truthy(tostring(pipe):find("closed", 1, true))
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("refuses bad record options #live", function()
+    local inst <close> = dp.instance()
+    assert.has_error(function() inst:records{ timout = 1 } end,
+      "inst:records: unknown option 'timout' (allowed: mode, timeout, limit, duration, grace, buffer_percent)")
+    assert.has_error(function() inst:records{ mode = "binary" } end)
+  end)
+end)

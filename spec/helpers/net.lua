@@ -1,0 +1,54 @@
+-- Drops made on loopback, bounded in count and time (luasocket).
+local socket = require "socket"
+local net = {}
+
+local function host(family) return family == 6 and "::1" or "127.0.0.1" end
+
+--- n TCP connects to a closed port: each SYN is dropped with NO_SOCKET and
+-- answered with a reset.
+function net.tcp_closed(port, n, family)
+  local refused = 0
+  for _ = 1, n or 1 do
+    local s = family == 6 and socket.tcp6() or socket.tcp4()
+    s:settimeout(1)
+    local ok, err = s:connect(host(family), port)
+    if not ok and err == "connection refused" then refused = refused + 1 end
+    s:close()
+  end
+  return refused
+end
+
+--- n UDP datagrams to a closed port: NO_SOCKET, counted in Udp NoPorts.
+function net.udp_closed(port, n, family)
+  local u = family == 6 and socket.udp6() or socket.udp4()
+  for _ = 1, n or 1 do
+    u:sendto("x", host(family), port)
+  end
+  u:close()
+end
+
+--- n UDP datagrams into a bound socket with a tiny receive buffer that is
+-- never read: SOCKET_RCVBUFF, counted in Udp RcvbufErrors.
+function net.udp_rcvbuf(port, n, family, rcvbuf)
+  local r = family == 6 and socket.udp6() or socket.udp4()
+  assert(r:setoption("recv-buffer-size", rcvbuf or 1024))
+  assert(r:setsockname(host(family), port))
+  local u = family == 6 and socket.udp6() or socket.udp4()
+  local payload = string.rep("y", 512)
+  for _ = 1, n or 1 do
+    u:sendto(payload, host(family), port)
+  end
+  u:close()
+  r:close()
+end
+
+--- A free UDP port on loopback.
+function net.free_udp_port(family)
+  local u = family == 6 and socket.udp6() or socket.udp4()
+  u:setsockname(host(family), 0)
+  local _, port = u:getsockname()
+  u:close()
+  return tonumber(port)
+end
+
+return net
