@@ -73,6 +73,12 @@ static void push_fields(lua_State *L, struct tep_format_field *f, int *n, int co
 	}
 }
 
+void dp_push_symbols(lua_State *L, struct tep_event *ev)
+{
+	lua_newtable(L);
+	push_symbols(L, ev->print_fmt.args, lua_gettop(L));
+}
+
 int dp_push_event_format(lua_State *L, struct tep_event *ev)
 {
 	int n = 0;
@@ -93,8 +99,7 @@ int dp_push_event_format(lua_State *L, struct tep_event *ev)
 	push_fields(L, ev->format.common_fields, &n, 1);
 	push_fields(L, ev->format.fields, &n, 0);
 	lua_setfield(L, -2, "fields");
-	lua_newtable(L);
-	push_symbols(L, ev->print_fmt.args, lua_gettop(L));
+	dp_push_symbols(L, ev);
 	lua_setfield(L, -2, "symbols");
 	return 1;
 }

@@ -353,6 +353,8 @@ static int pipe_read(lua_State *L)
 			ms = deadline < 0 ? 250 : (int)((deadline - now) * 1000);
 			if (ms > 250)
 				ms = 250; /* poll wakes only at buffer_percent: read partial pages */
+			if (any_pending(p) && ms > (int)(p->grace * 1000))
+				ms = (int)(p->grace * 1000);
 			if (ms < 0)
 				ms = 0;
 			r = dp_raw_fill(L, p, refs, ms);
@@ -361,8 +363,14 @@ static int pipe_read(lua_State *L)
 				lua_pushliteral(L, "interrupted");
 				return 2;
 			}
-			if (r > 0)
+			if (r > 0) {
+				last_data = now_mono();
 				continue;
+			}
+			if (any_pending(p) && now_mono() - last_data >= p->grace) {
+				close_all_pending(p);
+				continue;
+			}
 			if (deadline >= 0 && now_mono() >= deadline) {
 				luaL_pushfail(L);
 				lua_pushliteral(L, "timeout");
@@ -425,7 +433,7 @@ static void pipe_close_impl(lua_State *L, struct dp_pipe *p, int idx)
 		return;
 	p->closed = 1;
 	if (p->mode == DP_MODE_RAW || p->mode == DP_MODE_DAT)
-		dp_raw_close(p);
+		dp_raw_close(L, p);
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;

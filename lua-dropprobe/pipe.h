@@ -65,7 +65,7 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts);
 /* Read what is there (wait up to ms when nothing is), queue records.
  * Returns 1 when records were queued, 0 on timeout, -1 on EINTR. */
 int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms);
-void dp_raw_close(struct dp_pipe *p);
+void dp_raw_close(lua_State *L, struct dp_pipe *p);
 int dp_raw_stats(lua_State *L, struct dp_pipe *p);
 int dp_raw_fd(struct dp_pipe *p);
 

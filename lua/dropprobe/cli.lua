@@ -12,6 +12,8 @@ local function parser()
   p:require_command(false)
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :option("--json", "Print one JSON object.", false):args(0)
+  p:command("cleanup", "Remove instances left by dropprobe processes that no longer exist.")
+    :flag("--dry-run", "Only list what would be removed.")
   return p
 end
 
@@ -31,6 +33,15 @@ local function cmd_reasons(dp, args)
   return 0
 end
 
+local function cmd_cleanup(dp, args)
+  local gone = dp.cleanup{ dry_run = args.dry_run }
+  for _, name in ipairs(gone) do
+    print((args.dry_run and "would remove " or "removed ") .. "instances/" .. name)
+  end
+  if #gone == 0 then print("nothing left behind by dropprobe") end
+  return 0
+end
+
 --- Run the command line; returns the exit code.
 -- @tparam table argv the `arg` table
 -- @treturn integer exit code
@@ -46,7 +57,7 @@ function M.main(argv)
     return 0
   end
   local dp = require "dropprobe"
-  local cmds = { reasons = cmd_reasons }
+  local cmds = { reasons = cmd_reasons, cleanup = cmd_cleanup }
   local good, rc = pcall(cmds[args.command], dp, args)
   if not good then
     io.stderr:write("dropprobe ", args.command, ": ", tostring(rc), "\n")

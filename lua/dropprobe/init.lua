@@ -337,8 +337,12 @@ function Instance:pipe(opts)
   opts = check_options(opts, { "mode", "grace", "buffer_percent" }, "inst:pipe")
   local names = inst_names[self]
   if not names then names = {} inst_names[self] = names end
+  local systems, seen = {}, {}
+  for _, sys in pairs(names) do
+    if not seen[sys] then seen[sys] = true systems[#systems + 1] = sys end
+  end
   return core.pipe(self, { mode = opts.mode or "text", grace = opts.grace, names = names,
-    buffer_percent = opts.buffer_percent })
+    systems = systems, buffer_percent = opts.buffer_percent })
 end
 
 local function records_iter(pipe, opts, what)
@@ -469,13 +473,45 @@ function M._known_names()
   return names
 end
 
+-- field order of an event, from its format (raw records have no payload)
+local field_order = {}
+local function order_of(rec)
+  local key = (rec.system or "?") .. ":" .. (rec.name or "?")
+  if field_order[key] == nil then
+    local ok, f = pcall(M.format, rec.system, rec.name)
+    local names = {}
+    if ok then
+      for _, fld in ipairs(f.fields) do
+        if not fld.common then names[#names + 1] = fld.name end
+      end
+    end
+    field_order[key] = names
+  end
+  return field_order[key]
+end
+
+local function show(v)
+  if math.type(v) == "integer" and (v < 0 or v > 0xffffffff) then
+    return fmt("%x", v)
+  elseif type(v) == "string" and v:find("[%z\1-\31\127-\255]") then
+    return (v:gsub(".", function(c) return fmt("%02x", c:byte()) end))
+  end
+  return tostring(v)
+end
+
 local function payload_of(rec)
   if rec.payload then return rec.payload end
-  local keys = {}
-  for k in pairs(rec.fields or {}) do keys[#keys + 1] = k end
-  table.sort(keys)
+  local fields = rec.fields or {}
+  local keys = order_of(rec)
+  if #keys == 0 then
+    for k in pairs(fields) do keys[#keys + 1] = k end
+    table.sort(keys)
+  end
   local parts = {}
-  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. tostring(rec.fields[k]) end
+  for _, k in ipairs(keys) do
+    local v = fields[k]
+    if v ~= nil and not k:find("_addr$") then parts[#parts + 1] = k .. "=" .. show(v) end
+  end
   return table.concat(parts, " ")
 end
 
@@ -505,6 +541,32 @@ Record.__name = "dropprobe.Record"
 function M.instance(opts)
   opts = check_options(opts, { "name", "buffer_kb", "clock" }, "dp.instance")
   return core.instance(opts)
+end
+
+--- Remove what dropprobe processes that no longer exist left behind
+-- (after `kill -9` or a crash): instances named `dropprobe-<pid>-<n>` whose
+-- pid is dead. Never touches anything else.
+-- @tparam[opt] table opts `dry_run = true` only lists
+-- @treturn {string,...} the instances removed (or that would be)
+function M.cleanup(opts)
+  opts = check_options(opts, { "dry_run" }, "dp.cleanup")
+  local dir = M.tracefs()
+  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "/instances' 2>/dev/null")
+  local names = {}
+  for name in p:lines() do names[#names + 1] = name end
+  p:close()
+  local removed = {}
+  for _, name in ipairs(names) do
+    local pid = name:match("^dropprobe%-(%d+)%-%d+$")
+    if pid and tonumber(pid) ~= nil and not exists("/proc/" .. pid .. "/stat") then
+      if not opts.dry_run then
+        local ok, err = os.remove(dir .. "/instances/" .. name)
+        if not ok then error(fmt("cannot remove instance %s: %s", name, err), 2) end
+      end
+      removed[#removed + 1] = name
+    end
+  end
+  return removed
 end
 
 return M

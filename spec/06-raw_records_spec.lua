@@ -1,0 +1,149 @@
+-- Raw mode: the per-CPU binary buffers decoded in C through libtraceevent,
+-- checked against the kernel's counters and against text mode.
+local dp = require "dropprobe"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local live_it = live.bind(it, pending)
+
+local function sym(loc) return (tostring(loc):match("^([^+]+)")) end
+
+describe("06 raw records", function()
+  live_it("reads exactly the Udp NoPorts delta for 3000 drops, named and symbolized #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 4096 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason == NO_SOCKET && protocol == 2048")
+    ev:enable()
+    local pipe <close> = inst:pipe{ mode = "raw" }
+    local port = net.free_udp_port()
+    local s0 = snmp.read()
+    net.udp_closed(port, 3000)
+    local s1 = snmp.read()
+    local udp, other = 0, 0
+    while true do
+      local rec = pipe:read(0.5)
+      if not rec then break end
+      if sym(rec.fields.location) == "__udp4_lib_rcv" then
+        udp = udp + 1
+        assert.are.equal("NO_SOCKET", rec.fields.reason)
+        assert.are.equal("skb", rec.system)
+        assert.are.equal(2048, rec.fields.protocol)
+        assert.are.equal("integer", math.type(rec.fields.location_addr))
+        assert.truthy(rec.fields.location:find("^__udp4_lib_rcv%+0x%x+/0x%x+$"))
+      else
+        other = other + 1
+      end
+    end
+    local stats = pipe:stats()
+    assert.are.equal(3000, snmp.delta(s0, s1, "Udp.NoPorts"))
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), udp)
+    assert.are.equal(0, stats.lost)
+    assert.are.equal(udp + other, stats.read)
+    pipe:close()
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("agrees with text mode record by record, stacks included #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 2048 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason > 2")
+    ev:trigger("stacktrace if reason > 2")
+    ev:enable()
+    -- keep the drops in the buffer, then read the same buffer twice: the
+    -- kernel's `trace` file (text, not consumed) and trace_pipe_raw
+    inst:tracing(true)
+    net.tcp_closed(9, 5)
+    net.udp_closed(net.free_udp_port(), 20)
+    inst:tracing(false)
+    local dir = inst:dir()
+    local text = {}
+    for rec in dp.open(dir .. "/trace") do
+      if rec.name == "kfree_skb" then text[#text + 1] = rec end
+    end
+    local raw = {}
+    for rec in inst:records{ mode = "raw", timeout = 0.5 } do
+      if rec.name == "kfree_skb" then raw[#raw + 1] = rec end
+    end
+    assert.is_true(#text >= 25)
+    assert.are.equal(#text, #raw)
+    for i = 1, #text do
+      local t, r = text[i], raw[i]
+      assert.are.equal(t.cpu, r.cpu)
+      assert.are.equal(t.fields.reason, r.fields.reason)
+      assert.are.equal(t.fields.location, r.fields.location)
+      assert.are.equal(t.fields.protocol, r.fields.protocol)
+      assert.are.equal(tonumber(t.fields.skbaddr, 16), r.fields.skbaddr)
+      assert.are.equal(t.flags, r.flags)
+      assert.are.same(t.stack, r.stack)
+      assert.are.equal(string.format("%.6f", t.ts), string.format("%.6f", r.ts))
+    end
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("gives stacks to exactly 3 of 10 drops with stacktrace:3 #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance()
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason == NO_SOCKET && protocol == 2048")
+    ev:trigger("stacktrace:3 if reason == NO_SOCKET && protocol == 2048")
+    ev:enable()
+    local pipe <close> = inst:pipe{ mode = "raw" }
+    local port = net.free_udp_port()
+    net.udp_closed(port, 10)
+    local n, stacks = 0, 0
+    while true do
+      local rec = pipe:read(0.5)
+      if not rec then break end
+      if sym(rec.fields.location) == "__udp4_lib_rcv" then
+        n = n + 1
+        if rec.stack then
+          stacks = stacks + 1
+          assert.truthy(table.concat(rec.stack, " "):find("__udp4_lib_rcv", 1, true))
+        end
+      end
+    end
+    assert.are.equal(10, n)
+    assert.are.equal(3, stacks)
+    pipe:close()
+    inst:close()
+    state.assert_same(before)
+  end)
+
+  live_it("counts lost events exactly as the kernel's overrun on a tiny buffer #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 8 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason == NO_SOCKET")
+    ev:enable()
+    net.udp_closed(net.free_udp_port(), 3000) -- nobody reads: the buffer overwrites
+    inst:tracing(false)
+    local overrun = 0
+    for cpu = 0, 255 do
+      local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+      if not s then break end
+      overrun = overrun + tonumber(s:match("\noverrun:%s*(%d+)"))
+    end
+    assert.is_true(overrun > 0)
+    local pipe <close> = inst:pipe{ mode = "raw" }
+    local n, marked = 0, 0
+    while true do
+      local rec = pipe:read(0.3)
+      if not rec then break end
+      n = n + 1
+      marked = marked + (rec.lost_before or 0)
+    end
+    local stats = pipe:stats()
+    assert.are.equal(overrun, stats.lost)
+    assert.are.equal(overrun, stats.overrun)
+    assert.are.equal(overrun, marked) -- the records after each gap carry it
+    assert.is_true(n > 0)
+    pipe:close()
+    inst:close()
+    state.assert_same(before)
+  end)
+end)
