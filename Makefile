@@ -5,8 +5,8 @@ LUAROCKS   ?= luarocks --lua-version $(LUA_VERSION)
 BUSTED     ?= busted --lua=$(LUA)
 CC         ?= cc
 CFLAGS_W    = -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE
-INCS        = -I/usr/include/lua$(LUA_VERSION) -I/usr/include/tracefs -I/usr/include/traceevent
-LIBS        = -ltracefs -ltraceevent
+INCS        = -I/usr/include/lua$(LUA_VERSION) -I/usr/include/tracefs -I/usr/include/traceevent -I/usr/include/trace-cmd
+LIBS        = -ltracefs -ltraceevent -ltracecmd
 SRC         = $(wildcard lua-dropprobe/*.c)
 HDR         = $(wildcard lua-dropprobe/*.h)
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

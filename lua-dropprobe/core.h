@@ -44,9 +44,9 @@ void dp_pipe_open(lua_State *L);
 void dp_raw_open(lua_State *L);
 
 struct dp_instance *dp_check_instance(lua_State *L, int idx); /* open only */
-/* Undo what an Event set (triggers, filter, enable); never raises.
- * Returns 0 or -1 with a message in err. */
-int dp_event_teardown(struct dp_event *ev, char *err, size_t errlen);
+/* Undo what an Event set (triggers, filter, enable) when write is set, and
+ * free what it kept; never raises. Returns 0 or -1 with a message in err. */
+int dp_event_teardown(struct dp_event *ev, int write, char *err, size_t errlen);
 /* Close a Pipe at idx (any mode); never raises. */
 void dp_pipe_close_at(lua_State *L, int idx);
 

@@ -70,13 +70,13 @@ static int event_new(lua_State *L)
 	return 1;
 }
 
-int dp_event_teardown(struct dp_event *ev, char *err, size_t errlen)
+int dp_event_teardown(struct dp_event *ev, int write, char *err, size_t errlen)
 {
-	int failed = 0;
+	int failed = 0; /* every step is tried; the first failure is reported */
 	char buf[1100];
 	for (int i = ev->ntriggers - 1; i >= 0; i--) {
 		snprintf(buf, sizeof(buf), "!%s", ev->triggers[i]);
-		if (event_write(ev, "trigger", buf, 1) < 0 && !failed) {
+		if (write && event_write(ev, "trigger", buf, 1) < 0 && !failed) {
 			snprintf(err, errlen, "cannot remove trigger '%s' of %s:%s: %s",
 				 ev->triggers[i], ev->system, ev->name, strerror(errno));
 			failed = 1;
@@ -89,7 +89,7 @@ int dp_event_teardown(struct dp_event *ev, char *err, size_t errlen)
 	ev->triggers = NULL;
 	ev->ntriggers = 0;
 	if (ev->filter) {
-		if (event_write(ev, "filter", "0", 0) < 0 && !failed) {
+		if (write && event_write(ev, "filter", "0", 0) < 0 && !failed) {
 			snprintf(err, errlen, "cannot clear the filter of %s:%s: %s", ev->system,
 				 ev->name, strerror(errno));
 			failed = 1;
@@ -98,7 +98,8 @@ int dp_event_teardown(struct dp_event *ev, char *err, size_t errlen)
 		ev->filter = NULL;
 	}
 	if (ev->enabled) {
-		if (tracefs_event_disable(ev->inst->ti, ev->system, ev->name) < 0 && !failed) {
+		if (write && tracefs_event_disable(ev->inst->ti, ev->system, ev->name) < 0 &&
+		    !failed) {
 			snprintf(err, errlen, "cannot disable %s:%s: %s", ev->system, ev->name,
 				 strerror(errno));
 			failed = 1;

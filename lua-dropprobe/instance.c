@@ -144,7 +144,7 @@ static int instance_new(lua_State *L)
 static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance *in,
 				       char *err, size_t errlen)
 {
-	int failed = 0;
+	int failed = 0, gone;
 	idx = lua_absindex(L, idx);
 	err[0] = 0;
 	if (!in->ti)
@@ -160,11 +160,13 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 		}
 	}
 	lua_pop(L, 1);
+	/* someone else removed it (trace-cmd extract -B does): nothing to undo */
+	gone = !tracefs_instance_exists(in->name);
 	if (lua_getiuservalue(L, idx, DP_INST_UV_EVENTS) == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, -2)) {
 			struct dp_event *ev = luaL_testudata(L, -1, DP_EVENT_MT);
-			if (ev && !ev->closed && dp_event_teardown(ev, err, errlen) < 0)
+			if (ev && !ev->closed && dp_event_teardown(ev, !gone, err, errlen) < 0)
 				failed = 1;
 			if (ev)
 				ev->closed = 1;

@@ -20,6 +20,7 @@
 #include <tracefs.h>
 
 #include "parse.h"
+#include "raw.h"
 
 #define READ_CHUNK 65536
 
@@ -348,6 +349,11 @@ static int pipe_read(lua_State *L)
 			lua_pushliteral(L, "closed");
 			return 2;
 		}
+		if (p->mode == DP_MODE_DAT) {
+			if (dp_dat_fill(L, p, refs) <= 0)
+				p->eof = 1;
+			continue;
+		}
 		if (p->mode == DP_MODE_RAW) {
 			now = now_mono();
 			ms = deadline < 0 ? 250 : (int)((deadline - now) * 1000);
@@ -528,7 +534,7 @@ static int pipe_tostring(lua_State *L)
 	return 1;
 }
 
-static struct dp_pipe *pipe_alloc(lua_State *L, enum dp_pipe_mode mode)
+struct dp_pipe *dp_pipe_alloc(lua_State *L, enum dp_pipe_mode mode)
 {
 	struct dp_pipe *p = lua_newuserdatauv(L, sizeof(*p), DP_PIPE_NUV);
 	memset(p, 0, sizeof(*p));
@@ -563,7 +569,7 @@ static int pipe_new(lua_State *L)
 	grace = dp_opt_number(L, 2, "grace", 0.1);
 	if (strcmp(mode, "text") && strcmp(mode, "raw"))
 		return luaL_error(L, "bad mode '%s' (text or raw)", mode);
-	p = pipe_alloc(L, mode[0] == 't' ? DP_MODE_TEXT : DP_MODE_RAW);
+	p = dp_pipe_alloc(L, mode[0] == 't' ? DP_MODE_TEXT : DP_MODE_RAW);
 	p->inst = in;
 	p->grace = grace;
 	lua_pushvalue(L, 1);
@@ -596,7 +602,7 @@ static int pipe_new(lua_State *L)
 static int pipe_open_text(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
-	struct dp_pipe *p = pipe_alloc(L, DP_MODE_FILE);
+	struct dp_pipe *p = dp_pipe_alloc(L, DP_MODE_FILE);
 	p->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (p->fd < 0)
 		return luaL_error(L, "cannot open trace file '%s': %s", path, strerror(errno));

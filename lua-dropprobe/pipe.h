@@ -52,6 +52,8 @@ struct dp_pipe {
 };
 
 struct dp_pipe *dp_check_pipe(lua_State *L, int idx);
+/* A new Pipe userdata (pushed), closed until its source is opened. */
+struct dp_pipe *dp_pipe_alloc(lua_State *L, enum dp_pipe_mode mode);
 /* Grow the per-CPU arrays to hold cpu. */
 void dp_pipe_cpus(lua_State *L, struct dp_pipe *p, int cpu);
 /* Queue the record table on top of the stack (popped); returns its ref.

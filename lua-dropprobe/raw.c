@@ -25,47 +25,9 @@
 #include <tracefs.h>
 
 #include "format.h"
+#include "raw.h"
 
-enum fkind { FK_UNSIGNED, FK_SIGNED, FK_SYMBOL, FK_ENUM, FK_STRING, FK_BYTES };
-
-struct fdesc {
-	struct tep_format_field *f;
-	enum fkind kind;
-	int name_idx; /* index of the field name in the event's name table */
-	int addr_idx; /* "<name>_addr" for FK_SYMBOL */
-	int has_syms; /* symbol table at cache.syms[name] */
-};
-
-struct evinfo {
-	int id;
-	struct tep_event *ev;
-	int nf;
-	struct fdesc *fd;
-	int cache_ref; /* Lua table: [1]=name, [2]=system, [3..]=field names, syms={} */
-};
-
-struct dp_raw {
-	struct tep_handle *tep;
-	int ncpu;
-	int *fds;
-	struct kbuffer **kb;
-	void **page;
-	void **next;          /* current event of the loaded page, or NULL */
-	unsigned long long *next_ts;
-	long long *missed;    /* per CPU, from the pages' missed-events marks */
-	long long *nread_cpu; /* per CPU */
-	int psize;
-	int stack_id;
-	struct tep_format_field *stack_size, *stack_caller;
-	struct tep_format_field *common_pid, *common_flags, *common_preempt;
-	struct evinfo *evs;
-	int nevs;
-	int cmdlines_reloaded;
-	int cache_ref; /* registry: { ev = {[id]=cache}, sym = {[addr]=str}, comm = {[pid]=str} } */
-	long long nread, unknown, orphan_stacks, pages;
-};
-
-static void raw_free(struct dp_raw *r)
+void dp_raw_free(struct dp_raw *r)
 {
 	if (!r)
 		return;
@@ -87,8 +49,8 @@ static void raw_free(struct dp_raw *r)
 	free(r->next_ts);
 	free(r->missed);
 	free(r->nread_cpu);
-	if (r->tep)
-		tep_free(r->tep);
+	if (r->tep && !r->dat)
+		tep_free(r->tep); /* a trace.dat's tep belongs to libtracecmd */
 	free(r);
 }
 
@@ -96,7 +58,7 @@ void dp_raw_close(lua_State *L, struct dp_pipe *p)
 {
 	if (p->raw)
 		luaL_unref(L, LUA_REGISTRYINDEX, p->raw->cache_ref);
-	raw_free(p->raw);
+	dp_raw_free(p->raw);
 	p->raw = NULL;
 }
 
@@ -135,9 +97,21 @@ static int field_is_symbolic(struct tep_event *ev, const char *name)
 	return 0;
 }
 
-static int raw_cache(lua_State *L, struct dp_raw *r)
+int dp_raw_cache(lua_State *L, struct dp_raw *r)
 {
 	return lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
+}
+
+void dp_raw_new_cache(lua_State *L, struct dp_raw *r)
+{
+	lua_createtable(L, 0, 3);
+	lua_newtable(L);
+	lua_setfield(L, -2, "ev");
+	lua_newtable(L);
+	lua_setfield(L, -2, "sym");
+	lua_newtable(L);
+	lua_setfield(L, -2, "comm");
+	r->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 /* Build (once) what decoding an event needs. */
@@ -200,7 +174,7 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 		else
 			d->kind = FK_UNSIGNED;
 	}
-	raw_cache(L, r);
+	dp_raw_cache(L, r);
 	lua_getfield(L, -1, "ev");
 	lua_pushvalue(L, -3);
 	lua_rawseti(L, -2, id);
@@ -260,7 +234,7 @@ static void push_comm(lua_State *L, struct dp_raw *r, int commtab, int pid)
 	if (lua_rawgeti(L, commtab, pid) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
-	if (pid > 0 && !tep_is_pid_registered(r->tep, pid) && !r->cmdlines_reloaded) {
+	if (pid > 0 && !r->dat && !tep_is_pid_registered(r->tep, pid) && !r->cmdlines_reloaded) {
 		/* a pid new since the pipe opened: the kernel's saved_cmdlines may
 		 * know it (reloaded once per fill, not per record) */
 		tracefs_load_cmdlines(dp_custom_dir ? tracefs_tracing_dir() : NULL, r->tep);
@@ -270,6 +244,8 @@ static void push_comm(lua_State *L, struct dp_raw *r, int commtab, int pid)
 		lua_pushliteral(L, "<idle>");
 	} else if ((c = tep_data_comm_from_pid(r->tep, pid)) && strcmp(c, "<...>") != 0) {
 		lua_pushstring(L, c);
+	} else if (r->dat) {
+		lua_pushliteral(L, "<...>"); /* another host's pid: only the file knows */
 	} else {
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 		f = fopen(path, "re");
@@ -323,11 +299,11 @@ static void attach_stack(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int 
 
 static int holding(struct dp_pipe *p)
 {
-	return p->inst && !p->inst->closed && p->inst->stack_triggers > 0;
+	return p->mode == DP_MODE_DAT ||
+	       (p->inst && !p->inst->closed && p->inst->stack_triggers > 0);
 }
 
-/* Decode one event of cpu into a record (or a stack for the last record). */
-static void decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, int cache,
+void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, int cache,
 		   int cpu, void *data, int size, unsigned long long ts)
 {
 	struct tep_record rec;
@@ -514,7 +490,7 @@ int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms)
 	if (!loaded)
 		return 0;
 	r->cmdlines_reloaded = 0;
-	raw_cache(L, r);
+	dp_raw_cache(L, r);
 	cache = lua_gettop(L);
 	/* hand out what was read in timestamp order across CPUs */
 	for (;;) {
@@ -527,12 +503,43 @@ int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms)
 			break;
 		data = r->next[best];
 		dp_pipe_cpus(L, p, best);
-		decode(L, p, r, refs, cache, best, data, kbuffer_event_size(r->kb[best]),
+		dp_raw_decode(L, p, r, refs, cache, best, data, kbuffer_event_size(r->kb[best]),
 		       r->next_ts[best]);
 		r->next[best] = kbuffer_next_event(r->kb[best], &r->next_ts[best]);
 	}
 	lua_pop(L, 1);
 	return 1;
+}
+
+/* What decoding needs from a tep: the stack event and the common fields.
+ * Returns NULL or what is missing. */
+const char *dp_raw_init_tep(struct dp_raw *r)
+{
+	struct tep_event *kst;
+	kst = tep_find_event_by_name(r->tep, "ftrace", "kernel_stack");
+	r->stack_id = kst ? kst->id : -1;
+	if (kst) {
+		r->stack_size = tep_find_field(kst, "size");
+		r->stack_caller = tep_find_field(kst, "caller");
+	}
+	{
+		/* the common fields are the same for every event */
+		struct tep_event *any = kst;
+		if (!any) {
+			struct tep_event **all = tep_list_events(r->tep, TEP_EVENT_SORT_ID);
+			any = all ? all[0] : NULL;
+		}
+		if (!any) {
+			return "no event formats found";
+		}
+		r->common_pid = tep_find_common_field(any, "common_pid");
+		r->common_flags = tep_find_common_field(any, "common_flags");
+		r->common_preempt = tep_find_common_field(any, "common_preempt_count");
+		if (!r->common_pid || !r->common_flags || !r->common_preempt) {
+			return "event formats lack the common fields";
+		}
+	}
+	return NULL;
 }
 
 /* Start raw reading on p's instance; opts is the option table index. */
@@ -543,7 +550,6 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts)
 	int ns = 0;
 	lua_Integer pct = dp_opt_integer(L, opts, "buffer_percent", -1);
 	char msg[512];
-	struct tep_event *kst;
 	int fail_errno = 0;
 	const char *fail = NULL;
 
@@ -585,31 +591,9 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts)
 	}
 	if (r->psize <= 0)
 		r->psize = getpagesize();
-	kst = tep_find_event_by_name(r->tep, "ftrace", "kernel_stack");
-	r->stack_id = kst ? kst->id : -1;
-	if (kst) {
-		r->stack_size = tep_find_field(kst, "size");
-		r->stack_caller = tep_find_field(kst, "caller");
-	}
-	{
-		/* the common fields are the same for every event */
-		struct tep_event *any = kst;
-		if (!any) {
-			struct tep_event **all = tep_list_events(r->tep, TEP_EVENT_SORT_ID);
-			any = all ? all[0] : NULL;
-		}
-		if (!any) {
-			fail = "no event formats found";
-			goto error;
-		}
-		r->common_pid = tep_find_common_field(any, "common_pid");
-		r->common_flags = tep_find_common_field(any, "common_flags");
-		r->common_preempt = tep_find_common_field(any, "common_preempt_count");
-		if (!r->common_pid || !r->common_flags || !r->common_preempt) {
-			fail = "event formats lack the common fields";
-			goto error;
-		}
-	}
+	fail = dp_raw_init_tep(r);
+	if (fail)
+		goto error;
 	r->ncpu = tep_get_cpus(r->tep);
 	if (r->ncpu <= 0)
 		r->ncpu = (int)sysconf(_SC_NPROCESSORS_CONF);
@@ -664,20 +648,13 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts)
 			goto error;
 		}
 	}
-	lua_createtable(L, 0, 3);
-	lua_newtable(L);
-	lua_setfield(L, -2, "ev");
-	lua_newtable(L);
-	lua_setfield(L, -2, "sym");
-	lua_newtable(L);
-	lua_setfield(L, -2, "comm");
-	r->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	dp_raw_new_cache(L, r);
 	dp_pipe_cpus(L, p, r->ncpu - 1);
 	return 0;
 error:
 	snprintf(msg, sizeof(msg), "raw mode: %s%s%s", fail, fail_errno ? ": " : "",
 		 fail_errno ? strerror(fail_errno) : "");
-	raw_free(r);
+	dp_raw_free(r);
 	p->raw = NULL;
 	p->closed = 1;
 	lua_pushstring(L, msg);
@@ -692,7 +669,7 @@ int dp_raw_stats(lua_State *L, struct dp_pipe *p)
 	lua_setfield(L, -2, "read");
 	lua_pushinteger(L, p->lost);
 	lua_setfield(L, -2, "lost_marked");
-	lua_pushliteral(L, "raw");
+	lua_pushstring(L, p->mode == DP_MODE_DAT ? "trace.dat" : "raw");
 	lua_setfield(L, -2, "mode");
 	if (!r)
 		return 1;
@@ -719,5 +696,5 @@ int dp_raw_stats(lua_State *L, struct dp_pipe *p)
 
 void dp_raw_open(lua_State *L)
 {
-	(void)L;
+	dp_dat_open(L);
 }

@@ -20,22 +20,24 @@ dependencies = {
 external_dependencies = {
   LIBTRACEFS = { header = "tracefs/tracefs.h", library = "tracefs" },
   LIBTRACEEVENT = { header = "traceevent/event-parse.h", library = "traceevent" },
+  LIBTRACECMD = { header = "trace-cmd/trace-cmd.h", library = "tracecmd" },
 }
 build = {
   type = "builtin",
   modules = {
     ["dropprobe.core"] = {
       sources = {
-        "lua-dropprobe/core.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
+        "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
         "lua-dropprobe/instance.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
         "lua-dropprobe/raw.c", "lua-dropprobe/util.c",
       },
-      libraries = { "tracefs", "traceevent" },
+      libraries = { "tracefs", "traceevent", "tracecmd" },
       incdirs = {
         "$(LIBTRACEFS_INCDIR)/tracefs", "$(LIBTRACEEVENT_INCDIR)/traceevent",
+        "$(LIBTRACECMD_INCDIR)/trace-cmd",
         "lua-dropprobe",
       },
-      libdirs = { "$(LIBTRACEFS_LIBDIR)", "$(LIBTRACEEVENT_LIBDIR)" },
+      libdirs = { "$(LIBTRACEFS_LIBDIR)", "$(LIBTRACEEVENT_LIBDIR)", "$(LIBTRACECMD_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
     ["dropprobe"] = "lua/dropprobe/init.lua",

@@ -1,0 +1,60 @@
+-- trace.dat files written by stock trace-cmd read back through dp.open with
+-- the same decoder as raw mode.
+local dp = require "dropprobe"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local live_it = live.bind(it, pending)
+
+local function have(cmd)
+  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1")
+end
+
+describe("08 trace.dat", function()
+  it("tells a bad file from a trace.dat by its magic bytes", function()
+    local path = os.tmpname()
+    local f = io.open(path, "wb")
+    f:write("\23\8\68tracing6\0garbage that is no trace.dat")
+    f:close()
+    local ok, err = pcall(dp.open, path)
+    os.remove(path)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("cannot read trace.dat", 1, true))
+  end)
+
+  live_it("reads a trace-cmd extract of a filled instance: count equals Udp NoPorts #live", function()
+    assert.is_true(have("trace-cmd"), "trace-cmd is not installed (make deps)")
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 2048 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason == NO_SOCKET && protocol == 2048")
+    ev:trigger("stacktrace:5 if reason == NO_SOCKET && protocol == 2048")
+    ev:enable()
+    local port = net.free_udp_port()
+    local s0 = snmp.read()
+    net.udp_closed(port, 1500)
+    local s1 = snmp.read()
+    inst:tracing(false)
+    local dat = os.tmpname()
+    finally(function() os.remove(dat) end)
+    local cmd = ("cd /tmp && trace-cmd extract -B %s -o %s >/dev/null 2>&1"):format(inst:name(), dat)
+    assert.is_true(os.execute(cmd), "trace-cmd extract failed")
+    local n, stacks, lost = 0, 0, 0
+    local it, a, b, pipe = dp.open(dat)
+    for rec in it, a, b, pipe do
+      if rec.name == "kfree_skb" and tostring(rec.fields.location):find("^__udp4_lib_rcv") then
+        n = n + 1
+        assert.are.equal("NO_SOCKET", rec.fields.reason)
+        if rec.stack then stacks = stacks + 1 end
+      end
+      lost = lost + (rec.lost_before or 0)
+    end
+    assert.are.equal(1500, snmp.delta(s0, s1, "Udp.NoPorts"))
+    assert.are.equal(0, lost)
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), n)
+    assert.are.equal(5, stacks)
+    inst:close() -- trace-cmd removed the instance already: closing is quiet
+    state.assert_same(before)
+  end)
+end)
