@@ -13,6 +13,7 @@
 /* uservalue slots of an Instance */
 #define DP_INST_UV_EVENTS 1 /* "sys:name" -> Event */
 #define DP_INST_UV_PIPES 2  /* weak-keyed set of open Pipes */
+#define DP_INST_UV_KPROBES 3 /* Kprobes its events use: removed after them */
 
 struct dp_instance {
 	struct tracefs_instance *ti;
@@ -20,6 +21,8 @@ struct dp_instance {
 	int closed;
 	long buffer_kb;
 	int stack_triggers; /* stacktrace triggers set through this object */
+	int tracer_set;     /* current_tracer was changed: back to nop on close */
+	int ftrace_filter_set;
 	int nevents;
 };
 
@@ -42,6 +45,11 @@ void dp_instance_open(lua_State *L);
 void dp_event_open(lua_State *L);
 void dp_pipe_open(lua_State *L);
 void dp_raw_open(lua_State *L);
+void dp_kprobe_open(lua_State *L);
+
+struct dp_kprobe;
+/* Remove a kprobe from the kernel: 0, or -1 with errno (EBUSY in use). */
+int dp_kprobe_destroy(struct dp_kprobe *kp);
 
 struct dp_instance *dp_check_instance(lua_State *L, int idx); /* open only */
 /* Undo what an Event set (triggers, filter, enable) when write is set, and

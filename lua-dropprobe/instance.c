@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <tracefs.h>
@@ -20,6 +21,25 @@ struct dp_instance *dp_check_instance(lua_State *L, int idx)
 	if (in->closed)
 		luaL_error(L, "attempt to use a closed instance");
 	return in;
+}
+
+/* Whether the instance's directory is still there (tracefs_instance_exists
+ * does not follow a tracing dir set with tracefs_set_tracing_dir). */
+static int instance_dir_exists(struct tracefs_instance *ti)
+{
+	char *d = tracefs_instance_get_dir(ti);
+	struct stat st;
+	int ok = d && stat(d, &st) == 0 && S_ISDIR(st.st_mode);
+	tracefs_put_tracing_file(d);
+	return ok;
+}
+
+static int instance_name_taken(const char *name)
+{
+	char path[4200];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/instances/%s", tracefs_tracing_dir(), name);
+	return stat(path, &st) == 0;
 }
 
 /* Best effort: an option file may be missing on old kernels or fake trees. */
@@ -70,14 +90,14 @@ static int instance_new(lua_State *L)
 		if (dp_ensure_tracefs(L, dir, sizeof(dir)) < 0)
 			return lua_error(L);
 	}
-	if (tracefs_instance_exists(name))
+	if (instance_name_taken(name))
 		return luaL_error(L, "tracefs instance '%s' already exists and this process did "
 				     "not create it; dropprobe never adopts or removes an instance "
 				     "it did not make (choose another name; `dropprobe cleanup` "
 				     "removes ones left by dead dropprobe processes)",
 				  name);
 
-	in = lua_newuserdatauv(L, sizeof(*in), 2);
+	in = lua_newuserdatauv(L, sizeof(*in), 3);
 	memset(in, 0, sizeof(*in));
 	in->closed = 1; /* until created */
 	luaL_setmetatable(L, DP_INSTANCE_MT);
@@ -89,6 +109,8 @@ static int instance_new(lua_State *L)
 	lua_setfield(L, -2, "__mode");
 	lua_setmetatable(L, -2);
 	lua_setiuservalue(L, -2, DP_INST_UV_PIPES);
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, DP_INST_UV_KPROBES);
 
 	errno = 0;
 	ti = tracefs_instance_create(name);
@@ -161,7 +183,7 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 	}
 	lua_pop(L, 1);
 	/* someone else removed it (trace-cmd extract -B does): nothing to undo */
-	gone = !tracefs_instance_exists(in->name);
+	gone = !instance_dir_exists(in->ti);
 	if (lua_getiuservalue(L, idx, DP_INST_UV_EVENTS) == LUA_TTABLE) {
 		lua_pushnil(L);
 		while (lua_next(L, -2)) {
@@ -174,6 +196,15 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 		}
 	}
 	lua_pop(L, 1);
+	if (!gone && in->tracer_set && tracefs_instance_file_write(in->ti, "current_tracer", "nop") < 0 &&
+	    !failed) {
+		snprintf(err, errlen, "cannot set the tracer of '%s' back to nop: %s", in->name,
+			 strerror(errno));
+		failed = 1;
+	}
+	if (!gone && in->ftrace_filter_set)
+		(void)tracefs_instance_file_clear(in->ti, "set_ftrace_filter");
+	in->tracer_set = in->ftrace_filter_set = 0;
 	in->closed = 1;
 destroy:
 	if (tracefs_instance_destroy(in->ti) < 0 && errno != ENOENT) {
@@ -187,6 +218,20 @@ destroy:
 	}
 	tracefs_instance_free(in->ti);
 	in->ti = NULL;
+	/* the probes its events used can go now that no event is enabled */
+	if (lua_getiuservalue(L, idx, DP_INST_UV_KPROBES) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			struct dp_kprobe *kp = luaL_testudata(L, -2, DP_KPROBE_MT);
+			if (kp && dp_kprobe_destroy(kp) < 0 && !failed) {
+				snprintf(err, errlen, "cannot remove a kprobe of instance '%s': %s",
+					 in->name, strerror(errno));
+				failed = 1;
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
 	return failed ? err : NULL;
 }
 
@@ -280,7 +325,73 @@ static int instance_tracing(lua_State *L)
 	return 0;
 }
 
+/*
+ * inst:_tracer(name [, functions]) - the instance's own tracer (never the
+ * top level's), with an optional function filter set first, so that a
+ * kernel that refuses the filter (EPERM under lockdown) leaves nothing
+ * changed. Back to nop on close.
+ */
+static int instance_tracer(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	size_t n;
+	const char *tracer = dp_check_command(L, 2, "tracer", &n);
+	const char *filter = lua_isnoneornil(L, 3) ? NULL
+						   : dp_check_command(L, 3, "function filter", NULL);
+	if (!dp_name_ok(tracer, n, 32))
+		return luaL_error(L, "bad tracer name '%s'", tracer);
+	if (!tracefs_tracer_available(tracefs_tracing_dir(), tracer))
+		return luaL_error(L, "tracer '%s' is not available on this kernel (see "
+				     "available_tracers; the function tracer needs "
+				     "CONFIG_FUNCTION_TRACER=y)",
+				  tracer);
+	if (filter) {
+		if (tracefs_instance_file_write(in->ti, "set_ftrace_filter", filter) < 0) {
+			int e = errno;
+			char what[300];
+			snprintf(what, sizeof(what), "function filter '%s' on instance '%s'", filter,
+				 in->name);
+			return dp_kernel_error(
+			    L, what, NULL, e,
+			    e == EPERM ? "the kernel does not allow the function filter here: "
+					 "kernel lockdown or a restricted ftrace "
+					 "(available_filter_functions is not readable either); "
+					 "nothing was changed"
+				       : e == EINVAL ? "no such function in "
+						       "available_filter_functions; nothing was "
+						       "changed"
+						     : "nothing was changed");
+		}
+		in->ftrace_filter_set = 1;
+	}
+	if (tracefs_instance_file_write(in->ti, "current_tracer", tracer) < 0) {
+		int e = errno;
+		if (filter) {
+			(void)tracefs_instance_file_clear(in->ti, "set_ftrace_filter");
+			in->ftrace_filter_set = 0;
+		}
+		return dp_kernel_error(L, "cannot set the instance's tracer", NULL, e,
+				       "the function filter was cleared again");
+	}
+	in->tracer_set = strcmp(tracer, "nop") != 0;
+	return 0;
+}
+
+/* inst:_hold(kp) - the instance removes kp after its own events */
+static int instance_hold(lua_State *L)
+{
+	dp_check_instance(L, 1);
+	luaL_checkudata(L, 2, DP_KPROBE_MT);
+	lua_getiuservalue(L, 1, DP_INST_UV_KPROBES);
+	lua_pushvalue(L, 2);
+	lua_pushboolean(L, 1);
+	lua_rawset(L, -3);
+	return 0;
+}
+
 static const luaL_Reg instance_methods[] = {
+	{"_hold", instance_hold},
+	{"_tracer", instance_tracer},
 	{"close", instance_close},
 	{"name", instance_name},
 	{"is_closed", instance_is_closed},

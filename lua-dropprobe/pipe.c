@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,6 +137,37 @@ static void push_value(lua_State *L, struct dp_span v)
 		lua_pushlstring(L, v.p, v.n);
 }
 
+/* comm of a live pid from /proc, cached in refs.comm; "<...>" if gone */
+static void push_live_comm(lua_State *L, int refs, long pid)
+{
+	char path[64], buf[64];
+	FILE *f;
+	if (lua_getfield(L, refs, "comm") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, refs, "comm");
+	}
+	if (lua_rawgeti(L, -1, pid) == LUA_TSTRING) {
+		lua_remove(L, -2);
+		return;
+	}
+	lua_pop(L, 1);
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	f = fopen(path, "re");
+	if (f && fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = 0;
+		lua_pushstring(L, buf);
+	} else {
+		lua_pushliteral(L, "<...>");
+	}
+	if (f)
+		fclose(f);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, -3, pid);
+	lua_remove(L, -2);
+}
+
 static int holding(struct dp_pipe *p)
 {
 	return p->mode == DP_MODE_FILE || (p->inst && !p->inst->closed &&
@@ -212,7 +244,11 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 			lua_pop(L, 1);
 	}
 	lua_setfield(L, -2, "name");
-	push_span(L, ln.comm);
+	if (p->mode == DP_MODE_TEXT && ln.comm.n == 5 && memcmp(ln.comm.p, "<...>", 5) == 0 &&
+	    ln.pid > 0)
+		push_live_comm(L, refs, ln.pid); /* the kernel had no cmdline saved yet */
+	else
+		push_span(L, ln.comm);
 	lua_setfield(L, -2, "comm");
 	lua_pushinteger(L, ln.pid);
 	lua_setfield(L, -2, "pid");

@@ -13,6 +13,7 @@
 #define DP_EVENT_MT "dropprobe.Event"
 #define DP_PIPE_MT "dropprobe.Pipe"
 #define DP_RECORD_MT "dropprobe.Record"
+#define DP_KPROBE_MT "dropprobe.Kprobe"
 
 struct tracefs_instance;
 

@@ -28,7 +28,7 @@ build = {
     ["dropprobe.core"] = {
       sources = {
         "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
-        "lua-dropprobe/instance.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
+        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
         "lua-dropprobe/raw.c", "lua-dropprobe/util.c",
       },
       libraries = { "tracefs", "traceevent", "tracecmd" },
@@ -42,6 +42,7 @@ build = {
     },
     ["dropprobe"] = "lua/dropprobe/init.lua",
     ["dropprobe.cli"] = "lua/dropprobe/cli.lua",
+    ["dropprobe.kprobe"] = "lua/dropprobe/kprobe.lua",
   },
   install = {
     bin = { dropprobe = "bin/dropprobe" },

@@ -20,6 +20,8 @@ local core = require "dropprobe.core"
 
 local M = { core = core, VERSION = "0.1.0" }
 
+local kprobe = require "dropprobe.kprobe"
+
 local Instance, Event, Pipe = core.Instance, core.Event, core.Pipe
 local Record = core.Record
 
@@ -310,7 +312,14 @@ local inst_names = setmetatable({}, { __mode = "k" })
 -- @treturn Event
 -- @raise unknown event
 function Instance:event(system, name)
-  if name == nil then
+  if getmetatable(system) == core.KprobeMT then
+    -- a kprobe: into the kernel if it is not yet, then its event here; the
+    -- instance removes the probe after its own events on close
+    local kp = system
+    if not kp:is_created() then kp:create() end
+    self:_hold(kp)
+    system, name = kp:event_name()
+  elseif name == nil then
     if type(system) ~= "string" then
       error("inst:event: give \"system:event\" or (system, event)", 2)
     end
@@ -326,6 +335,32 @@ function Instance:event(system, name)
   if not names then names = {} inst_names[self] = names end
   names[name] = system
   return ev
+end
+
+--- Set this instance's tracer (never the top level's), e.g. the function
+-- tracer on `__kfree_skb` as in the seed. The function filter is written
+-- first: where the kernel refuses it (EPERM under lockdown) nothing changes.
+-- Back to `nop`, filter cleared, on close.
+-- @function Instance:tracer
+-- @tparam string name "function", "nop", ...
+-- @tparam[opt] table opts `filter = { "__kfree_skb", ... }`
+-- @return the instance
+function Instance:tracer(name, opts)
+  opts = check_options(opts, { "filter" }, "inst:tracer")
+  local filter
+  if opts.filter ~= nil then
+    if type(opts.filter) ~= "table" or #opts.filter == 0 then
+      error("inst:tracer: filter is a list of function names", 2)
+    end
+    for _, f in ipairs(opts.filter) do
+      if type(f) ~= "string" or not f:match("^[%w_.*:!]+$") then
+        error(fmt("inst:tracer: bad function name %q in filter", tostring(f)), 2)
+      end
+    end
+    filter = table.concat(opts.filter, " ")
+  end
+  self:_tracer(name, filter)
+  return self
 end
 
 --- A reader of this instance's records.
@@ -531,6 +566,17 @@ Record.__tostring = function(rec)
   return line
 end
 Record.__name = "dropprobe.Record"
+
+--- A kprobe in the group `dropprobe`, validated before anything reaches the
+-- kernel. See `dropprobe.kprobe`.
+-- @function kprobe
+M.kprobe = kprobe.kprobe
+--- The register that holds argument n on this architecture.
+-- @function arg
+M.arg = kprobe.arg
+--- Where the drop reason lives on this kernel (from kallsyms and formats).
+-- @function drop_hook
+M.drop_hook = kprobe.drop_hook
 
 --- A private tracefs instance (its own ring buffer), removed with
 -- everything in it on close, `<close>` or garbage collection.

@@ -1,0 +1,288 @@
+/*
+ * kprobe.c - dropprobe.Kprobe: a kprobe or kretprobe event in the group
+ * "dropprobe", built and checked before anything touches the kernel (the
+ * Lua side checks the fetch-arg grammar; this file refuses control
+ * characters and bad names again), created through libtracefs' dynamic-event
+ * API and removed again on close or garbage collection - only this probe,
+ * never anything else in kprobe_events.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <tracefs.h>
+
+#define DP_KPROBE_GROUP "dropprobe"
+
+struct dp_kprobe {
+	char name[DP_NAME_MAX + 1];
+	char *at;
+	char *args; /* space-separated fetch args, or NULL */
+	int ret;
+	int maxactive;
+	int created;
+	int closed;
+	struct tracefs_dynevent *devent; /* NULL when created by hand (maxactive) */
+};
+
+static struct dp_kprobe *check_kprobe(lua_State *L, int idx)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, idx, DP_KPROBE_MT);
+	if (kp->closed)
+		luaL_error(L, "attempt to use a closed kprobe");
+	return kp;
+}
+
+static int ident_ok(const char *s)
+{
+	if (!*s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_'))
+			return 0;
+	return 1;
+}
+
+/* The line the kernel gets: "p:dropprobe/<name> <at> <args>" */
+static void definition(struct dp_kprobe *kp, luaL_Buffer *b)
+{
+	char head[32];
+	if (kp->ret && kp->maxactive > 0)
+		snprintf(head, sizeof(head), "r%d:", kp->maxactive);
+	else
+		snprintf(head, sizeof(head), "%s:", kp->ret ? "r" : "p");
+	luaL_addstring(b, head);
+	luaL_addstring(b, DP_KPROBE_GROUP "/");
+	luaL_addstring(b, kp->name);
+	luaL_addchar(b, ' ');
+	luaL_addstring(b, kp->at);
+	if (kp->args && *kp->args) {
+		luaL_addchar(b, ' ');
+		luaL_addstring(b, kp->args);
+	}
+}
+
+/* core.kprobe(name, at, ret, maxactive, args) - args already checked */
+static int kprobe_new(lua_State *L)
+{
+	size_t nl;
+	const char *name = dp_check_command(L, 1, "kprobe name", &nl);
+	const char *at = dp_check_command(L, 2, "kprobe place", NULL);
+	int ret = lua_toboolean(L, 3);
+	lua_Integer maxactive = luaL_optinteger(L, 4, 0);
+	const char *args = lua_isnoneornil(L, 5) ? NULL : dp_check_command(L, 5, "kprobe args", NULL);
+	struct dp_kprobe *kp;
+	if (nl > DP_NAME_MAX || !ident_ok(name))
+		return luaL_error(L, "bad kprobe name '%s': a letter or '_', then letters, digits "
+				     "or '_' (at most %d)",
+				  name, DP_NAME_MAX);
+	if (!*at || strchr(at, ' '))
+		return luaL_error(L, "bad kprobe place '%s'", at);
+	if (maxactive < 0 || maxactive > 4096 || (maxactive && !ret))
+		return luaL_error(L, "bad maxactive %I: 1 to 4096, return probes only", maxactive);
+	kp = lua_newuserdatauv(L, sizeof(*kp), 0);
+	memset(kp, 0, sizeof(*kp));
+	kp->closed = 1;
+	luaL_setmetatable(L, DP_KPROBE_MT);
+	snprintf(kp->name, sizeof(kp->name), "%s", name);
+	kp->at = strdup(at);
+	kp->args = args ? strdup(args) : NULL;
+	if (!kp->at || (args && !kp->args))
+		return luaL_error(L, "out of memory");
+	kp->ret = ret;
+	kp->maxactive = (int)maxactive;
+	kp->closed = 0;
+	return 1;
+}
+
+static int kprobe_definition(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	luaL_Buffer b;
+	luaL_buffinit(L, &b);
+	definition(kp, &b);
+	luaL_pushresult(&b);
+	return 1;
+}
+
+static int has_kprobe_events(void)
+{
+	char *path = tracefs_get_tracing_file("kprobe_events");
+	struct stat st;
+	int ok = path && stat(path, &st) == 0;
+	tracefs_put_tracing_file(path);
+	return ok;
+}
+
+/* kp:create() - into the kernel; a clear error where it has no kprobes */
+static int kprobe_create(lua_State *L)
+{
+	struct dp_kprobe *kp = check_kprobe(L, 1);
+	int r;
+	if (kp->created)
+		return 0;
+	if (!has_kprobe_events()) {
+		lua_pushfstring(L, "cannot create kprobe %s/%s: this kernel has no kprobe events "
+				   "(no kprobe_events in tracefs; it needs CONFIG_KPROBES=y and "
+				   "CONFIG_KPROBE_EVENTS=y). Tracepoints such as skb:kfree_skb "
+				   "still work.",
+				DP_KPROBE_GROUP, kp->name);
+		return lua_error(L);
+	}
+	errno = 0;
+	if (kp->ret && kp->maxactive > 0) {
+		/* libtracefs 1.6.4 formats a kretprobe with maxactive as
+		 * "r5::group/event", which the kernel refuses: write the line
+		 * that definition() builds instead */
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		definition(kp, &b);
+		luaL_pushresult(&b);
+		r = tracefs_instance_file_append(NULL, "kprobe_events", lua_tostring(L, -1));
+	} else {
+		kp->devent = kp->ret ? tracefs_kretprobe_alloc(DP_KPROBE_GROUP, kp->name, kp->at,
+							      kp->args, 0)
+				     : tracefs_kprobe_alloc(DP_KPROBE_GROUP, kp->name, kp->at,
+							    kp->args);
+		if (!kp->devent)
+			return luaL_error(L, "cannot build kprobe %s: %s", kp->name,
+					  strerror(errno ? errno : ENOMEM));
+		r = tracefs_dynevent_create(kp->devent);
+	}
+	if (r < 0) {
+		int e = errno;
+		char *k = tracefs_error_last(NULL);
+		char what[256];
+		snprintf(what, sizeof(what), "cannot create kprobe %s/%s at %s", DP_KPROBE_GROUP,
+			 kp->name, kp->at);
+		tracefs_dynevent_free(kp->devent);
+		kp->devent = NULL;
+		lua_pushstring(L, k ? k : strerror(e ? e : EINVAL));
+		free(k);
+		return dp_kernel_error(L, what, lua_tostring(L, -1), e,
+				       e == EEXIST ? "a probe with that name exists already"
+						   : "is the symbol in /proc/kallsyms, and the "
+						     "fetch args valid for this architecture?");
+	}
+	kp->created = 1;
+	return 0;
+}
+
+/* Remove the probe from the kernel. 0, or -1 with errno (EBUSY while an
+ * enabled event uses it). */
+int dp_kprobe_destroy(struct dp_kprobe *kp)
+{
+	int r;
+	if (!kp->created)
+		return 0;
+	if (kp->devent) {
+		r = tracefs_dynevent_destroy(kp->devent, false);
+	} else {
+		char line[DP_NAME_MAX + 32];
+		snprintf(line, sizeof(line), "-:%s/%s", DP_KPROBE_GROUP, kp->name);
+		r = tracefs_instance_file_append(NULL, "kprobe_events", line);
+	}
+	if (r < 0 && errno != ENOENT)
+		return -1; /* kept as it is, to try again */
+	tracefs_dynevent_free(kp->devent);
+	kp->devent = NULL;
+	kp->created = 0;
+	return 0;
+}
+
+static int kprobe_close(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	if (kp->closed)
+		return 0;
+	if (dp_kprobe_destroy(kp) < 0)
+		return dp_kernel_error(L, "cannot remove kprobe", NULL, errno,
+				       errno == EBUSY ? "an enabled event still uses it: close "
+							"the instance first"
+						      : NULL);
+	free(kp->at);
+	free(kp->args);
+	kp->at = kp->args = NULL;
+	kp->closed = 1;
+	return 0;
+}
+
+static int kprobe_gc(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	/* EBUSY: an instance's enabled event still uses it; that instance holds
+	 * this probe and removes it after its events (name and devent stay) */
+	if (!kp->closed)
+		(void)dp_kprobe_destroy(kp);
+	free(kp->at);
+	free(kp->args);
+	kp->at = kp->args = NULL;
+	kp->closed = 1;
+	return 0;
+}
+
+static int kprobe_tostring(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	if (kp->closed) {
+		lua_pushfstring(L, DP_KPROBE_MT " %s/%s (closed)", DP_KPROBE_GROUP, kp->name);
+	} else {
+		luaL_Buffer b;
+		luaL_buffinit(L, &b);
+		luaL_addstring(&b, DP_KPROBE_MT " \"");
+		definition(kp, &b);
+		luaL_addstring(&b, kp->created ? "\" (in the kernel)" : "\" (not created)");
+		luaL_pushresult(&b);
+	}
+	return 1;
+}
+
+/* kp:event_name() -> "dropprobe", name (for inst:event) */
+static int kprobe_event_name(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	lua_pushliteral(L, DP_KPROBE_GROUP);
+	lua_pushstring(L, kp->name);
+	return 2;
+}
+
+static int kprobe_is_created(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	lua_pushboolean(L, kp->created);
+	return 1;
+}
+
+static const luaL_Reg kprobe_methods[] = {
+	{"definition", kprobe_definition},
+	{"create", kprobe_create},
+	{"close", kprobe_close},
+	{"event_name", kprobe_event_name},
+	{"is_created", kprobe_is_created},
+	{NULL, NULL},
+};
+
+static const luaL_Reg kprobe_meta[] = {
+	{"__gc", kprobe_gc},
+	{"__close", kprobe_close},
+	{"__tostring", kprobe_tostring},
+	{NULL, NULL},
+};
+
+void dp_kprobe_open(lua_State *L)
+{
+	luaL_newmetatable(L, DP_KPROBE_MT);
+	luaL_setfuncs(L, kprobe_meta, 0);
+	luaL_newlib(L, kprobe_methods);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "__index");
+	lua_setfield(L, -3, "Kprobe");
+	lua_setfield(L, -2, "KprobeMT");
+	lua_pushcfunction(L, kprobe_new);
+	lua_setfield(L, -2, "kprobe");
+}

@@ -1,0 +1,234 @@
+--- Kprobes, argument registers and where the drop reason lives: the seed's
+-- hard way, checked before anything reaches the kernel.
+-- @module dropprobe.kprobe
+local core = require "dropprobe.core"
+
+local M = {}
+local fmt = string.format
+
+-- fetch-arg types the kernel's probe parser takes (Documentation/trace/kprobetrace.rst)
+local TYPES = {
+  u8 = true, u16 = true, u32 = true, u64 = true,
+  s8 = true, s16 = true, s32 = true, s64 = true,
+  x8 = true, x16 = true, x32 = true, x64 = true,
+  char = true, string = true, ustring = true, symbol = true, symstr = true,
+}
+
+local function type_ok(t)
+  if TYPES[t] then return true end
+  if t:match("^b%d+@%d+/%d+$") then return true end            -- bitfield
+  local base, n = t:match("^([%w]+)%[(%d+)%]$")                  -- array
+  if base and TYPES[base] and tonumber(n) > 0 then return true end
+  return false
+end
+
+-- Check one fetch arg (without name and type); returns nil or why not.
+local function fetcharg_error(a, ret, depth)
+  if depth > 8 then return "nested too deep" end
+  if a == "$retval" then
+    return (not ret) and "$retval exists only in return probes (ret = true)" or nil
+  end
+  if a == "$comm" or a == "$stack" then return nil end
+  local n = a:match("^%$arg(%d+)$")
+  if n then
+    n = tonumber(n)
+    return (n < 1 or n > 64) and fmt("$arg%d: arguments count from $arg1", n) or nil
+  end
+  n = a:match("^%$stack(%d+)$")
+  if n then return nil end
+  if a:match("^%%[%a][%w]*$") then return nil end                 -- %reg
+  if a:match("^@0x%x+$") or a:match("^@%d+$") then return nil end  -- @address
+  if a:match("^@[%a_.][%w_.]*$") or a:match("^@[%a_.][%w_.]*[+-]%d+$")
+      or a:match("^@[%a_.][%w_.]*[+-]0x%x+$") then return nil end  -- @symbol[+-off]
+  local sign, u, off, inner = a:match("^([+-])(u?)(%w+)%((.*)%)$")  -- +off(arg)
+  if sign then
+    if not (off:match("^%d+$") or off:match("^0x%x+$")) then
+      return fmt("bad offset '%s' in '%s'", off, a)
+    end
+    local _ = u
+    return fetcharg_error(inner, ret, depth + 1)
+  end
+  if a:match("^\\%-?%d+$") or a:match("^\\0x%x+$") or a:match('^\\"[^"]*"$') then return nil end
+  return fmt("'%s' is not a fetch arg ($argN, %%reg, $retval, $stackN, $stack, $comm, "
+    .. "@sym, @addr, +|-off(arg), \\imm)", a)
+end
+
+--- Check one probe argument "name=fetcharg[:type]"; returns nil or why not.
+-- @tparam string arg
+-- @tparam boolean ret a return probe
+-- @treturn string|nil
+function M.arg_error(arg, ret)
+  if type(arg) ~= "string" then return "an argument must be a string" end
+  if arg:find("[%z\1-\31\127]") then return "it contains a control character" end
+  if arg:find(" ", 1, true) then return "it contains a space" end
+  local name, rest = arg:match("^([^=]+)=(.*)$")
+  if name then
+    if not name:match("^[%a_][%w_]*$") then
+      return fmt("bad argument name '%s' (a letter or '_', then letters, digits, '_')", name)
+    end
+    if name == "common_pid" or name:match("^common_") then
+      return fmt("argument name '%s' is reserved", name)
+    end
+  else
+    rest = arg
+  end
+  -- the type follows the last ':' that is not inside "...": types have no ':'
+  local fetch, typ = rest:match("^(.-):([%w@/%[%]]+)$")
+  if fetch then
+    if not type_ok(typ) then
+      return fmt("unknown type '%s' (u8..u64, s8..s64, x8..x64, string, symbol, ...)", typ)
+    end
+  else
+    fetch = rest
+  end
+  if fetch == "" then return "no fetch arg" end
+  return fetcharg_error(fetch, ret, 0)
+end
+
+local function place_error(at)
+  if type(at) ~= "string" or at == "" then return "give `at`, a kernel symbol" end
+  if at:find("[%z\1-\31\127 ]") then return "it contains a space or control character" end
+  if at:match("^0x%x+$") then return nil end
+  local mod_sym = at:match("^[%w_%-]+:(.+)$") or at
+  if mod_sym:match("^[%a_.][%w_.]*$") or mod_sym:match("^[%a_.][%w_.]*%+%d+$")
+      or mod_sym:match("^[%a_.][%w_.]*%+0x%x+$") then
+    return nil
+  end
+  return "a symbol (letters, digits, '_', '.'), symbol+offset, module:symbol or 0xaddress"
+end
+
+local function check_options(opts, allowed)
+  for k in pairs(opts) do
+    local ok = false
+    for _, a in ipairs(allowed) do if a == k then ok = true end end
+    if not ok then
+      error(fmt("dp.kprobe: unknown option '%s' (allowed: %s)", tostring(k),
+        table.concat(allowed, ", ")), 3)
+    end
+  end
+end
+
+--- A kprobe (or with `ret = true` a kretprobe) in the group `dropprobe`,
+-- built and validated here; nothing reaches the kernel until `create()` or
+-- `inst:event(kp)`. Closing or collecting it removes it again.
+-- @tparam table opts `name`, `at` (symbol[+off]), `ret`, `args` (list, in
+-- order), `maxactive` (return probes)
+-- @treturn Kprobe with `definition()`, `create()`, `close()`
+-- @usage local kp <close> = dp.kprobe{ name = "my_skb_probe", at = "kfree_skb_reason",
+--   args = { "skb=$arg1:u64", "reason=$arg2:u64" } }
+function M.kprobe(opts)
+  if type(opts) ~= "table" then error("dp.kprobe: give an option table", 2) end
+  check_options(opts, { "name", "at", "ret", "args", "maxactive" })
+  local name, at, ret = opts.name, opts.at, opts.ret and true or false
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") or #name > 64 then
+    error(fmt("dp.kprobe: bad name %q: a letter or '_', then letters, digits or '_'",
+      tostring(name)), 2)
+  end
+  local why = place_error(at)
+  if why then error(fmt("dp.kprobe: bad place `at` %q: %s", tostring(at), why), 2) end
+  local args = opts.args or {}
+  if type(args) ~= "table" then error("dp.kprobe: args must be a list of strings", 2) end
+  local seen = {}
+  for i, a in ipairs(args) do
+    why = M.arg_error(a, ret)
+    if why then error(fmt("dp.kprobe: argument %d (%q): %s", i, tostring(a), why), 2) end
+    local n = a:match("^([^=]+)=")
+    if n then
+      if seen[n] then error(fmt("dp.kprobe: argument %d: name '%s' is used twice", i, n), 2) end
+      seen[n] = true
+    end
+  end
+  if #args > 128 then error("dp.kprobe: at most 128 arguments", 2) end
+  local maxactive = opts.maxactive
+  if maxactive ~= nil and (math.type(maxactive) ~= "integer" or maxactive < 1 or not ret) then
+    error("dp.kprobe: maxactive is a whole number >= 1, for return probes only", 2)
+  end
+  return core.kprobe(name, at, ret, maxactive,
+    #args > 0 and table.concat(args, " ") or nil)
+end
+
+-- argument registers per architecture (the kernel's calling conventions)
+local REGS = {
+  x86_64 = { "%di", "%si", "%dx", "%cx", "%r8", "%r9" },
+  i386 = { "%ax", "%dx", "%cx" }, i686 = { "%ax", "%dx", "%cx" },
+  aarch64 = { "%x0", "%x1", "%x2", "%x3", "%x4", "%x5", "%x6", "%x7" },
+  arm64 = { "%x0", "%x1", "%x2", "%x3", "%x4", "%x5", "%x6", "%x7" },
+  arm = { "%r0", "%r1", "%r2", "%r3" }, armv7l = { "%r0", "%r1", "%r2", "%r3" },
+  riscv64 = { "%a0", "%a1", "%a2", "%a3", "%a4", "%a5", "%a6", "%a7" },
+  loongarch64 = { "%r4", "%r5", "%r6", "%r7", "%r8", "%r9", "%r10", "%r11" },
+  ppc64 = { "%r3", "%r4", "%r5", "%r6", "%r7", "%r8", "%r9", "%r10" },
+  ppc64le = { "%r3", "%r4", "%r5", "%r6", "%r7", "%r8", "%r9", "%r10" },
+  s390x = { "%r2", "%r3", "%r4", "%r5", "%r6" },
+}
+
+local function machine()
+  local f = io.open("/proc/sys/kernel/arch")
+  local m = f and f:read("l")
+  if f then f:close() end
+  if not m or m == "" then
+    local p = io.popen("uname -m")
+    m = p and p:read("l")
+    if p then p:close() end
+  end
+  return m
+end
+
+--- The register that holds argument n on this architecture (or `arch`), for
+-- kernels whose kprobes lack `$argN`.
+-- @tparam integer n from 1
+-- @tparam[opt] string arch e.g. "x86_64", "aarch64"; default: this machine
+-- @treturn string e.g. "%si"
+function M.arg(n, arch)
+  arch = arch or machine()
+  local regs = REGS[arch]
+  if not regs then
+    error(fmt("dp.arg: no register table for architecture '%s' (use $arg%d)", tostring(arch),
+      tonumber(n) or 0), 2)
+  end
+  if math.type(n) ~= "integer" or n < 1 or n > #regs then
+    error(fmt("dp.arg: %s passes arguments 1 to %d in registers", arch, #regs), 2)
+  end
+  return regs[n]
+end
+
+--- Where the drop reason lives on this kernel, decided from kallsyms and the
+-- kfree_skb format, not from the version string.
+-- @tparam[opt] table src `kallsyms` (text; default /proc/kallsyms) and
+-- `format` (kfree_skb format text; default this kernel's)
+-- @treturn table `{ func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3,
+-- tracepoint_reason = true }`; `reason_arg` is nil where drops have no reason
+function M.drop_hook(src)
+  src = src or {}
+  local syms = src.kallsyms
+  if not syms then
+    local f = io.open("/proc/kallsyms")
+    syms = f and f:read("a") or ""
+    if f then f:close() end
+  end
+  local function has(name)
+    return syms:find("%s[TtWw]%s+" .. name:gsub("_", "%%_") .. "\n") ~= nil
+      or syms:find("%s[TtWw]%s+" .. name:gsub("_", "%%_") .. "$") ~= nil
+  end
+  local hook
+  if has("sk_skb_reason_drop") then
+    hook = { func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3 }    -- 6.11 and later
+  elseif has("kfree_skb_reason") then
+    hook = { func = "kfree_skb_reason", skb_arg = 1, reason_arg = 2 }      -- 5.17 to 6.10
+  elseif has("kfree_skb") then
+    hook = { func = "kfree_skb", skb_arg = 1 }                             -- before 5.17
+  else
+    error("dp.drop_hook: none of sk_skb_reason_drop, kfree_skb_reason, kfree_skb is in "
+      .. "kallsyms (is /proc/kallsyms readable? kptr_restrict hides it from non-root)", 2)
+  end
+  local format = src.format
+  if format == nil then
+    local ok, dir = pcall(core.tracefs)
+    local f = ok and io.open(dir .. "/events/skb/kfree_skb/format")
+    format = f and f:read("a") or ""
+    if f then f:close() end
+  end
+  hook.tracepoint_reason = format:find("skb_drop_reason reason;", 1, true) ~= nil
+  return hook
+end
+
+return M

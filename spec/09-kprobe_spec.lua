@@ -1,0 +1,187 @@
+-- Kprobes, argument registers, the drop hook and the function tracer: the
+-- seed's hard way. The kernel here has no kprobe events, so exact writes are
+-- checked on a fake tracefs tree, and this kernel's refusals live.
+local dp = require "dropprobe"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local fake = require "helpers.faketree"
+local live_it = live.bind(it, pending)
+
+local function read_fixture(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("09 kprobes", function()
+  it("builds the seed's probe line exactly", function()
+    local kp = dp.kprobe{ name = "my_skb_probe", at = "kfree_skb_reason",
+      args = { "skb=$arg1:u64", "reason=$arg2:u64" } }
+    assert.are.equal("p:dropprobe/my_skb_probe kfree_skb_reason skb=$arg1:u64 reason=$arg2:u64",
+      kp:definition())
+    local rp = dp.kprobe{ name = "ret", at = "kfree_skb_reason", ret = true, args = { "rv=$retval:s32" } }
+    assert.are.equal("r:dropprobe/ret kfree_skb_reason rv=$retval:s32", rp:definition())
+    local mp = dp.kprobe{ name = "ret8", at = "tcp_v4_rcv+0x10", ret = true, maxactive = 8 }
+    assert.are.equal("r8:dropprobe/ret8 tcp_v4_rcv+0x10", mp:definition())
+    local rp2 = dp.kprobe{ name = "regs", at = "kfree_skb_reason",
+      args = { "skb=%di:x64", "len=+112(%di):u32", "comm=$comm:string", "s=$stack0", "@jiffies" } }
+    assert.are.equal("p:dropprobe/regs kfree_skb_reason skb=%di:x64 len=+112(%di):u32 "
+      .. "comm=$comm:string s=$stack0 @jiffies", rp2:definition())
+    assert.truthy(tostring(kp):find('"p:dropprobe/my_skb_probe', 1, true))
+  end)
+
+  it("refuses malformed names, places and arguments, saying which part", function()
+    local bad = {
+      { { name = "1abc", at = "f" }, "bad name" },
+      { { name = "a-b", at = "f" }, "bad name" },
+      { { name = "a\nb", at = "f" }, "bad name" },
+      { { name = "ok", at = "f\n-:x" }, "bad place" },
+      { { name = "ok", at = "f g" }, "bad place" },
+      { { name = "ok", at = "f+zz" }, "bad place" },
+      { { name = "ok", at = "f", args = { "x=$arg0" } }, "argument 1" },
+      { { name = "ok", at = "f", args = { "x=$arg1:u65" } }, "unknown type 'u65'" },
+      { { name = "ok", at = "f", args = { "x=$retval" } }, "only in return probes" },
+      { { name = "ok", at = "f", args = { "x=$bogus" } }, "is not a fetch arg" },
+      { { name = "ok", at = "f", args = { "x=+zz(%di)" } }, "bad offset" },
+      { { name = "ok", at = "f", args = { "1x=$arg1" } }, "bad argument name" },
+      { { name = "ok", at = "f", args = { "x=$arg1", "x=$arg2" } }, "used twice" },
+      { { name = "ok", at = "f", args = { "x=$arg1\n-:dropprobe/other" } }, "control character" },
+      { { name = "ok", at = "f", maxactive = 4 }, "maxactive" },
+      { { name = "ok", at = "f", bogus = 1 }, "unknown option 'bogus'" },
+    }
+    for _, case in ipairs(bad) do
+      local ok, err = pcall(dp.kprobe, case[1])
+      assert.is_false(ok, case[2])
+      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
+    end
+  end)
+
+  it("knows the argument registers of each architecture", function()
+    assert.are.equal("%di", dp.arg(1, "x86_64"))
+    assert.are.equal("%si", dp.arg(2, "x86_64"))
+    assert.are.equal("%dx", dp.arg(3, "x86_64"))
+    assert.are.equal("%x2", dp.arg(3, "aarch64"))
+    assert.are.equal("%a0", dp.arg(1, "riscv64"))
+    assert.are.equal("%r3", dp.arg(1, "ppc64le"))
+    assert.has_error(function() dp.arg(7, "x86_64") end)
+    assert.has_error(function() dp.arg(1, "vax") end)
+    assert.truthy(dp.arg(1):match("^%%"))
+  end)
+
+  it("finds where the drop reason lives on 5.10, 6.1 and 6.12 style kernels", function()
+    local f618 = read_fixture("spec/fixtures/kfree_skb-6.18.format")
+    local f510 = read_fixture("spec/fixtures/kfree_skb-5.10.format")
+    local h = dp.drop_hook{ kallsyms = read_fixture("spec/fixtures/kallsyms/6.12.txt"), format = f618 }
+    assert.are.same({ func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3, tracepoint_reason = true }, h)
+    h = dp.drop_hook{ kallsyms = read_fixture("spec/fixtures/kallsyms/6.1.txt"), format = f618 }
+    assert.are.same({ func = "kfree_skb_reason", skb_arg = 1, reason_arg = 2, tracepoint_reason = true }, h)
+    h = dp.drop_hook{ kallsyms = read_fixture("spec/fixtures/kallsyms/5.10.txt"), format = f510 }
+    assert.are.same({ func = "kfree_skb", skb_arg = 1, tracepoint_reason = false }, h)
+    assert.has_error(function() dp.drop_hook{ kallsyms = "", format = "" } end)
+  end)
+
+  describe("on a fake tracefs tree", function()
+    local dir
+    before_each(function() dir = fake.make() dp.tracefs(dir) end)
+    after_each(function() dp.tracefs(false) fake.remove(dir) end)
+
+    it("writes exactly the probe line, and removes it on close", function()
+      local kp = dp.kprobe{ name = "my_skb_probe", at = "kfree_skb_reason",
+        args = { "skb=$arg1:u64", "reason=$arg2:u64" } }
+      kp:create()
+      assert.are.equal(kp:definition() .. "\n", fake.read(dir .. "/dynamic_events"))
+      assert.truthy(tostring(kp):find("(in the kernel)", 1, true))
+      fake.write(dir .. "/dynamic_events", "")
+      kp:close()
+      kp:close()
+      assert.are.equal("-:dropprobe/my_skb_probe", fake.read(dir .. "/dynamic_events"))
+      assert.has_error(function() kp:create() end, "attempt to use a closed kprobe")
+    end)
+
+    it("writes a return probe, and removes a probe on garbage collection", function()
+      do
+        local rp = dp.kprobe{ name = "ret", at = "kfree_skb_reason", ret = true, args = { "rv=$retval:s32" } }
+        rp:create()
+        assert.are.equal("r:dropprobe/ret kfree_skb_reason rv=$retval:s32\n", fake.read(dir .. "/dynamic_events"))
+        fake.write(dir .. "/dynamic_events", "")
+      end
+      collectgarbage()
+      collectgarbage()
+      assert.are.equal("-:dropprobe/ret", fake.read(dir .. "/dynamic_events"))
+    end)
+
+    it("writes maxactive return probes as the kernel reads them", function()
+      local mp = dp.kprobe{ name = "ret8", at = "tcp_v4_rcv", ret = true, maxactive = 8 }
+      mp:create()
+      assert.are.equal("r8:dropprobe/ret8 tcp_v4_rcv", fake.read(dir .. "/kprobe_events"))
+      fake.write(dir .. "/kprobe_events", "")
+      mp:close()
+      assert.are.equal("-:dropprobe/ret8", fake.read(dir .. "/kprobe_events"))
+      assert.are.equal("", fake.read(dir .. "/dynamic_events"))
+    end)
+
+    it("writes nothing for a refused probe", function()
+      pcall(dp.kprobe, { name = "ok", at = "f", args = { "x=$arg1\n-:dropprobe/other" } })
+      pcall(dp.kprobe, { name = "bad name", at = "f" })
+      assert.are.equal("", fake.read(dir .. "/dynamic_events"))
+      assert.are.equal("", fake.read(dir .. "/kprobe_events"))
+    end)
+
+    it("sets the function filter before the tracer and restores both on close", function()
+      local inst = dp.instance{ name = "fk" }
+      local idir = dir .. "/instances/fk"
+      fake.write(idir .. "/set_ftrace_filter", "")
+      fake.write(idir .. "/current_tracer", "nop")
+      inst:tracer("function", { filter = { "__kfree_skb", "kfree_skb_reason" } })
+      assert.are.equal("__kfree_skb kfree_skb_reason", fake.read(idir .. "/set_ftrace_filter"))
+      assert.are.equal("function", fake.read(idir .. "/current_tracer"))
+      assert.has_error(function() inst:tracer("function", { filter = { "a b" } }) end)
+      assert.has_error(function() inst:tracer("bogus_tracer") end)
+      -- the fake directory cannot be removed while it holds files: close
+      -- restores, reports, and removes on the next try
+      assert.is_false(pcall(inst.close, inst))
+      assert.are.equal("nop", fake.read(idir .. "/current_tracer"))
+      assert.are.equal("", fake.read(idir .. "/set_ftrace_filter"))
+      os.remove(idir .. "/set_ftrace_filter")
+      os.remove(idir .. "/current_tracer")
+      inst:close()
+      assert.is_nil(fake.read(idir .. "/current_tracer"))
+    end)
+  end)
+
+  it("refuses to create on a tree without kprobe events, naming the kernel options", function()
+    local dir = fake.make{ kprobes = false }
+    dp.tracefs(dir)
+    finally(function() dp.tracefs(false) fake.remove(dir) end)
+    local kp = dp.kprobe{ name = "p1", at = "kfree_skb_reason", args = { "reason=$arg2:u64" } }
+    local ok, err = pcall(kp.create, kp)
+    assert.is_false(ok)
+    assert.truthy(err:find("CONFIG_KPROBES", 1, true))
+    assert.truthy(err:find("CONFIG_KPROBE_EVENTS", 1, true))
+    assert.are.equal("", fake.read(dir .. "/dynamic_events"))
+  end)
+
+  live_it("fails clearly on this kernel and leaves tracefs as it was #live", function()
+    local before = state.snapshot()
+    local features = dp.features()
+    local kp = dp.kprobe{ name = "my_skb_probe", at = dp.drop_hook().func,
+      args = { "skb=$arg1:u64", "reason=$arg2:u64" } }
+    local inst = dp.instance()
+    finally(function() inst:close() end)
+    if not features.kprobes then
+      local ok, err = pcall(inst.event, inst, kp)
+      assert.is_false(ok)
+      assert.truthy(err:find("no kprobe events", 1, true))
+    end
+    if not features.function_filter then
+      local ok, err = pcall(inst.tracer, inst, "function", { filter = { "__kfree_skb" } })
+      assert.is_false(ok)
+      assert.truthy(err:find("nothing was changed", 1, true))
+      assert.are.equal("nop\n", inst:read_file("current_tracer"))
+    end
+    inst:close()
+    kp:close()
+    state.assert_same(before)
+  end)
+end)
