@@ -47,7 +47,7 @@ demo: deps build
 	$(INTREE) $(LUA) examples/demo.lua
 
 lint:
-	luacheck lua spec examples bin bench
+	luacheck lua spec examples bin
 
 install: deps
 	$(LUAROCKS) make --deps-mode=none rockspec/dropprobe-scm-1.rockspec

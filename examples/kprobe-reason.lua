@@ -43,9 +43,8 @@ s:connect("127.0.0.1", 9)
 s:close()
 
 local reasons = dp.reasons()
-for rec in inst:records{ timeout = 1 } do
+for rec in inst:records{ timeout = 1, limit = 1 } do
   local r = rec.fields.reason
   print(rec)
   print(("reason %s%s"):format(tostring(r), math.type(r) and reasons[r] and (" = " .. reasons[r]) or ""))
-  break
 end

@@ -199,8 +199,16 @@ static int core_now(lua_State *L)
 	return 1;
 }
 
+/* core.isatty(fd) -> whether the fd is a terminal */
+static int core_isatty(lua_State *L)
+{
+	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+	return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
 	{"now", core_now},
+	{"isatty", core_isatty},
 	{"tracefs", core_tracefs},
 	{"systems", core_systems},
 	{"events", core_events},

@@ -147,8 +147,9 @@ static int event_filter(lua_State *L)
 		/* the kernel dropped the old filter with the failed write: put it back */
 		int restored = event_write(ev, "filter", ev->filter ? ev->filter : "0", 0) >= 0;
 		return refuse(L, ev, "filter", expr, e,
-			      restored ? "the previous filter is still in force"
-				       : "the previous filter could not be restored");
+			      !restored ? "the previous filter could not be restored"
+			      : ev->filter ? "the previous filter is still in force"
+					   : "the event stays unfiltered");
 	}
 	copy = strdup(expr);
 	if (!copy)

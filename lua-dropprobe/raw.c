@@ -158,7 +158,8 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 		lua_getfield(L, -1, "syms");
 		d->has_syms = lua_getfield(L, -1, f->name) == LUA_TTABLE;
 		lua_pop(L, 2);
-		if (f->flags & TEP_FIELD_IS_STRING)
+		/* libtraceevent calls u8 arrays strings too: only char is text */
+		if ((f->flags & TEP_FIELD_IS_STRING) && strstr(f->type, "char"))
 			d->kind = FK_STRING;
 		else if (f->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC))
 			d->kind = FK_BYTES;

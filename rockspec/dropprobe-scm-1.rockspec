@@ -43,6 +43,10 @@ build = {
     ["dropprobe"] = "lua/dropprobe/init.lua",
     ["dropprobe.cli"] = "lua/dropprobe/cli.lua",
     ["dropprobe.kprobe"] = "lua/dropprobe/kprobe.lua",
+    ["dropprobe.shell"] = "lua/dropprobe/shell.lua",
+    ["dropprobe.recipes.stacks"] = "lua/dropprobe/recipes/stacks.lua",
+    ["dropprobe.recipes.ports"] = "lua/dropprobe/recipes/ports.lua",
+    ["dropprobe.recipes.top"] = "lua/dropprobe/recipes/top.lua",
   },
   install = {
     bin = { dropprobe = "bin/dropprobe" },

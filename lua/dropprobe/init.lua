@@ -438,6 +438,34 @@ local function cpu_stats(inst)
   return out
 end
 
+--- Read a pipe until a time limit, a quiet spell or a signal, calling fn
+-- for each record. The loop the recipes share.
+-- @tparam Pipe pipe
+-- @tparam table opts `duration` (seconds in all), `idle` (end after that many
+-- seconds without a record), `ready` (called once, before the first read)
+-- @tparam function fn called with each record
+-- @treturn string why it ended: "duration", "idle", "interrupted", "eof"
+function M.each(pipe, opts, fn)
+  local deadline = opts.duration and core.now() + opts.duration
+  if opts.ready then opts.ready() end
+  while true do
+    local wait = opts.idle or 0.25
+    if deadline then
+      local left = deadline - core.now()
+      if left <= 0 then return "duration" end
+      if left < wait then wait = left end
+    end
+    local rec, why = pipe:read(wait)
+    if rec then
+      fn(rec)
+    elseif why == "timeout" then
+      if opts.idle and (not deadline or deadline - core.now() > 0) then return "idle" end
+    else
+      return why
+    end
+  end
+end
+
 --- What the pipe read and what was lost.
 -- `lost` is never silent: per CPU it is the larger of what the reader saw
 -- marked lost and the ring buffer's overrun counter, plus events the kernel
@@ -475,6 +503,7 @@ end
 -- the same C parser as live text mode (or a trace-cmd `trace.dat`, where
 -- supported).
 -- @tparam string path
+-- @tparam[opt] table opts `limit`: stop after that many records
 -- @treturn function iterator, plus the to-be-closed reader
 -- @usage for rec in dp.open("saved-trace.txt") do print(rec.fields.reason) end
 function M.open(path, opts)
@@ -587,6 +616,49 @@ M.drop_hook = kprobe.drop_hook
 function M.instance(opts)
   opts = check_options(opts, { "name", "buffer_kb", "clock" }, "dp.instance")
   return core.instance(opts)
+end
+
+--- What this kernel offers for drop hunting and what would enable the rest:
+-- the checks behind `dropprobe doctor`, from the same detection as
+-- `features()`.
+-- @treturn {table,...} `{ name=, ok=, detail=, fix= }` per check
+function M.doctor()
+  local out = {}
+  local function check(name, ok, detail, fix)
+    out[#out + 1] = { name = name, ok = ok and true or false, detail = detail, fix = (not ok) and fix or nil }
+  end
+  check("root", core.is_root(), core.is_root() and "running as root" or "not root",
+    "run as root (sudo): tracefs control files need CAP_SYS_ADMIN")
+  local ok, dir = pcall(core.tracefs)
+  check("tracefs", ok, ok and ("mounted at " .. dir) or tostring(dir),
+    "CONFIG_TRACING=y, and mount -t tracefs nodev /sys/kernel/tracing")
+  if not ok then return out end
+  local f = M.features()
+  check("instances", f.instances, "private ring buffers (instances/)", "CONFIG_TRACING=y (kernel 4.x or later)")
+  check("stacktrace triggers", f.stacktrace, "stacks of the drops that match",
+    "CONFIG_STACKTRACE=y")
+  check("raw buffers", f.raw, "per_cpu/cpuN/trace_pipe_raw for raw mode", "CONFIG_RING_BUFFER=y")
+  local reasons = M.reasons()
+  check("drop reasons", next(reasons) ~= nil,
+    next(reasons) and "skb:kfree_skb carries a reason" or "skb:kfree_skb has no reason field",
+    "a kernel of 5.17 or later")
+  local ks = io.open("/proc/kallsyms")
+  local line = ks and ks:read("l") or ""
+  if ks then ks:close() end
+  local kok = line:match("^%x+") ~= nil and not line:match("^0+%s")
+  check("kallsyms", kok, kok and "real addresses: stacks and locations get symbols"
+    or "addresses hidden", "root, and sysctl kernel.kptr_restrict=0 (or 1)")
+  check("kprobes", f.kprobes, f.kprobes and "kprobe_events" or "no kprobe_events",
+    "CONFIG_KPROBES=y and CONFIG_KPROBE_EVENTS=y")
+  check("eprobes", f.eprobes, "event probes on tracepoints", "CONFIG_EPROBE_EVENTS=y")
+  check("hist triggers", f.hist, "in-kernel histograms", "CONFIG_HIST_TRIGGERS=y")
+  check("function tracer", f.function_tracer, "the function tracer", "CONFIG_FUNCTION_TRACER=y")
+  check("function filter", f.function_filter, f.function_filter and "set_ftrace_filter usable"
+    or "available_filter_functions refused (EPERM)",
+    "CONFIG_DYNAMIC_FTRACE=y and no kernel lockdown (boot with lockdown=none)")
+  check("BTF", f.btf, "/sys/kernel/btf/vmlinux (for BTF-based tools, not needed here)",
+    "CONFIG_DEBUG_INFO_BTF=y")
+  return out
 end
 
 --- Remove what dropprobe processes that no longer exist left behind

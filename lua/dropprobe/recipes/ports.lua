@@ -1,0 +1,152 @@
+--- Drops per port: each drop attributed to protocol and local port, IPv4
+-- and IPv6, without eBPF, by joining `skb:kfree_skb` with the tracepoints
+-- that carry ports.
+--
+-- Join rules (addresses are reused, so never a global map):
+--
+-- * `tcp:tcp_send_reset` and `icmp:icmp_send` (port unreachable) share
+--   `skbaddr` with the drop that follows them on the same CPU: the last such
+--   event on that CPU explains the next drop there if the addresses match.
+-- * `udp:udp_fail_queue_rcv_skb` has no skbaddr: it explains the next drop
+--   on the same CPU.
+--
+-- Drops that no event explains (for example UDP to a closed port over IPv6:
+-- the kernel has no icmpv6 tracepoint) are counted as unattributed, per
+-- reason, never left out.
+-- @module dropprobe.recipes.ports
+-- @usage local ports = require "dropprobe.recipes.ports"
+-- local report = ports.run{ duration = 10 }
+-- io.write(ports.format(report))
+local dp = require "dropprobe"
+
+local M = {}
+
+M.EVENTS = { "skb:kfree_skb", "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
+
+-- the port in a raw struct sockaddr_in/in6 (family little-endian, port big-endian)
+local function sockaddr_port(b)
+  if type(b) ~= "string" or #b < 4 then return nil end
+  local hi, lo = b:byte(3, 4)
+  return hi * 256 + lo
+end
+
+-- the port in text "127.0.0.1:9" or "[::1]:9"
+local function text_port(s)
+  return s and tonumber(tostring(s):match(":(%d+)$"))
+end
+
+-- What an explaining event says: proto, local port; nil when it explains nothing.
+local function explain(rec)
+  local f = rec.fields
+  if rec.name == "tcp_send_reset" then
+    -- a reset sent for an incoming packet: its source is our local port
+    return "tcp", sockaddr_port(f.saddr) or text_port(f.src)
+  elseif rec.name == "icmp_send" then
+    -- raw: numbers; text prints "type=3, code=3. From a:p to b:p"
+    local typ = tonumber(tostring(f.type):match("%d+"))
+    local code = tonumber(tostring(f.code):match("%d+"))
+    if typ ~= 3 or code ~= 3 then return nil end -- only "port unreachable"
+    return "udp", f.dport or (rec.payload and tonumber(rec.payload:match(" to [^ ]-:(%d+)")))
+  elseif rec.name == "udp_fail_queue_rcv_skb" then
+    return "udp", f.dport or f.lport or text_port(f.dest)
+  end
+end
+
+--- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
+-- @tparam[opt] table opts `filter` (which drops; default "reason > 2"),
+-- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`
+-- @treturn table `{ ports = {{proto=, port=, reason=, count=}...}, unattributed =
+-- {REASON = n}, lost =, drops =, attributed =, read = }`
+function M.run(opts)
+  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready" },
+    "ports.run")
+  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
+  for _, name in ipairs(M.EVENTS) do
+    local ok, ev = pcall(inst.event, inst, name)
+    if ok then ev:enable() elseif name == "skb:kfree_skb" then error(ev, 2) end
+  end
+  inst:event("skb:kfree_skb"):filter(opts.filter or "reason > 2")
+  local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
+
+  local by_addr, next_drop = {}, {} -- per CPU: the last skbaddr event; a pending udp fail
+  local counts, unattributed = {}, {}
+  local report = { drops = 0, attributed = 0 }
+  report.ended = dp.each(pipe, opts, function(rec)
+    local cpu = rec.cpu
+    if rec.name ~= "kfree_skb" then
+      local proto, port = explain(rec)
+      if not proto then return end
+      if rec.name == "udp_fail_queue_rcv_skb" then
+        next_drop[cpu] = { proto, port }
+      else
+        by_addr[cpu] = { proto, port, rec.fields.skbaddr }
+      end
+      return
+    end
+    report.drops = report.drops + 1
+    local reason = tostring(rec.fields.reason)
+    local hit
+    local a = by_addr[cpu]
+    if a and a[3] == rec.fields.skbaddr then hit = a end
+    by_addr[cpu] = nil -- nearest-before only: an event explains the next drop or none
+    if not hit and next_drop[cpu] then hit = next_drop[cpu] end
+    next_drop[cpu] = nil
+    if hit and hit[2] then
+      local key = hit[1] .. "/" .. hit[2] .. "/" .. reason
+      local c = counts[key]
+      if not c then
+        c = { proto = hit[1], port = hit[2], reason = reason, count = 0 }
+        counts[key] = c
+      end
+      c.count = c.count + 1
+      report.attributed = report.attributed + 1
+    else
+      unattributed[reason] = (unattributed[reason] or 0) + 1
+    end
+  end)
+  local list = {}
+  for _, c in pairs(counts) do list[#list + 1] = c end
+  table.sort(list, function(x, y)
+    if x.count ~= y.count then return x.count > y.count end
+    if x.proto ~= y.proto then return x.proto < y.proto end
+    if x.port ~= y.port then return x.port < y.port end
+    return x.reason < y.reason
+  end)
+  local st = pipe:stats()
+  report.ports, report.unattributed, report.lost, report.read = list, unattributed, st.lost, st.read
+  return report
+end
+
+--- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`.
+-- @treturn integer
+function M.count(report, proto, port, reason)
+  for _, c in ipairs(report.ports) do
+    if c.proto == proto and c.port == port and c.reason == reason then return c.count end
+  end
+  return 0
+end
+
+--- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n }`.
+function M.json(report)
+  return { ports = report.ports, unattributed = report.unattributed, lost = report.lost }
+end
+
+--- The report as a table for people.
+-- @treturn string
+function M.format(report)
+  local t = { ("%-5s %6s  %-24s %8s"):format("PROTO", "PORT", "REASON", "DROPS") }
+  for _, c in ipairs(report.ports) do
+    t[#t + 1] = ("%-5s %6d  %-24s %8d"):format(c.proto, c.port, c.reason, c.count)
+  end
+  local rs = {}
+  for r in pairs(report.unattributed) do rs[#rs + 1] = r end
+  table.sort(rs)
+  for _, r in ipairs(rs) do
+    t[#t + 1] = ("%-5s %6s  %-24s %8d"):format("?", "-", r, report.unattributed[r])
+  end
+  t[#t + 1] = ("%d drops, %d attributed to a port, %d events lost"):format(report.drops,
+    report.attributed, report.lost or 0)
+  return table.concat(t, "\n") .. "\n"
+end
+
+return M

@@ -1,0 +1,104 @@
+-- The recipes, with exact counts against the kernel's counters.
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local live_it = live.bind(it, pending)
+
+describe("10 recipes", function()
+  live_it("ports: attributes TCP, UDP and receive-buffer drops to their ports, v4 and v6 #live", function()
+    local ports = require "dropprobe.recipes.ports"
+    local before = state.snapshot()
+    local s0, s1, refused4, refused6
+    local report = ports.run{ idle = 1, ready = function()
+      s0 = snmp.read()
+      refused4 = net.tcp_closed(9, 120)
+      net.udp_closed(9999, 700)
+      net.udp_rcvbuf(7777, 400, 4, 1024)
+      refused6 = net.tcp_closed(9, 40, 6)
+      net.udp_closed(9999, 60, 6)   -- no event carries this port: unattributed
+      net.udp_rcvbuf(7778, 100, 6, 1024)
+      s1 = snmp.read()
+    end }
+    assert.are.equal(0, report.lost)
+    assert.are.equal(120, refused4)
+    assert.are.equal(40, refused6)
+    assert.are.equal(120 + 40, ports.count(report, "tcp", 9, "NO_SOCKET"))
+    assert.are.equal(700, snmp.delta(s0, s1, "Udp.NoPorts"))
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), ports.count(report, "udp", 9999, "NO_SOCKET"))
+    local rcv4 = snmp.delta(s0, s1, "Udp.RcvbufErrors")
+    assert.is_true(rcv4 > 0)
+    assert.are.equal(rcv4, ports.count(report, "udp", 7777, "SOCKET_RCVBUFF"))
+    local rcv6 = snmp.delta(s0, s1, "Udp6RcvbufErrors")
+    assert.is_true(rcv6 > 0)
+    assert.are.equal(rcv6, ports.count(report, "udp", 7778, "SOCKET_RCVBUFF"))
+    -- UDP to a closed port over ::1 is counted, unattributed, never put on a wrong port
+    assert.are.equal(60, snmp.delta(s0, s1, "Udp6NoPorts"))
+    assert.are.equal(snmp.delta(s0, s1, "Udp6NoPorts"), report.unattributed.NO_SOCKET)
+    local total = report.attributed
+    for _, n in pairs(report.unattributed) do total = total + n end
+    assert.are.equal(report.drops, total)
+    state.assert_same(before)
+  end)
+
+  live_it("ports: text mode gives the same counts as raw mode #live", function()
+    local ports = require "dropprobe.recipes.ports"
+    local report = ports.run{ mode = "text", idle = 1, ready = function()
+      net.tcp_closed(9, 10)
+      net.udp_closed(9999, 30)
+    end }
+    assert.are.equal(10, ports.count(report, "tcp", 9, "NO_SOCKET"))
+    assert.are.equal(30, ports.count(report, "udp", 9999, "NO_SOCKET"))
+  end)
+
+  live_it("stacks: folded counts under tcp_v4_rcv and __udp4_lib_rcv are exactly the drops #live", function()
+    local stacks = require "dropprobe.recipes.stacks"
+    local before = state.snapshot()
+    local s0, s1
+    local report = stacks.run{ filter = "reason == NO_SOCKET", idle = 1, ready = function()
+      s0 = snmp.read()
+      net.tcp_closed(9, 30)
+      net.udp_closed(9999, 50)
+      s1 = snmp.read()
+    end }
+    local tcp, udp = 0, 0
+    for _, line in ipairs(stacks.folded(report)) do
+      local n = tonumber(line:match(" (%d+)$"))
+      if line:find(";tcp_v4_rcv;", 1, true) then tcp = tcp + n end
+      if line:find(";__udp4_lib_rcv;", 1, true) then udp = udp + n end
+      assert.truthy(line:match("^entry_SYSCALL") or line:match("^ret_from_fork") or line:match("^%S+;"))
+    end
+    assert.are.equal(30, tcp)
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), udp)
+    assert.are.equal(50, udp)
+    assert.is_false(report.sampled)
+    assert.are.equal(report.matched, report.with_stack)
+    assert.are.equal("NO_SOCKET", next(report.stacks[1].reasons))
+    state.assert_same(before)
+  end)
+
+  live_it("stacks: a stack limit samples and says so #live", function()
+    local stacks = require "dropprobe.recipes.stacks"
+    local report = stacks.run{ filter = "reason == NO_SOCKET", limit = 5, idle = 1, ready = function()
+      net.udp_closed(9999, 20)
+    end }
+    assert.are.equal(20, report.matched)
+    assert.are.equal(5, report.with_stack)
+    assert.is_true(report.sampled)
+    assert.truthy(stacks.format(report):find("(sampled)", 1, true))
+  end)
+
+  live_it("top: counts per reason and location, plain lines when not a terminal #live", function()
+    local top = require "dropprobe.recipes.top"
+    local lines = {}
+    local out = { write = function(_, s) lines[#lines + 1] = s end, flush = function() end }
+    local totals = top.run{ interval = 0.3, duration = 1.2, out = out, tty = false, ready = function()
+      net.udp_closed(9999, 25)
+    end }
+    assert.is_true(#lines >= 3)
+    assert.truthy(table.concat(lines):find("NO_SOCKET=25", 1, true))
+    assert.are.equal(25, totals.reasons.NO_SOCKET.total)
+    assert.truthy(next(totals.locations):find("__udp4_lib_rcv", 1, true))
+    assert.is_nil(table.concat(lines):find("\27", 1, true))
+  end)
+end)

@@ -1,0 +1,179 @@
+-- The dropprobe command: output, exit codes, signals, bad callers, and
+-- tracefs left as it was.
+local cjson = require "cjson"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local run = require "helpers.run"
+local live_it = live.bind(it, pending)
+
+local DP = run.DROPPROBE
+
+describe("11 cli", function()
+  it("prints help and refuses bad usage with exit code 1", function()
+    local _
+    local out, code = run.cmd(DP .. "--help")
+    assert.are.equal(0, code)
+    for _, c in ipairs({ "watch", "stacks", "ports", "top", "reasons", "shell", "doctor", "cleanup" }) do
+      assert.truthy(out:find("\n   " .. c, 1, true), c)
+    end
+    out, code = run.cmd(DP .. "--bogus")
+    assert.are.equal(1, code)
+    assert.truthy(out:find("unknown option '--bogus'", 1, true))
+    _, code = run.cmd(DP .. "watch --mode binary")
+    assert.are.equal(1, code)
+    _, code = run.cmd(DP .. "top --interval -1")
+    assert.are.equal(1, code)
+  end)
+
+  live_it("lists reasons and the doctor's findings #live", function()
+    local out, code = run.cmd(DP .. "reasons")
+    assert.are.equal(0, code)
+    assert.truthy(out:find("\n   3  NO_SOCKET\n", 1, true))
+    out = run.cmd(DP .. "reasons --json")
+    assert.are.equal("NO_SOCKET", cjson.decode(out).reasons[2].name)
+    out, code = run.cmd(DP .. "doctor --json")
+    assert.are.equal(0, code)
+    local checks = {}
+    for _, c in ipairs(cjson.decode(out).checks) do checks[c.name] = c end
+    assert.is_true(checks.tracefs.ok)
+    assert.is_true(checks.instances.ok)
+    if not checks.kprobes.ok then assert.truthy(checks.kprobes.fix:find("CONFIG_KPROBE_EVENTS", 1, true)) end
+    out = run.cmd(DP .. "doctor")
+    assert.truthy(out:find("stacktrace triggers", 1, true))
+  end)
+
+  live_it("watch --json gives one parseable line per drop, exactly the drops made #live", function()
+    local before = state.snapshot()
+    local h = run.bg(DP .. "watch --json --stack --duration 3")
+    run.sleep(1)
+    local s0 = snmp.read()
+    net.udp_closed(net.free_udp_port(), 25)
+    local s1 = snmp.read()
+    local out, rc, err = h.wait()
+    assert.are.equal(0, rc, err)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      local rec = cjson.decode(line)
+      assert.are.equal("kfree_skb", rec.name)
+      assert.truthy(rec.cpu and rec.pid and rec.comm and rec.ts and rec.reason)
+      if rec.location:find("^__udp4_lib_rcv") then
+        n = n + 1
+        assert.are.equal("NO_SOCKET", rec.reason)
+        assert.truthy(table.concat(rec.stack, " "):find("__udp4_lib_rcv", 1, true))
+      end
+    end
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), n)
+    assert.are.equal(25, n)
+    assert.truthy(err:find("0 events lost", 1, true))
+    state.assert_same(before)
+  end)
+
+  live_it("ports --json prints the documented object #live", function()
+    local h = run.bg(DP .. "ports --json --duration 2.5")
+    run.sleep(1)
+    net.udp_closed(9999, 15)
+    local out, rc = h.wait()
+    assert.are.equal(0, rc)
+    local report = cjson.decode(out)
+    assert.are.same({ proto = "udp", port = 9999, reason = "NO_SOCKET", count = 15 }, report.ports[1])
+    assert.are.equal(0, report.lost)
+    assert.are.equal("table", type(report.unattributed))
+  end)
+
+  live_it("ends on SIGINT and SIGTERM with its report, exit 130/143, nothing left #live", function()
+    local before = state.snapshot()
+    for sig, code in pairs({ INT = 130, TERM = 143 }) do
+      local h = run.bg(DP .. "stacks --folded")
+      run.sleep(1)
+      net.tcp_closed(9, 3)
+      run.sleep(0.5)
+      h.signal(sig)
+      local out, rc = h.wait()
+      assert.are.equal(code, rc, sig)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        if line:find(";tcp_v4_rcv;", 1, true) then n = n + tonumber(line:match("(%d+)$")) end
+      end
+      assert.are.equal(3, n, sig)
+      state.assert_same(before)
+    end
+  end)
+
+  live_it("a script that errors out, or exits with os.exit(code, true), cleans up #live", function()
+    local before = state.snapshot()
+    local script = [[-e 'local dp = require "dropprobe"
+      local inst = dp.instance()
+      local ev = inst:event("skb:kfree_skb")
+      ev:filter("reason > 2") ev:trigger("stacktrace if reason > 2") ev:enable()
+      %s']]
+    local out, code = run.cmd(run.LUA .. script:format('error("boom")'))
+    local _
+    assert.are_not.equal(0, code)
+    assert.truthy(out:find("boom", 1, true))
+    state.assert_same(before)
+    _, code = run.cmd(run.LUA .. script:format("os.exit(3, true)"))
+    assert.are.equal(3, code)
+    state.assert_same(before)
+  end)
+
+  live_it("refuses a non-root user clearly and changes nothing #live", function()
+    local before = state.snapshot()
+    -- a copy of the tree that user nobody can read wherever the checkout is
+    local tmp = os.tmpname()
+    os.remove(tmp)
+    assert(os.execute(("mkdir -m 755 %s && cp -r lua build bin %s/ && chmod -R a+rX %s")
+      :format(tmp, tmp, tmp)))
+    finally(function() os.execute("rm -rf " .. tmp) end)
+    local nobody = ("cd %s && setpriv --reuid=65534 --regid=65534 --clear-groups env "):format(tmp)
+    local out, code = run.cmd(nobody .. run.ENV .. "lua5.4 bin/dropprobe watch --duration 1")
+    assert.are.equal(2, code)
+    assert.truthy(out:find("needs root", 1, true), out)
+    out, code = run.cmd(nobody .. run.LUA .. [[-e 'local dp = require "dropprobe"
+      local _, e = pcall(dp.instance) print(e)']])
+    assert.are.equal(0, code)
+    assert.truthy(out:find("needs root", 1, true), out)
+    state.assert_same(before)
+  end)
+
+  live_it("shell: a REPL with dp loaded that shows tables, objects and records #live", function()
+    local before = state.snapshot()
+    local input = os.tmpname()
+    local f = io.open(input, "w")
+    f:write('dp.reasons()[3]\n', 'inst = dp.instance{ name = "dropprobe-shell-spec" }\n', 'inst\n',
+      'ev = inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()\n', 'ev\n',
+      'require("helpers.net").udp_closed(9999, 1)\n',
+      'for r in inst:records{ timeout = 0.5 } do print(r) print(r.fields) end\n')
+    f:close()
+    local out, code = run.cmd(DP .. "shell < " .. input)
+    os.remove(input)
+    assert.are.equal(0, code)
+    assert.truthy(out:find("`dp` is loaded", 1, true))
+    assert.truthy(out:find("\nNO_SOCKET\n", 1, true), out)
+    assert.truthy(out:find('dropprobe.Instance "dropprobe-shell-spec"', 1, true), out)
+    assert.truthy(out:find('dropprobe.Event skb:kfree_skb [enabled, filter "reason == 3"]', 1, true), out)
+    assert.truthy(out:find("kfree_skb: skbaddr=", 1, true), out)
+    assert.truthy(out:find('reason = "NO_SOCKET"', 1, true), out)
+    assert.is_nil(out:find("userdata: 0x", 1, true))
+    state.assert_same(before)
+  end)
+
+  live_it("two dropprobe processes at once each see every drop #live", function()
+    local before = state.snapshot()
+    local a = run.bg(DP .. "watch --json --duration 3")
+    local b = run.bg(DP .. "watch --json --mode text --duration 3")
+    run.sleep(1.2)
+    net.udp_closed(net.free_udp_port(), 12)
+    for _, h in ipairs({ a, b }) do
+      local out, rc = h.wait()
+      assert.are.equal(0, rc)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        if cjson.decode(line).location:find("^__udp4_lib_rcv") then n = n + 1 end
+      end
+      assert.are.equal(12, n)
+    end
+    state.assert_same(before)
+  end)
+end)

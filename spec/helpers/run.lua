@@ -1,0 +1,57 @@
+-- Running dropprobe and example scripts as separate processes, in the
+-- foreground or in the background (to send them traffic and signals).
+local socket = require "socket"
+local run = {}
+
+run.ENV = 'LUA_PATH="./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;" LUA_CPATH="./build/?.so;;" '
+run.LUA = run.ENV .. "lua5.4 "
+run.DROPPROBE = run.LUA .. "bin/dropprobe "
+
+--- Run a command; returns its output (stdout and stderr) and exit code.
+function run.cmd(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- Start a command in the background: { pid =, wait = fn -> out, code, signal = fn(sig) }.
+function run.bg(cmd)
+  local base = os.tmpname()
+  local sh = ("(%s > %s.out 2> %s.err & echo $! > %s.pid; wait $!; echo $? > %s.rc) &"):format(
+    cmd, base, base, base, base)
+  assert(os.execute(sh))
+  local pid
+  for _ = 1, 100 do
+    pid = tonumber(slurp(base .. ".pid"))
+    if pid then break end
+    socket.sleep(0.02)
+  end
+  local h = { pid = pid }
+  function h.signal(sig) os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid)) end
+  function h.wait(timeout)
+    local t = socket.gettime() + (timeout or 30)
+    local rc
+    repeat
+      rc = tonumber(slurp(base .. ".rc"))
+      if not rc then socket.sleep(0.05) end
+    until rc or socket.gettime() > t
+    if not rc then h.signal("KILL") end
+    local out, err = slurp(base .. ".out") or "", slurp(base .. ".err") or ""
+    for _, ext in ipairs({ "", ".out", ".err", ".pid", ".rc" }) do os.remove(base .. ext) end
+    return out, rc, err
+  end
+  return h
+end
+
+run.sleep = socket.sleep
+
+return run
