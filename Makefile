@@ -15,18 +15,54 @@ INTREE      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;
 
 DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd-dev \
 	lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
-	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd
+	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux
 
-.PHONY: all build deps test unit demo lint clean install docs
+.PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench
 
 all: build
 
-# the module in place (build/dropprobe/core.so) for tests and the demo
-build: build/dropprobe/core.so
+# the module in place (build/dropprobe/core.so) for tests and the demo,
+# and the parser's C test driver
+build: build/dropprobe/core.so build/parse_driver
 
 build/dropprobe/core.so: $(SRC) $(HDR)
 	@mkdir -p build/dropprobe
 	$(CC) $(CFLAGS_W) -O2 -g -fPIC -shared $(INCS) -o $@ $(SRC) $(LIBS)
+
+build/parse_driver: spec/c/parse_driver.c lua-dropprobe/parse.c lua-dropprobe/parse.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_W) -O2 -g -o $@ spec/c/parse_driver.c lua-dropprobe/parse.c
+
+# libFuzzer over the text parser, FUZZ_SECONDS long (CI: 60); a crash stops
+# it with a non-zero exit and leaves build/fuzz-crash-* to turn into a fixture
+FUZZ_SECONDS ?= 60
+build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h
+	@mkdir -p build/fuzz-corpus
+	clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c
+
+fuzz: build/fuzz_parse
+	build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz- \
+		build/fuzz-corpus spec/fixtures
+
+# the specs against a module built with AddressSanitizer and UBSan (the
+# sanitizer runtime preloaded into lua5.4); any report aborts the run
+ASAN_RT := $(shell clang -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
+SAN_ENV = DROPPROBE_CPATH="./build/asan/?.so" LD_PRELOAD=$(ASAN_RT) \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+build/asan/dropprobe/core.so: $(SRC) $(HDR)
+	@mkdir -p build/asan/dropprobe
+	clang $(CFLAGS_W) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+		-fno-sanitize-recover=all -shared-libsan -fPIC -shared $(INCS) -o $@ $(SRC) $(LIBS)
+
+sanitize: build build/asan/dropprobe/core.so
+	$(SAN_ENV) $(BUSTED) --exclude-tags=proc -o utfTerminal
+
+# valgrind over a workload that makes, uses and closes every object, then
+# closes the Lua state: no leak definitely lost, no invalid access
+valgrind: build
+	valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+		--suppressions=spec/c/valgrind.supp --error-exitcode=1 $(LUA) spec/c/leakcheck.lua
 
 # Debian packages, installed only when missing (idempotent; root or sudo)
 deps:
@@ -37,7 +73,12 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-test: deps build
+# everything CI checks; the specs run last, so that their "N passed, N failed"
+# line closes the output
+test: deps build lint
+	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory sanitize
+	$(MAKE) --no-print-directory valgrind
 	$(BUSTED)
 
 unit: build

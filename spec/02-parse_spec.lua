@@ -104,4 +104,26 @@ describe("02 text parser", function()
     assert.has_error(function() dp.open("spec/fixtures/trace-truncated.txt", { limt = 1 }) end,
       "dp.open: unknown option 'limt' (allowed: limit)")
   end)
+
+  it("classifies every line of the fixtures in the C driver, without Lua", function()
+    local function driver(path)
+      local p = assert(io.popen("build/parse_driver " .. path .. " 2>&1"))
+      local out = p:read("a")
+      assert.is_true(p:close(), out)
+      return out
+    end
+    local out = driver("spec/fixtures/trace-hostile.txt")
+    assert.truthy(out:find("# empty=1 comment=4 event=5 stack=2 ustack=0 frame=4 lost=1 bad=2", 1, true), out)
+    assert.truthy(out:find("0 1234 Web Content|kfree_skb|skbaddr=ffff888100000001;", 1, true), out)
+    assert.truthy(out:find("\nlost 1 42\n", 1, true), out)
+    out = driver("spec/fixtures/trace-tcp-udp-stacks.txt")
+    assert.truthy(out:find("event=8 ustack=0", 1, true) or out:find(" event=8 ", 1, true), out)
+    assert.truthy(out:find(" stack=2 ", 1, true), out)
+    assert.truthy(out:find(" frame=47 ", 1, true), out)
+    assert.truthy(out:find(" bad=0", 1, true), out)
+    -- every input the fuzzer ever broke is kept as a fixture and must parse
+    for name in io.popen("ls spec/fixtures/fuzz 2>/dev/null"):lines() do
+      driver("spec/fixtures/fuzz/" .. name)
+    end
+  end)
 end)

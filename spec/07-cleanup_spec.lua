@@ -13,7 +13,7 @@ end
 
 local LUA = 'LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" lua5.4 '
 
-describe("07 cleanup", function()
+describe("07 cleanup #proc", function()
   live_it("removes a killed process's instance and leaves a foreign one alone #live", function()
     local before = state.snapshot()
     local dir = require("dropprobe").tracefs()

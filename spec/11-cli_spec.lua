@@ -10,7 +10,7 @@ local live_it = live.bind(it, pending)
 
 local DP = run.DROPPROBE
 
-describe("11 cli", function()
+describe("11 cli #proc", function()
   it("prints help and refuses bad usage with exit code 1", function()
     local _
     local out, code = run.cmd(DP .. "--help")

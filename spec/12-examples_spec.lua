@@ -9,7 +9,7 @@ local function example(name, args)
   return run.LUA .. "examples/" .. name .. (args and (" " .. args) or "")
 end
 
-describe("12 examples", function()
+describe("12 examples #proc", function()
   live_it("demo.lua finds a TCP and a UDP drop with reason and stack, in both modes #live", function()
     local before = state.snapshot()
     for _, mode in ipairs({ "text", "raw" }) do

@@ -1,0 +1,46 @@
+/*
+ * fuzz_parse.c - libFuzzer target over the text trace parser (parse.c):
+ * any bytes, split into lines as the reader splits them, every line parsed
+ * and every payload pair walked. Crashes and sanitizer reports are findings;
+ * each one found becomes a fixture in spec/fixtures/.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../lua-dropprobe/parse.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *s = (const char *)data;
+	size_t start = 0;
+	for (size_t i = 0; i <= size; i++) {
+		if (i == size || s[i] == '\n') {
+			struct dp_line ln;
+			enum dp_line_kind k = dp_parse_line(s + start, i - start, &ln);
+			if (k == DP_LINE_EVENT || k == DP_LINE_STACK) {
+				struct dp_span key, val;
+				size_t pos = 0;
+				long long v;
+				/* every span must lie inside the line */
+				if (ln.comm.p < s + start || ln.comm.p + ln.comm.n > s + i ||
+				    ln.payload.p + ln.payload.n > s + i || ln.name.p + ln.name.n > s + i)
+					__builtin_trap();
+				while (dp_payload_next(ln.payload, &pos, &key, &val)) {
+					if (key.p < ln.payload.p || val.p + val.n > ln.payload.p + ln.payload.n)
+						__builtin_trap();
+					(void)dp_span_integer(val, &v);
+				}
+				if (pos > ln.payload.n)
+					__builtin_trap();
+			} else if (k == DP_LINE_FRAME) {
+				if (ln.frame.p + ln.frame.n > s + i)
+					__builtin_trap();
+			}
+			start = i + 1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,76 @@
+-- A workload for `make valgrind`: every object of the C core made, used and
+-- closed (or collected), then the Lua state closed, so that anything the
+-- module allocated and did not free shows as "definitely lost".
+--   valgrind --leak-check=full lua5.4 spec/c/leakcheck.lua
+package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
+package.cpath = (os.getenv("DROPPROBE_CPATH") or "./build/?.so") .. ";" .. package.cpath
+local dp = require "dropprobe"
+local fake = require "helpers.faketree"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- formats and reasons
+for _ = 1, 3 do
+  local f = dp.parse_format(read("spec/fixtures/kfree_skb-6.18.format"), "skb")
+  assert(dp.reasons_of(f).NO_SOCKET == 3)
+end
+pcall(dp.parse_format, "garbage")
+
+-- the text parser over every fixture, closed and collected
+for _, name in ipairs({ "trace-tcp-udp-stacks.txt", "trace-hostile.txt", "trace-truncated.txt" }) do
+  local n = 0
+  for _ in dp.open("spec/fixtures/" .. name) do n = n + 1 end
+  local it, s, c, pipe = dp.open("spec/fixtures/" .. name)
+  it(s, c)
+  pipe = nil -- luacheck: ignore
+end
+collectgarbage()
+
+-- kprobes on a fake tree: created, closed, collected
+local dir = fake.make()
+dp.tracefs(dir)
+local kp = dp.kprobe{ name = "leak", at = "kfree_skb_reason", args = { "skb=$arg1:u64" } }
+kp:create()
+kp:close()
+do
+  local k2 = dp.kprobe{ name = "leak2", at = "x", ret = true, args = { "r=$retval" } }
+  k2:create()
+end
+pcall(dp.kprobe, { name = "bad name", at = "x" })
+collectgarbage()
+dp.tracefs(false)
+fake.remove(dir)
+
+-- live objects, where this is root with tracefs
+local ok = pcall(dp.tracefs)
+if ok and dp.core.is_root() then
+  local socket = require "socket"
+  for _, mode in ipairs({ "text", "raw" }) do
+    local inst = dp.instance{ buffer_kb = 256 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter("reason > 2")
+    pcall(ev.filter, ev, "bogus > 1")
+    ev:trigger("stacktrace if reason > 2")
+    pcall(ev.trigger, ev, "stacktrace if reason > 2")
+    ev:enable()
+    local pipe = inst:pipe{ mode = mode }
+    local u = socket.udp4()
+    for _ = 1, 50 do u:sendto("x", "127.0.0.1", 9) end
+    u:close()
+    local n = 0
+    while pipe:read(0.5) do n = n + 1 end
+    assert(n >= 50, mode .. " read " .. n)
+    local _ = pipe:stats()
+    if mode == "text" then pipe:close() inst:close() end
+    -- raw: left to the garbage collector and lua_close
+  end
+  local dat = os.getenv("DROPPROBE_DAT")
+  if dat then for _ in dp.open(dat) do end end
+end
+print("leakcheck workload done")
+os.exit(0, true)
