@@ -15,7 +15,7 @@ INTREE      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;
 
 DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd-dev \
 	lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
-	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux
+	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace
 
 .PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench
 
@@ -88,7 +88,15 @@ demo: deps build
 	$(INTREE) $(LUA) examples/demo.lua
 
 lint:
-	luacheck lua spec examples bin
+	luacheck lua spec examples bin bench
+
+# side by side on the same loopback flood; BENCH_ARGS="--count 500000"
+build/flood: bench/flood.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_W) -O2 -o $@ bench/flood.c
+
+bench: deps build build/flood
+	$(LUA) bench/run.lua $(BENCH_ARGS)
 
 install: deps
 	$(LUAROCKS) make --deps-mode=none rockspec/dropprobe-scm-1.rockspec

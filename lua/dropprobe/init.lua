@@ -442,11 +442,13 @@ end
 -- for each record. The loop the recipes share.
 -- @tparam Pipe pipe
 -- @tparam table opts `duration` (seconds in all), `idle` (end after that many
--- seconds without a record), `ready` (called once, before the first read)
+-- seconds without a record), `ready` (called once, before the first read),
+-- `progress` (called with the count every `every` records, default 100000)
 -- @tparam function fn called with each record
 -- @treturn string why it ended: "duration", "idle", "interrupted", "eof"
 function M.each(pipe, opts, fn)
   local deadline = opts.duration and core.now() + opts.duration
+  local progress, every, n = opts.progress, opts.every or 100000, 0
   if opts.ready then opts.ready() end
   while true do
     local wait = opts.idle or 0.25
@@ -458,6 +460,10 @@ function M.each(pipe, opts, fn)
     local rec, why = pipe:read(wait)
     if rec then
       fn(rec)
+      if progress then
+        n = n + 1
+        if n % every == 0 then progress(n) end
+      end
     elseif why == "timeout" then
       if opts.idle and (not deadline or deadline - core.now() > 0) then return "idle" end
     else

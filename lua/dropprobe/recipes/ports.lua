@@ -54,11 +54,12 @@ end
 
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
 -- @tparam[opt] table opts `filter` (which drops; default "reason > 2"),
--- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`
+-- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`,
+-- `progress` (called with the record count every `every` records)
 -- @treturn table `{ ports = {{proto=, port=, reason=, count=}...}, unattributed =
 -- {REASON = n}, lost =, drops =, attributed =, read = }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready" },
+  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready", "progress", "every" },
     "ports.run")
   local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
   for _, name in ipairs(M.EVENTS) do

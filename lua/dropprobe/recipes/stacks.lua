@@ -21,12 +21,13 @@ end
 -- @tparam[opt] table opts `filter` (default "reason > 2"; reason names
 -- allowed), `limit` (stacks to sample; default: every matching drop),
 -- `duration`, `idle`, `mode` ("raw" or "text"), `buffer_kb`, `ready` (called
--- once everything is set up)
+-- once everything is set up), `progress` (called with the record count every
+-- `every` records)
 -- @treturn table `{ stacks = {{frames=, count=, reasons={NAME=n}}...}, matched=,
 -- with_stack=, sampled=, lost=, read=, filter=, ended= }`
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "limit", "duration", "idle", "mode", "buffer_kb",
-    "ready" }, "stacks.run")
+    "ready", "progress", "every" }, "stacks.run")
   local cond = opts.filter or "reason > 2"
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)

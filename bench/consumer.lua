@@ -1,0 +1,65 @@
+-- One reader of the bench flood, run under /usr/bin/time by bench/run.lua.
+-- Prints "ready" once it is set up, reads until the flood is over (a quiet
+-- spell), then prints one line of JSON: what it got and what was lost.
+--   lua5.4 bench/consumer.lua text|raw|ports|stacks|memory|naive [trace_pipe]
+local kind, path = arg[1], arg[2]
+local cjson = require "cjson"
+
+local function ready() io.write("ready\n") io.flush() end
+local function done(t) io.write(cjson.encode(t), "\n") io.flush() end
+
+local function rss_kb()
+  local f = io.open("/proc/self/status")
+  local s = f:read("a")
+  f:close()
+  return tonumber(s:match("VmRSS:%s*(%d+)"))
+end
+
+if kind == "naive" then
+  -- the reader a user writes first: io.lines and string.match into tables
+  local n, recs = 0, {} -- luacheck: ignore 241 (kept like a user keeps records)
+  local ok = pcall(function()
+    ready()
+    for line in io.lines(path) do
+      local comm, pid, cpu, ts, name, payload =
+        line:match("^%s*(.-)%-(%d+)%s+%[(%d+)%]%s+%S+%s+([%d.]+): ([%w_]+): (.*)$")
+      if name == "kfree_skb" then
+        local rec = { comm = comm, pid = tonumber(pid), cpu = tonumber(cpu), ts = tonumber(ts),
+          reason = payload:match("reason: (%S+)"), location = payload:match("location=(%S+)") }
+        n = n + 1
+        recs[n % 1000 + 1] = rec
+      end
+    end
+  end)
+  local _ = ok
+  done({ got = n })
+  return
+end
+
+local dp = require "dropprobe"
+local idle = 2
+
+if kind == "text" or kind == "raw" then
+  local inst <close> = dp.instance{ buffer_kb = 8192 }
+  inst:event("skb:kfree_skb"):filter("reason > 2"):enable()
+  local pipe <close> = inst:pipe{ mode = kind }
+  local n = 0
+  dp.each(pipe, { idle = idle, ready = ready }, function(rec)
+    if rec.name == "kfree_skb" then n = n + 1 end
+  end)
+  done({ got = n, lost = pipe:stats().lost })
+elseif kind == "ports" then
+  local r = require("dropprobe.recipes.ports").run{ idle = idle, ready = ready, buffer_kb = 8192 }
+  done({ got = r.drops, lost = r.lost, attributed = r.attributed })
+elseif kind == "stacks" then
+  local r = require("dropprobe.recipes.stacks").run{ idle = idle, ready = ready, buffer_kb = 8192 }
+  done({ got = r.matched, lost = r.lost, stacks = r.with_stack })
+elseif kind == "memory" then
+  local rss = {}
+  local r = require("dropprobe.recipes.ports").run{ idle = idle, ready = ready, buffer_kb = 8192,
+    every = 500000, progress = function(n) rss[#rss + 1] = { n, rss_kb() } end }
+  done({ got = r.drops, lost = r.lost, rss = rss })
+else
+  io.stderr:write("usage: consumer.lua text|raw|ports|stacks|memory|naive [trace_pipe]\n")
+  os.exit(2)
+end

@@ -1,0 +1,276 @@
+-- make bench: every reader on the same bounded loopback flood, in one run,
+-- side by side, as one Markdown table (also written to bench/results.md).
+--   lua5.4 bench/run.lua [--count N] [--memory N] [--out FILE]
+-- Root only (it makes drops and reads them from tracefs). Loopback only.
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./build/?.so;" .. package.cpath
+local dp = require "dropprobe"
+local cjson = require "cjson"
+local socket = require "socket"
+
+local COUNT, MEMORY, OUT, PORT = 300000, 2000000, "bench/results.md", 9
+for i = 1, #arg do
+  if arg[i] == "--count" then COUNT = assert(tonumber(arg[i + 1]), "--count N") end
+  if arg[i] == "--memory" then MEMORY = assert(tonumber(arg[i + 1]), "--memory N") end
+  if arg[i] == "--out" then OUT = arg[i + 1] end
+end
+local ENV = 'env LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" '
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  p:close()
+  return out
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function noports()
+  local f = io.open("/proc/net/snmp")
+  local s = f:read("a")
+  f:close()
+  local names, values = s:match("\nUdp: ([^\n]+)\nUdp: ([^\n]+)")
+  local k, vs = 0, {}
+  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
+  for name in names:gmatch("%S+") do
+    k = k + 1
+    if name == "NoPorts" then return vs[k] end
+  end
+end
+
+local function flood(n)
+  local before = noports()
+  local t0 = dp.now()
+  local out = sh(("build/flood %d %d"):format(n, PORT))
+  assert(tonumber(out), "flood failed: " .. out)
+  return noports() - before, t0
+end
+
+-- start CMD under /usr/bin/time in the background
+local function start(cmd)
+  local base = os.tmpname()
+  os.execute(("(/usr/bin/time -f '%%U %%S %%e %%M' -o %s.time %s > %s.out 2> %s.err & echo $! > %s.pid; "
+    .. "wait) &"):format(base, cmd, base, base, base))
+  local h = { base = base }
+  for _ = 1, 200 do
+    h.pid = tonumber(slurp(base .. ".pid"))
+    if h.pid then break end
+    socket.sleep(0.01)
+  end
+  function h.output() return slurp(base .. ".out") or "" end
+  function h.wait_for(text, timeout)
+    local t = dp.now() + (timeout or 30)
+    while not h.output():find(text, 1, true) do
+      if dp.now() > t then error("timed out waiting for " .. text .. ": " .. (slurp(base .. ".err") or "")) end
+      socket.sleep(0.02)
+    end
+  end
+  function h.exited() return (slurp(base .. ".time") or ""):find("%d") ~= nil end
+  function h.interrupt() os.execute(("pkill -INT -P %d"):format(h.pid)) end
+  function h.finish(timeout)
+    local t = dp.now() + (timeout or 120)
+    while not (slurp(base .. ".time") or ""):find("%d") do
+      if dp.now() > t then os.execute(("pkill -KILL -P %d"):format(h.pid)) break end
+      socket.sleep(0.05)
+    end
+    local tm = slurp(base .. ".time") or ""
+    local u, s, e, m = tm:match("([%d.]+) ([%d.]+) ([%d.]+) (%d+)%s*$")
+    local res = { cpu = (tonumber(u) or 0) + (tonumber(s) or 0), wall = tonumber(e), rss = tonumber(m),
+      out = h.output(), err = slurp(base .. ".err") or "" }
+    for _, ext in ipairs({ "", ".time", ".out", ".err", ".pid" }) do os.remove(base .. ext) end
+    return res
+  end
+  return h
+end
+
+local function drained(inst)
+  for cpu = 0, 255 do
+    local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+    if not s then break end
+    if tonumber(s:match("entries:%s*(%d+)")) ~= 0 then return false end
+  end
+  return true
+end
+
+local function kernel_counts(inst)
+  local read, lost = 0, 0
+  for cpu = 0, 255 do
+    local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+    if not s then break end
+    read = read + tonumber(s:match("read events:%s*(%d+)"))
+    lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
+  end
+  return read, lost
+end
+
+local rows = {}
+local function row(name, r) rows[#rows + 1] = r r.name = name io.stderr:write("done: ", name, "\n") end
+
+-- readers of a trace_pipe that this script sets up: cat, the naive Lua reader
+local function pipe_reader(name, cmd_of)
+  local inst <close> = dp.instance{ buffer_kb = 8192 }
+  inst:event("skb:kfree_skb"):filter("reason > 2"):enable()
+  local h = start(cmd_of(inst:dir() .. "/trace_pipe"))
+  socket.sleep(0.5)
+  local kernel, t0 = flood(COUNT)
+  local t = dp.now() + 120
+  while not drained(inst) and dp.now() < t and not h.exited() do socket.sleep(0.05) end
+  local t_end = dp.now()
+  socket.sleep(0.3)
+  h.interrupt()
+  local r = h.finish()
+  local read, lost = kernel_counts(inst)
+  local got = r.out:match('"got":(%d+)')
+  row(name, { kernel = kernel, got = tonumber(got) or read, lost = lost, cpu = r.cpu,
+    wall = t_end - t0, rss = r.rss })
+end
+
+-- dropprobe readers: they make their own instance and end after a quiet spell
+local function dp_reader(name, kind, count)
+  local h = start(ENV .. "lua5.4 bench/consumer.lua " .. kind)
+  h.wait_for("ready")
+  local kernel = flood(count or COUNT)
+  local r = h.finish()
+  local res = cjson.decode(r.out:match("(%b{})%s*$") or "{}")
+  local function int(v) return v and math.tointeger(v) or v end
+  row(name, { kernel = kernel, got = int(res.got), lost = int(res.lost), cpu = r.cpu, wall = (r.wall or 0) - 2,
+    rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil })
+end
+
+io.stderr:write(("bench: %d UDP drops to 127.0.0.1:%d per row\n"):format(COUNT, PORT))
+assert(os.execute("test -x build/flood"), "build/flood missing: run make bench")
+
+pipe_reader("`cat trace_pipe > /dev/null`", function(p) return "cat " .. p .. " > /dev/null" end)
+pipe_reader("naive Lua reader (io.lines + string.match)",
+  function(p) return ENV .. "lua5.4 bench/consumer.lua naive " .. p end)
+dp_reader("dropprobe text mode", "text")
+dp_reader("dropprobe raw mode", "raw")
+dp_reader("dropprobe `ports` recipe (raw)", "ports")
+dp_reader("dropprobe `stacks` recipe (raw, a stack per drop)", "stacks")
+
+-- bpftrace, counting in the kernel
+if sh("command -v bpftrace"):find("bpftrace") then
+  local h = start("bpftrace -e 'tracepoint:skb:kfree_skb /args->reason > 2/ { @ = count(); }'")
+  local ok = pcall(h.wait_for, "Attaching", 30)
+  if ok then
+    socket.sleep(0.5)
+    local kernel = flood(COUNT)
+    socket.sleep(0.5)
+    h.interrupt()
+    local r = h.finish()
+    row("`bpftrace` count() in the kernel", { kernel = kernel, got = tonumber(r.out:match("@: (%d+)")),
+      lost = 0, cpu = r.cpu, rss = r.rss })
+  else
+    local r = h.finish(5)
+    row("`bpftrace` count() in the kernel", { skipped = "bpftrace did not attach: " .. r.err:sub(1, 80) })
+  end
+else
+  row("`bpftrace` count() in the kernel", { skipped = "bpftrace is not installed" })
+end
+
+-- trace-cmd record, where it can run
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local out = sh(("cd %s && timeout 20 trace-cmd record -e skb:kfree_skb -f 'reason > 2' -o %s/t.dat true")
+    :format(dir, dir))
+  os.execute("rm -rf " .. dir)
+  if out:find("Operation not permitted", 1, true) or out:find("Can't enable", 1, true) then
+    row("`trace-cmd record`", { skipped = "cannot run here: it must write /proc/sys/kernel/ftrace_enabled "
+      .. "(\"Can't enable ftrace\", EPERM on this locked-down kernel)" })
+  elseif out:find("not found", 1, true) then
+    row("`trace-cmd record`", { skipped = "trace-cmd is not installed" })
+  else
+    row("`trace-cmd record`", { skipped = "runs here, not measured (its recording is offline)" })
+  end
+end
+
+-- offline parse: dp.open against the naive parser on the same saved trace
+local offline
+do
+  local path = os.tmpname()
+  local f = assert(io.open(path, "wb"))
+  local lines = {}
+  for i = 1, 1000 do
+    lines[i] = ("%16s-%-7d [%03d] ..s1. %6d.%06d: kfree_skb: skbaddr=ffff8881%08x rx_sk=0000000000000000 "
+      .. "protocol=2048 location=__udp4_lib_rcv+0x4bc/0xd00 reason: NO_SOCKET\n")
+      :format("flood", 1000 + i % 50, i % 2, 100 + i, i, i * 256)
+  end
+  local block = table.concat(lines)
+  for _ = 1, COUNT // 1000 do f:write(block) end
+  f:close()
+  local nlines = (COUNT // 1000) * 1000
+  local c0 = os.clock()
+  local n = 0
+  for rec in dp.open(path) do if rec.fields.reason == "NO_SOCKET" then n = n + 1 end end
+  local t_dp = os.clock() - c0
+  c0 = os.clock()
+  local m, recs = 0, {} -- luacheck: ignore 241 (kept like a user keeps records)
+  for line in io.lines(path) do
+    local comm, pid, cpu, ts, name, payload =
+      line:match("^%s*(.-)%-(%d+)%s+%[(%d+)%]%s+%S+%s+([%d.]+): ([%w_]+): (.*)$")
+    if name == "kfree_skb" then
+      m = m + 1
+      recs[m % 1000 + 1] = { comm = comm, pid = tonumber(pid), cpu = tonumber(cpu), ts = tonumber(ts),
+        reason = payload:match("reason: (%S+)"), location = payload:match("location=(%S+)") }
+    end
+  end
+  local t_naive = os.clock() - c0
+  os.remove(path)
+  assert(n == nlines and m == nlines, "offline parse counted wrong")
+  offline = { lines = nlines, dp = nlines / t_dp, naive = nlines / t_naive }
+  io.stderr:write("done: offline parse\n")
+end
+
+-- memory: the ports recipe through a long flood, RSS at 0.5M, 1M, 2M records
+local memory
+do
+  local h = start(ENV .. "lua5.4 bench/consumer.lua memory")
+  h.wait_for("ready")
+  local kernel = 0
+  for _ = 1, 4 do kernel = kernel + flood(MEMORY // 4) end
+  local r = h.finish(300)
+  local res = cjson.decode(r.out:match("(%b{})%s*$") or "{}")
+  memory = { kernel = kernel, got = math.tointeger(res.got), lost = math.tointeger(res.lost),
+    rss = res.rss or {}, peak = r.rss }
+  io.stderr:write("done: memory\n")
+end
+
+-- the table
+local cat = rows[1].cpu
+local t = {}
+t[#t + 1] = ("Flood: %d UDP datagrams to a closed port on 127.0.0.1 (one `NO_SOCKET` drop each), "
+  .. "`skb:kfree_skb` with `reason > 2`, 8 MB per-CPU buffer, %d CPUs, %s.\n")
+  :format(COUNT, tonumber(sh("nproc")) or 0, os.date("!%Y-%m-%d"))
+t[#t + 1] = "| reader | kernel counted | reader got | lost | CPU s (user+sys) | CPU vs cat | wall s | peak RSS MB |"
+t[#t + 1] = "|---|---:|---:|---:|---:|---:|---:|---:|"
+for _, r in ipairs(rows) do
+  if r.skipped then
+    t[#t + 1] = ("| %s | *skipped: %s* | | | | | | |"):format(r.name, r.skipped)
+  else
+    t[#t + 1] = ("| %s | %d | %s | %s | %.2f | %.2f | %s | %.1f |"):format(r.name, r.kernel or 0,
+      tostring(r.got or "?"), tostring(r.lost or "?"), r.cpu or 0, (r.cpu or 0) / cat,
+      r.wall and ("%.2f"):format(r.wall) or "-", (r.rss or 0) / 1024)
+  end
+end
+t[#t + 1] = ""
+t[#t + 1] = ("Offline parse of a saved %d-line trace: `dp.open` %.0f lines/s, naive Lua parser %.0f lines/s: "
+  .. "**%.1fx**."):format(offline.lines, offline.dp, offline.naive, offline.dp / offline.naive)
+t[#t + 1] = ""
+local ms = {}
+for _, s in ipairs(memory.rss) do ms[#ms + 1] = ("%.1fM records: %.1f MB"):format(s[1] / 1e6, s[2] / 1024) end
+local flat = #memory.rss >= 2 and (memory.rss[#memory.rss][2] - memory.rss[1][2]) / 1024
+t[#t + 1] = ("Memory, `ports` recipe through %d drops (%d read, %s lost, kernel counted %d): RSS %s%s.")
+  :format(MEMORY, memory.got or 0, tostring(memory.lost), memory.kernel, table.concat(ms, ", "),
+    flat and (" — %+.2f MB from the first sample to the last"):format(flat) or "")
+local text = table.concat(t, "\n") .. "\n"
+io.write(text)
+local f = io.open(OUT, "wb")
+if f then f:write(text) f:close() end
