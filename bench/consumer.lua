@@ -1,8 +1,9 @@
 -- One reader of the bench flood, run under /usr/bin/time by bench/run.lua.
 -- Prints "ready" once it is set up, reads until the flood is over (a quiet
 -- spell), then prints one line of JSON: what it got and what was lost.
---   lua5.4 bench/consumer.lua text|raw|ports|stacks|memory|naive [trace_pipe]
-local kind, path = arg[1], arg[2]
+--   lua5.4 bench/consumer.lua text|raw|ports|stacks|memory
+--   lua5.4 bench/consumer.lua naive TRACE_PIPE EXPECTED_COUNT
+local kind, path, expect = arg[1], arg[2], tonumber(arg[3])
 local cjson = require "cjson"
 
 local function ready() io.write("ready\n") io.flush() end
@@ -16,7 +17,8 @@ local function rss_kb()
 end
 
 if kind == "naive" then
-  -- the reader a user writes first: io.lines and string.match into tables
+  -- the reader a user writes first: io.lines and string.match into tables;
+  -- it never ends by itself, so it prints its count as it goes
   local n, recs = 0, {} -- luacheck: ignore 241 (kept like a user keeps records)
   local ok = pcall(function()
     ready()
@@ -28,11 +30,13 @@ if kind == "naive" then
           reason = payload:match("reason: (%S+)"), location = payload:match("location=(%S+)") }
         n = n + 1
         recs[n % 1000 + 1] = rec
+        if n % 1000 == 0 then io.write(n, "\n") io.flush() end
+        if n == expect then break end
       end
     end
   end)
   local _ = ok
-  done({ got = n })
+  io.write(n, "\n")
   return
 end
 

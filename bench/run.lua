@@ -72,7 +72,9 @@ local function start(cmd)
     end
   end
   function h.exited() return (slurp(base .. ".time") or ""):find("%d") ~= nil end
-  function h.interrupt() os.execute(("pkill -INT -P %d"):format(h.pid)) end
+  -- readers started in the background ignore SIGINT (the shell's rule for
+  -- background jobs), so they are ended with SIGTERM
+  function h.interrupt(sig) os.execute(("pkill -%s -P %d"):format(sig or "TERM", h.pid)) end
   function h.finish(timeout)
     local t = dp.now() + (timeout or 120)
     while not (slurp(base .. ".time") or ""):find("%d") do
@@ -126,7 +128,7 @@ local function pipe_reader(name, cmd_of)
   h.interrupt()
   local r = h.finish()
   local read, lost = kernel_counts(inst)
-  local got = r.out:match('"got":(%d+)')
+  local got = r.out:match("(%d+)%s*$") -- the naive reader prints its count as it goes
   row(name, { kernel = kernel, got = tonumber(got) or read, lost = lost, cpu = r.cpu,
     wall = t_end - t0, rss = r.rss })
 end
@@ -148,7 +150,7 @@ assert(os.execute("test -x build/flood"), "build/flood missing: run make bench")
 
 pipe_reader("`cat trace_pipe > /dev/null`", function(p) return "cat " .. p .. " > /dev/null" end)
 pipe_reader("naive Lua reader (io.lines + string.match)",
-  function(p) return ENV .. "lua5.4 bench/consumer.lua naive " .. p end)
+  function(p) return ENV .. "lua5.4 bench/consumer.lua naive " .. p .. " " .. COUNT end)
 dp_reader("dropprobe text mode", "text")
 dp_reader("dropprobe raw mode", "raw")
 dp_reader("dropprobe `ports` recipe (raw)", "ports")
@@ -162,7 +164,7 @@ if sh("command -v bpftrace"):find("bpftrace") then
     socket.sleep(0.5)
     local kernel = flood(COUNT)
     socket.sleep(0.5)
-    h.interrupt()
+    h.interrupt("INT")
     local r = h.finish()
     row("`bpftrace` count() in the kernel", { kernel = kernel, got = tonumber(r.out:match("@: (%d+)")),
       lost = 0, cpu = r.cpu, rss = r.rss })

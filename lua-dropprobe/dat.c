@@ -69,8 +69,7 @@ int dp_dat_fill(lua_State *L, struct dp_pipe *p, int refs)
 	struct dat_ctx c = {.L = L, .p = p, .r = r, .refs = refs};
 	if (!d)
 		return 0;
-	dp_raw_cache(L, r);
-	c.cache = lua_gettop(L);
+	c.cache = dp_raw_push_cache(L, r);
 	while (d->cur < d->ninputs) {
 		c.n = 0;
 		tracecmd_iterate_events(d->inputs[d->cur], NULL, 0, dat_record, &c);
@@ -78,7 +77,7 @@ int dp_dat_fill(lua_State *L, struct dp_pipe *p, int refs)
 			break;
 		d->cur++;
 	}
-	lua_pop(L, 1);
+	lua_pop(L, 4);
 	return c.n > 0;
 }
 

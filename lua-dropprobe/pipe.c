@@ -110,7 +110,7 @@ void dp_pipe_mark_lost(lua_State *L, struct dp_pipe *p, int cpu)
 {
 	if (cpu < p->ncpu && p->mark_cpu[cpu]) {
 		lua_pushinteger(L, p->mark_cpu[cpu]);
-		lua_setfield(L, -2, "lost_before");
+		dp_setkey(L, p->kidx, DP_K_LOST_BEFORE);
 		p->mark_cpu[cpu] = 0;
 	}
 }
@@ -204,7 +204,8 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		if (p->stack_ref == LUA_NOREF || !p->collecting)
 			return; /* frames of a stack that belongs to no record */
 		lua_rawgeti(L, refs, p->stack_ref);
-		lua_getfield(L, -1, "stack");
+		lua_rawgeti(L, p->kidx, DP_K_STACK);
+		lua_rawget(L, -2);
 		push_span(L, ln.frame);
 		lua_rawseti(L, -2, ++p->stack_n);
 		lua_pop(L, 2);
@@ -225,7 +226,7 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		p->collecting = 1;
 		lua_rawgeti(L, refs, p->stack_ref);
 		lua_createtable(L, 24, 0);
-		lua_setfield(L, -2, "stack");
+		dp_setkey(L, p->kidx, DP_K_STACK);
 		lua_pop(L, 1);
 		return;
 	case DP_LINE_EVENT:
@@ -234,32 +235,36 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 	dp_pipe_cpus(L, p, ln.cpu);
 	p->nread++;
 	lua_createtable(L, 0, 10);
-	luaL_setmetatable(L, DP_RECORD_MT);
+	lua_rawgeti(L, p->kidx, 0);
+	lua_setmetatable(L, -2);
 	push_span(L, ln.name);
 	if (names) {
 		lua_pushvalue(L, -1);
-		if (lua_rawget(L, names) != LUA_TNIL)
-			lua_setfield(L, -3, "system");
-		else
+		if (lua_rawget(L, names) != LUA_TNIL) {
+			lua_rawgeti(L, p->kidx, DP_K_SYSTEM);
+			lua_insert(L, -2);
+			lua_rawset(L, -4);
+		} else {
 			lua_pop(L, 1);
+		}
 	}
-	lua_setfield(L, -2, "name");
+	dp_setkey(L, p->kidx, DP_K_NAME);
 	if (p->mode == DP_MODE_TEXT && ln.comm.n == 5 && memcmp(ln.comm.p, "<...>", 5) == 0 &&
 	    ln.pid > 0)
 		push_live_comm(L, refs, ln.pid); /* the kernel had no cmdline saved yet */
 	else
 		push_span(L, ln.comm);
-	lua_setfield(L, -2, "comm");
+	dp_setkey(L, p->kidx, DP_K_COMM);
 	lua_pushinteger(L, ln.pid);
-	lua_setfield(L, -2, "pid");
+	dp_setkey(L, p->kidx, DP_K_PID);
 	lua_pushinteger(L, ln.cpu);
-	lua_setfield(L, -2, "cpu");
+	dp_setkey(L, p->kidx, DP_K_CPU);
 	lua_pushnumber(L, (lua_Number)ln.ts_ns / 1e9);
-	lua_setfield(L, -2, "ts");
+	dp_setkey(L, p->kidx, DP_K_TS);
 	push_span(L, ln.flags);
-	lua_setfield(L, -2, "flags");
+	dp_setkey(L, p->kidx, DP_K_FLAGS);
 	push_span(L, ln.payload);
-	lua_setfield(L, -2, "payload");
+	dp_setkey(L, p->kidx, DP_K_PAYLOAD);
 	{
 		struct dp_span key, val;
 		size_t pos = 0;
@@ -269,7 +274,7 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 			push_value(L, val);
 			lua_rawset(L, -3);
 		}
-		lua_setfield(L, -2, "fields");
+		dp_setkey(L, p->kidx, DP_K_FIELDS);
 	}
 	dp_pipe_mark_lost(L, p, ln.cpu);
 	{
@@ -359,13 +364,19 @@ static int pipe_read(lua_State *L)
 {
 	struct dp_pipe *p = dp_check_pipe(L, 1);
 	double timeout = luaL_optnumber(L, 2, -1);
-	double deadline = timeout >= 0 ? now_mono() + timeout : -1;
-	double last_data = now_mono();
+	double deadline, last_data;
 	int refs, names;
 
 	lua_settop(L, 2);
 	lua_getiuservalue(L, 1, DP_PIPE_UV_REFS);
 	refs = lua_gettop(L);
+	/* the common case: a record decoded earlier is waiting */
+	if (pop_ready(L, p, refs))
+		return 1;
+	deadline = timeout >= 0 ? now_mono() + timeout : -1;
+	last_data = now_mono();
+	lua_getfield(L, LUA_REGISTRYINDEX, DP_KEYS_REG);
+	p->kidx = lua_gettop(L);
 	names = lua_getiuservalue(L, 1, DP_PIPE_UV_NAMES) == LUA_TTABLE ? lua_gettop(L) : 0;
 	for (;;) {
 		int r, ms;
@@ -685,6 +696,19 @@ void dp_pipe_open(lua_State *L)
 	lua_setfield(L, -3, "Pipe");
 	lua_pop(L, 1);
 	luaL_newmetatable(L, DP_RECORD_MT); /* __tostring comes from the Lua side */
+	{
+		static const char *const keys[] = {"name", "system", "comm", "pid", "cpu", "ts",
+						   "flags", "payload", "fields", "stack",
+						   "lost_before"};
+		lua_createtable(L, DP_K_MAX, 1);
+		lua_pushvalue(L, -2);
+		lua_rawseti(L, -2, 0);
+		for (int i = 1; i < DP_K_MAX; i++) {
+			lua_pushstring(L, keys[i - 1]);
+			lua_rawseti(L, -2, i);
+		}
+		lua_setfield(L, LUA_REGISTRYINDEX, DP_KEYS_REG);
+	}
 	lua_setfield(L, -2, "Record");
 	lua_pushcfunction(L, pipe_new);
 	lua_setfield(L, -2, "pipe");

@@ -21,6 +21,25 @@ enum dp_pipe_mode { DP_MODE_TEXT, DP_MODE_FILE, DP_MODE_RAW, DP_MODE_DAT };
 
 struct dp_raw;
 
+/*
+ * Record keys, made once (registry "dropprobe.keys", an array of interned
+ * strings; [0] is the record metatable) and fetched by index in the hot
+ * loop instead of looked up by C string for every field of every record.
+ */
+enum dp_key {
+	DP_K_NAME = 1, DP_K_SYSTEM, DP_K_COMM, DP_K_PID, DP_K_CPU, DP_K_TS, DP_K_FLAGS,
+	DP_K_PAYLOAD, DP_K_FIELDS, DP_K_STACK, DP_K_LOST_BEFORE, DP_K_MAX
+};
+#define DP_KEYS_REG "dropprobe.keys"
+
+/* t[key k] = value: the value on top, the table under it (popped: value) */
+static inline void dp_setkey(lua_State *L, int kidx, int k)
+{
+	lua_rawgeti(L, kidx, k);
+	lua_insert(L, -2);
+	lua_rawset(L, -3);
+}
+
 struct dp_qent {
 	int ref; /* in the refs table */
 	int cpu;
@@ -48,6 +67,7 @@ struct dp_pipe {
 	/* counters */
 	long long nread, lost, orphan_stacks, bad_lines;
 	double grace; /* seconds a record waits for its stack */
+	int kidx;     /* stack index of the keys table during a read */
 	struct dp_raw *raw;
 };
 

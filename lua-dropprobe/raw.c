@@ -102,6 +102,19 @@ int dp_raw_cache(lua_State *L, struct dp_raw *r)
 	return lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
 }
 
+int dp_raw_push_cache(lua_State *L, struct dp_raw *r)
+{
+	int base;
+	dp_raw_cache(L, r);
+	base = lua_gettop(L);
+	lua_getfield(L, base, "sym");
+	lua_getfield(L, base, "comm");
+	lua_getfield(L, base, "ev");
+	luaL_getmetatable(L, DP_RECORD_MT);
+	lua_remove(L, base);
+	return base;
+}
+
 void dp_raw_new_cache(lua_State *L, struct dp_raw *r)
 {
 	lua_createtable(L, 0, 3);
@@ -157,7 +170,13 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 		lua_rawseti(L, -2, idx);
 		lua_getfield(L, -1, "syms");
 		d->has_syms = lua_getfield(L, -1, f->name) == LUA_TTABLE;
-		lua_pop(L, 2);
+		if (d->has_syms) {
+			d->syms_idx = ++idx;
+			lua_rawseti(L, -3, idx); /* the table, by index: no lookup per record */
+			lua_pop(L, 1);
+		} else {
+			lua_pop(L, 2);
+		}
 		/* libtraceevent calls u8 arrays strings too: only char is text */
 		if ((f->flags & TEP_FIELD_IS_STRING) && strstr(f->type, "char"))
 			d->kind = FK_STRING;
@@ -294,7 +313,7 @@ static void attach_stack(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int 
 		push_symbol(L, r, symtab, a);
 		lua_rawseti(L, -2, (lua_Integer)i + 1);
 	}
-	lua_setfield(L, -2, "stack");
+	dp_setkey(L, p->kidx, DP_K_STACK);
 	lua_pop(L, 1);
 }
 
@@ -316,43 +335,37 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 	rec.ts = ts;
 	rec.cpu = cpu;
 	id = tep_data_type(r->tep, &rec);
-	lua_getfield(L, cache, "sym");
-	symtab = lua_gettop(L);
+	symtab = cache;
+	commtab = cache + 1;
 	if (id == r->stack_id && r->stack_caller) {
 		attach_stack(L, p, r, refs, symtab, cpu, data, size);
-		lua_pop(L, 1);
 		return;
 	}
 	ei = event_info(L, r, id);
 	if (!ei) {
 		r->unknown++;
-		lua_pop(L, 1);
 		return;
 	}
-	lua_getfield(L, cache, "comm");
-	commtab = lua_gettop(L);
-	lua_getfield(L, cache, "ev");
-	lua_rawgeti(L, -1, id);
-	lua_replace(L, -2);
-	/* stack: symtab commtab evcache */
+	lua_rawgeti(L, cache + 2, id); /* the event's cache */
 	lua_createtable(L, 0, 9);
-	luaL_setmetatable(L, DP_RECORD_MT);
+	lua_pushvalue(L, cache + 3);
+	lua_setmetatable(L, -2);
 	lua_rawgeti(L, -2, 1);
-	lua_setfield(L, -2, "name");
+	dp_setkey(L, p->kidx, DP_K_NAME);
 	lua_rawgeti(L, -2, 2);
-	lua_setfield(L, -2, "system");
+	dp_setkey(L, p->kidx, DP_K_SYSTEM);
 	pid = (int)read_num(r->common_pid, data);
 	lua_pushinteger(L, pid);
-	lua_setfield(L, -2, "pid");
+	dp_setkey(L, p->kidx, DP_K_PID);
 	push_comm(L, r, commtab, pid);
-	lua_setfield(L, -2, "comm");
+	dp_setkey(L, p->kidx, DP_K_COMM);
 	lua_pushinteger(L, cpu);
-	lua_setfield(L, -2, "cpu");
+	dp_setkey(L, p->kidx, DP_K_CPU);
 	lua_pushnumber(L, (lua_Number)ts / 1e9);
-	lua_setfield(L, -2, "ts");
+	dp_setkey(L, p->kidx, DP_K_TS);
 	push_flags(L, (unsigned)read_num(r->common_flags, data),
 		   (unsigned)read_num(r->common_preempt, data));
-	lua_setfield(L, -2, "flags");
+	dp_setkey(L, p->kidx, DP_K_FLAGS);
 	lua_createtable(L, 0, ei->nf + 1);
 	for (int i = 0; i < ei->nf; i++) {
 		struct fdesc *d = &ei->fd[i];
@@ -390,14 +403,12 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 		}
 		case FK_ENUM:
 			v = read_num(d->f, data);
-			lua_getfield(L, -4, "syms");
-			lua_getfield(L, -1, d->f->name);
+			lua_rawgeti(L, -4, d->syms_idx);
 			if (lua_rawgeti(L, -1, (lua_Integer)v) == LUA_TNIL) {
 				lua_pop(L, 1);
 				lua_pushinteger(L, (lua_Integer)v);
 			}
-			lua_replace(L, -3);
-			lua_pop(L, 1);
+			lua_remove(L, -2);
 			break;
 		case FK_SYMBOL:
 			v = read_num(d->f, data);
@@ -424,7 +435,7 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 		}
 		lua_rawset(L, -3);
 	}
-	lua_setfield(L, -2, "fields");
+	dp_setkey(L, p->kidx, DP_K_FIELDS);
 	dp_pipe_mark_lost(L, p, cpu);
 	p->nread++;
 	r->nread_cpu[cpu]++;
@@ -432,7 +443,7 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 		int ref = dp_pipe_push(L, p, refs, cpu);
 		p->pending[cpu] = holding(p) ? ref : LUA_NOREF;
 	}
-	lua_pop(L, 3); /* symtab commtab evcache */
+	lua_pop(L, 1); /* the event's cache */
 }
 
 /* Read one sub-buffer of cpu if it has none loaded. 1: loaded, 0: none, -1 error */
@@ -491,8 +502,7 @@ int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms)
 	if (!loaded)
 		return 0;
 	r->cmdlines_reloaded = 0;
-	dp_raw_cache(L, r);
-	cache = lua_gettop(L);
+	cache = dp_raw_push_cache(L, r);
 	/* hand out what was read in timestamp order across CPUs */
 	for (;;) {
 		int best = -1;
@@ -508,7 +518,7 @@ int dp_raw_fill(lua_State *L, struct dp_pipe *p, int refs, int ms)
 		       r->next_ts[best]);
 		r->next[best] = kbuffer_next_event(r->kb[best], &r->next_ts[best]);
 	}
-	lua_pop(L, 1);
+	lua_pop(L, 4);
 	return 1;
 }
 

@@ -20,7 +20,8 @@ struct fdesc {
 	enum fkind kind;
 	int name_idx; /* index of the field name in the event's name table */
 	int addr_idx; /* "<name>_addr" for FK_SYMBOL */
-	int has_syms; /* symbol table at cache.syms[name] */
+	int has_syms;
+	int syms_idx; /* the field's symbol table in the event's cache table */
 };
 
 struct evinfo {
@@ -58,8 +59,11 @@ const char *dp_raw_init_tep(struct dp_raw *r);
 /* The registry table of interned names, symbols and comms. */
 void dp_raw_new_cache(lua_State *L, struct dp_raw *r);
 int dp_raw_cache(lua_State *L, struct dp_raw *r);
+/* Push the decoder's four working tables (symbols, comms, events, the
+ * record metatable) once per batch; returns the index of the first. */
+int dp_raw_push_cache(lua_State *L, struct dp_raw *r);
 /* Decode one event into a queued record, or join a kernel_stack to the
- * record before it on the CPU. cache is the index of dp_raw_cache's table. */
+ * record before it on the CPU. cache is what dp_raw_push_cache returned. */
 void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, int cache,
 		   int cpu, void *data, int size, unsigned long long ts);
 void dp_raw_free(struct dp_raw *r);
