@@ -42,8 +42,10 @@ build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h
 		-o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c
 
 fuzz: build/fuzz_parse
-	build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz- \
-		build/fuzz-corpus spec/fixtures
+	@echo "fuzzing the text parser for $(FUZZ_SECONDS) s (log: build/fuzz.log)"
+	@build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz- \
+		build/fuzz-corpus spec/fixtures spec/fixtures/fuzz > build/fuzz.log 2>&1; \
+		rc=$$?; tail -n 3 build/fuzz.log; exit $$rc
 
 # the specs against a module built with AddressSanitizer and UBSan (the
 # sanitizer runtime preloaded into lua5.4); any report aborts the run
@@ -61,7 +63,8 @@ sanitize: build build/asan/dropprobe/core.so
 # valgrind over a workload that makes, uses and closes every object, then
 # closes the Lua state: no leak definitely lost, no invalid access
 valgrind: build
-	valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	DROPPROBE_RUNDIR=build/run valgrind -q --keep-debuginfo=yes --leak-check=full \
+		--errors-for-leak-kinds=definite --show-leak-kinds=definite \
 		--suppressions=spec/c/valgrind.supp --error-exitcode=1 $(LUA) spec/c/leakcheck.lua
 
 # Debian packages, installed only when missing (idempotent; root or sudo)

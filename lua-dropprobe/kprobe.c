@@ -195,6 +195,15 @@ int dp_kprobe_destroy(struct dp_kprobe *kp)
 	return 0;
 }
 
+/* Free the strings and mark closed (the kernel side is done or handed on). */
+static void kprobe_release(struct dp_kprobe *kp)
+{
+	free(kp->at);
+	free(kp->args);
+	kp->at = kp->args = NULL;
+	kp->closed = 1;
+}
+
 static int kprobe_close(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -205,10 +214,7 @@ static int kprobe_close(lua_State *L)
 				       errno == EBUSY ? "an enabled event still uses it: close "
 							"the instance first"
 						      : NULL);
-	free(kp->at);
-	free(kp->args);
-	kp->at = kp->args = NULL;
-	kp->closed = 1;
+	kprobe_release(kp);
 	return 0;
 }
 
@@ -219,10 +225,7 @@ static int kprobe_gc(lua_State *L)
 	 * this probe and removes it after its events (name and devent stay) */
 	if (!kp->closed)
 		(void)dp_kprobe_destroy(kp);
-	free(kp->at);
-	free(kp->args);
-	kp->at = kp->args = NULL;
-	kp->closed = 1;
+	kprobe_release(kp);
 	return 0;
 }
 

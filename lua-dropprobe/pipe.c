@@ -140,8 +140,7 @@ static void push_value(lua_State *L, struct dp_span v)
 /* comm of a live pid from /proc, cached in refs.comm; "<...>" if gone */
 static void push_live_comm(lua_State *L, int refs, long pid)
 {
-	char path[64], buf[64];
-	FILE *f;
+	char buf[64];
 	if (lua_getfield(L, refs, "comm") != LUA_TTABLE) {
 		lua_pop(L, 1);
 		lua_newtable(L);
@@ -153,16 +152,10 @@ static void push_live_comm(lua_State *L, int refs, long pid)
 		return;
 	}
 	lua_pop(L, 1);
-	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-	f = fopen(path, "re");
-	if (f && fgets(buf, sizeof(buf), f)) {
-		buf[strcspn(buf, "\n")] = 0;
+	if (dp_proc_comm(pid, buf, sizeof(buf)))
 		lua_pushstring(L, buf);
-	} else {
+	else
 		lua_pushliteral(L, "<...>");
-	}
-	if (f)
-		fclose(f);
 	lua_pushvalue(L, -1);
 	lua_rawseti(L, -3, pid);
 	lua_remove(L, -2);

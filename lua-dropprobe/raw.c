@@ -249,8 +249,7 @@ static void push_flags(lua_State *L, unsigned flags, unsigned pc)
 static void push_comm(lua_State *L, struct dp_raw *r, int commtab, int pid)
 {
 	const char *c;
-	char path[64], buf[64];
-	FILE *f;
+	char buf[64];
 	if (lua_rawgeti(L, commtab, pid) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
@@ -266,17 +265,10 @@ static void push_comm(lua_State *L, struct dp_raw *r, int commtab, int pid)
 		lua_pushstring(L, c);
 	} else if (r->dat) {
 		lua_pushliteral(L, "<...>"); /* another host's pid: only the file knows */
+	} else if (dp_proc_comm(pid, buf, sizeof(buf))) {
+		lua_pushstring(L, buf);
 	} else {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		f = fopen(path, "re");
-		if (f && fgets(buf, sizeof(buf), f)) {
-			buf[strcspn(buf, "\n")] = 0;
-			lua_pushstring(L, buf);
-		} else {
-			lua_pushliteral(L, "<...>");
-		}
-		if (f)
-			fclose(f);
+		lua_pushliteral(L, "<...>");
 	}
 	lua_pushvalue(L, -1);
 	lua_rawseti(L, commtab, pid);
@@ -287,6 +279,22 @@ static unsigned long long read_num(struct tep_format_field *f, void *data)
 	unsigned long long v = 0;
 	tep_read_number_field(f, data, &v);
 	return v;
+}
+
+/* Where an array or __data_loc field's bytes are, bounded by the record. */
+static void field_span(struct tep_format_field *f, void *data, int size, int *off, int *len)
+{
+	*off = f->offset;
+	*len = f->size;
+	if (f->flags & TEP_FIELD_IS_DYNAMIC) {
+		unsigned int dl = (unsigned int)read_num(f, data);
+		*off = (int)(dl & 0xffff);
+		*len = (int)(dl >> 16);
+		if (f->flags & TEP_FIELD_IS_RELATIVE)
+			*off += f->offset + f->size;
+	}
+	if (*off < 0 || *len < 0 || *off + *len > size)
+		*off = *len = 0;
 }
 
 /* The stack that follows a record on the same CPU. */
@@ -372,33 +380,13 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 		unsigned long long v;
 		lua_rawgeti(L, -3, d->name_idx); /* key */
 		switch (d->kind) {
-		case FK_STRING: {
-			int off = d->f->offset, len = d->f->size;
-			if (d->f->flags & TEP_FIELD_IS_DYNAMIC) {
-				unsigned int dl = (unsigned int)read_num(d->f, data);
-				off = (int)(dl & 0xffff);
-				len = (int)(dl >> 16);
-				if (d->f->flags & TEP_FIELD_IS_RELATIVE)
-					off += d->f->offset + d->f->size;
-			}
-			if (off < 0 || len < 0 || off + len > size)
-				len = 0, off = 0;
-			lua_pushlstring(L, (char *)data + off,
-					strnlen((char *)data + off, (size_t)len));
-			break;
-		}
+		case FK_STRING:
 		case FK_BYTES: {
-			int off = d->f->offset, len = d->f->size;
-			if (d->f->flags & TEP_FIELD_IS_DYNAMIC) {
-				unsigned int dl = (unsigned int)read_num(d->f, data);
-				off = (int)(dl & 0xffff);
-				len = (int)(dl >> 16);
-				if (d->f->flags & TEP_FIELD_IS_RELATIVE)
-					off += d->f->offset + d->f->size;
-			}
-			if (off < 0 || len < 0 || off + len > size)
-				len = 0, off = 0;
-			lua_pushlstring(L, (char *)data + off, (size_t)len);
+			int off, len;
+			field_span(d->f, data, size, &off, &len);
+			lua_pushlstring(L, (char *)data + off,
+					d->kind == FK_STRING ? strnlen((char *)data + off, (size_t)len)
+							     : (size_t)len);
 			break;
 		}
 		case FK_ENUM:

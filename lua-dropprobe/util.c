@@ -214,3 +214,19 @@ int dp_is_root(void)
 {
 	return geteuid() == 0;
 }
+
+int dp_proc_comm(long pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+	int ok;
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (ok)
+		buf[strcspn(buf, "\n")] = 0;
+	return ok;
+}

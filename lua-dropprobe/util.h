@@ -46,6 +46,9 @@ int dp_kernel_error(lua_State *L, const char *what, const char *kernel, int err,
  * malloc'd, or NULL when the log has nothing. */
 char *dp_error_last(struct tracefs_instance *ti);
 
+/* The comm of a live pid from /proc/<pid>/comm into buf; 0 if it is gone. */
+int dp_proc_comm(long pid, char *buf, size_t len);
+
 /* Non-zero when the process may change tracefs (root); fake trees are exempt. */
 int dp_is_root(void);
 /* Set once dp.tracefs(dir) pointed the library at a tree of its own. */

@@ -1,5 +1,7 @@
 -- After kill -9: `dropprobe cleanup` removes the instances of dead dropprobe
 -- processes, and nothing else.
+local dp = require "dropprobe"
+local fake = require "helpers.faketree"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
 local live_it = live.bind(it, pending)
@@ -45,5 +47,46 @@ describe("07 cleanup #proc", function()
     f:close()
     os.execute("rmdir " .. dir .. "/instances/foreign-spec-07")
     state.assert_same(before)
+  end)
+
+  it("removes the kprobes a killed process noted as its own, and no others (fake tree)", function()
+    local dir = fake.make()
+    local rundir = os.tmpname()
+    os.remove(rundir)
+    finally(function()
+      dp.tracefs(false)
+      fake.remove(dir)
+      os.execute("rm -rf " .. rundir)
+    end)
+    -- a process makes two probes, closes one, and is killed with SIGKILL
+    local out = run("DROPPROBE_RUNDIR=" .. rundir .. " " .. LUA .. [[-e 'local dp = require "dropprobe"
+      dp.tracefs("]] .. dir .. [[")
+      local a = dp.kprobe{ name = "left_a", at = "kfree_skb_reason", args = { "skb=$arg1:u64" } }
+      a:create()
+      local b = dp.kprobe{ name = "closed_b", at = "kfree_skb_reason" }
+      b:create()
+      b:close()
+      os.execute("kill -9 " .. io.open("/proc/self/stat"):read("l"):match("^(%d+)"))']])
+    local files = {}
+    for f in io.popen("ls " .. rundir):lines() do files[#files + 1] = f end
+    assert.are.equal(1, #files, out)
+    assert.are.equal("left_a\n", fake.read(rundir .. "/" .. files[1]))
+    -- what the kernel lists: the dead process's probe, and one a living
+    -- process (this one) noted as its own
+    fake.write(dir .. "/dynamic_events", "p:dropprobe/left_a kfree_skb_reason skb=$arg1:u64\n"
+      .. "p:dropprobe/other_live tcp_v4_rcv\n")
+    fake.write(dir .. "/kprobe_events", "")
+    local me = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+    fake.write(rundir .. "/" .. me .. ".kprobes", "left_a\nother_live\n")
+    dp.tracefs(dir)
+    assert.are.same({}, dp.cleanup{ rundir = rundir, dry_run = true }) -- left_a is claimed by a live pid
+    os.remove(rundir .. "/" .. me .. ".kprobes")
+    fake.write(rundir .. "/" .. me .. ".kprobes", "other_live\n")
+    assert.are.same({ "kprobe dropprobe/left_a" }, dp.cleanup{ rundir = rundir, dry_run = true })
+    assert.are.equal("", fake.read(dir .. "/kprobe_events"))
+    assert.are.same({ "kprobe dropprobe/left_a" }, dp.cleanup{ rundir = rundir })
+    assert.are.equal("-:dropprobe/left_a", fake.read(dir .. "/kprobe_events"))
+    assert.is_nil(fake.read(rundir .. "/" .. files[1]))
+    assert.is_not_nil(fake.read(rundir .. "/" .. me .. ".kprobes"))
   end)
 end)

@@ -82,9 +82,19 @@ describe("09 kprobes", function()
   end)
 
   describe("on a fake tracefs tree", function()
-    local dir
-    before_each(function() dir = fake.make() dp.tracefs(dir) end)
-    after_each(function() dp.tracefs(false) fake.remove(dir) end)
+    local dir, rundir
+    local kprobe = require "dropprobe.kprobe"
+    before_each(function()
+      dir = fake.make()
+      dp.tracefs(dir)
+      rundir = dir .. "/run"
+      kprobe.set_rundir(rundir)
+    end)
+    after_each(function()
+      kprobe.set_rundir(nil)
+      dp.tracefs(false)
+      fake.remove(dir)
+    end)
 
     it("writes exactly the probe line, and removes it on close", function()
       local kp = dp.kprobe{ name = "my_skb_probe", at = "kfree_skb_reason",
@@ -93,9 +103,12 @@ describe("09 kprobes", function()
       assert.are.equal(kp:definition() .. "\n", fake.read(dir .. "/dynamic_events"))
       assert.truthy(tostring(kp):find("(in the kernel)", 1, true))
       fake.write(dir .. "/dynamic_events", "")
+      local me = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+      assert.are.equal("my_skb_probe\n", fake.read(rundir .. "/" .. me .. ".kprobes"))
       kp:close()
       kp:close()
       assert.are.equal("-:dropprobe/my_skb_probe", fake.read(dir .. "/dynamic_events"))
+      assert.is_nil(fake.read(rundir .. "/" .. me .. ".kprobes"))
       assert.has_error(function() kp:create() end, "attempt to use a closed kprobe")
     end)
 

@@ -61,6 +61,7 @@ end
 
 local function json() return require "cjson" end
 
+-- lua-cjson writes an empty table as {}: the lists in reports stay lists
 local function encode_list(list)
   return #list > 0 and json().encode(list) or "[]"
 end
@@ -128,13 +129,9 @@ function cmds.stacks(_, args)
   local report = recipe.run{ filter = args.filter, limit = args.limit, duration = args.duration,
     mode = args.mode }
   if args.json then
-    local list = {}
-    for _, s in ipairs(report.stacks) do
-      list[#list + 1] = '{"count":' .. s.count .. ',"reasons":' .. encode_map(s.reasons)
-        .. ',"frames":' .. encode_list(s.frames) .. '}'
-    end
-    print(('{"stacks":[%s],"matched":%d,"with_stack":%d,"sampled":%s,"lost":%d}'):format(
-      table.concat(list, ","), report.matched, report.with_stack, tostring(report.sampled), report.lost))
+    print(('{"stacks":%s,"matched":%d,"with_stack":%d,"sampled":%s,"lost":%d}'):format(
+      encode_list(report.stacks), report.matched, report.with_stack, tostring(report.sampled),
+      report.lost))
   elseif args.folded then
     for _, l in ipairs(recipe.folded(report)) do print(l) end
   else
@@ -148,12 +145,7 @@ function cmds.ports(_, args)
   local recipe = require "dropprobe.recipes.ports"
   local report = recipe.run{ filter = args.filter, duration = args.duration, mode = args.mode }
   if args.json then
-    local list = {}
-    for _, c in ipairs(report.ports) do
-      list[#list + 1] = ('{"proto":%s,"port":%d,"reason":%s,"count":%d}'):format(
-        json().encode(c.proto), c.port, json().encode(c.reason), c.count)
-    end
-    print(('{"ports":[%s],"unattributed":%s,"lost":%d}'):format(table.concat(list, ","),
+    print(('{"ports":%s,"unattributed":%s,"lost":%d}'):format(encode_list(report.ports),
       encode_map(report.unattributed), report.lost))
   else
     io.write(recipe.format(report))
@@ -191,7 +183,7 @@ end
 function cmds.cleanup(dp, args)
   local gone = dp.cleanup{ dry_run = args.dry_run }
   for _, name in ipairs(gone) do
-    print((args.dry_run and "would remove " or "removed ") .. "instances/" .. name)
+    print((args.dry_run and "would remove " or "removed ") .. name)
   end
   if #gone == 0 then print("nothing left behind by dropprobe") end
   return 0

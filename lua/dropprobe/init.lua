@@ -669,26 +669,61 @@ end
 
 --- Remove what dropprobe processes that no longer exist left behind
 -- (after `kill -9` or a crash): instances named `dropprobe-<pid>-<n>` whose
--- pid is dead. Never touches anything else.
--- @tparam[opt] table opts `dry_run = true` only lists
--- @treturn {string,...} the instances removed (or that would be)
+-- pid is dead, and the kprobes of the group `dropprobe` that such a process
+-- noted as its own (in `/run/dropprobe/<pid>.kprobes`) and that no living
+-- process claims. Never touches anything else.
+-- @tparam[opt] table opts `dry_run = true` only lists; `rundir` (tests)
+-- @treturn {string,...} what was removed (or would be): "instances/<name>",
+-- "kprobe dropprobe/<name>"
 function M.cleanup(opts)
-  opts = check_options(opts, { "dry_run" }, "dp.cleanup")
+  opts = check_options(opts, { "dry_run", "rundir" }, "dp.cleanup")
   local dir = M.tracefs()
-  local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "/instances' 2>/dev/null")
-  local names = {}
-  for name in p:lines() do names[#names + 1] = name end
-  p:close()
+  local function ls(path)
+    local p = io.popen("ls -1 '" .. path:gsub("'", "") .. "' 2>/dev/null")
+    local out = {}
+    for name in p:lines() do out[#out + 1] = name end
+    p:close()
+    return out
+  end
+  local function alive(pid) return exists("/proc/" .. pid .. "/stat") end
   local removed = {}
-  for _, name in ipairs(names) do
+  for _, name in ipairs(ls(dir .. "/instances")) do
     local pid = name:match("^dropprobe%-(%d+)%-%d+$")
-    if pid and tonumber(pid) ~= nil and not exists("/proc/" .. pid .. "/stat") then
+    if pid and not alive(pid) then
       if not opts.dry_run then
         local ok, err = os.remove(dir .. "/instances/" .. name)
         if not ok then error(fmt("cannot remove instance %s: %s", name, err), 2) end
       end
-      removed[#removed + 1] = name
+      removed[#removed + 1] = "instances/" .. name
     end
+  end
+  local rundir = opts.rundir or kprobe.rundir()
+  local live_names, dead = {}, {}
+  for _, file in ipairs(ls(rundir)) do
+    local pid = file:match("^(%d+)%.kprobes$")
+    if pid then
+      local names = kprobe.state_names(rundir .. "/" .. file)
+      if alive(pid) then
+        for _, n in ipairs(names) do live_names[n] = true end
+      else
+        dead[#dead + 1] = { file = rundir .. "/" .. file, names = names }
+      end
+    end
+  end
+  local defined = (readfile(dir .. "/kprobe_events") or "") .. "\n" .. (readfile(dir .. "/dynamic_events") or "")
+  for _, d in ipairs(dead) do
+    for _, name in ipairs(d.names) do
+      if not live_names[name] and defined:find(":dropprobe/" .. name .. "[%s\n]") then
+        if not opts.dry_run then
+          local f = io.open(dir .. "/kprobe_events", "a")
+          if not f or not f:write("-:dropprobe/" .. name) or not f:close() then
+            error(fmt("cannot remove kprobe dropprobe/%s (is an event still using it?)", name), 2)
+          end
+        end
+        removed[#removed + 1] = "kprobe dropprobe/" .. name
+      end
+    end
+    if not opts.dry_run then os.remove(d.file) end
   end
   return removed
 end

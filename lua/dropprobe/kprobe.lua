@@ -231,4 +231,81 @@ function M.drop_hook(src)
   return hook
 end
 
+-- Which process made which probe: /run/dropprobe/<pid>.kprobes, one name a
+-- line, so that `dropprobe cleanup` can remove the probes of a process that
+-- died without closing them (kill -9), and only those.
+-- (`M.set_rundir(dir)` moves it, for tests.)
+local rundir_override
+function M.rundir() return rundir_override or os.getenv("DROPPROBE_RUNDIR") or "/run/dropprobe" end
+function M.set_rundir(dir) rundir_override = dir end
+
+local function mypid()
+  local f = io.open("/proc/self/stat")
+  local pid = f and f:read("l"):match("^(%d+)")
+  if f then f:close() end
+  return pid
+end
+
+local function state_names(path)
+  local names = {}
+  local f = io.open(path)
+  if f then
+    for l in f:lines() do if l:match("^[%a_][%w_]*$") then names[#names + 1] = l end end
+    f:close()
+  end
+  return names
+end
+M.state_names = state_names
+
+local function state_write(path, names)
+  if #names == 0 then os.remove(path) return end
+  local f = io.open(path, "w")
+  if f then f:write(table.concat(names, "\n"), "\n") f:close() end
+end
+
+local Kprobe = core.Kprobe
+local c_create, c_close = Kprobe.create, Kprobe.close
+
+--- Create the probe in the kernel (and note it as this process's).
+-- @function Kprobe:create
+function Kprobe:create()
+  local was = self:is_created()
+  c_create(self)
+  if was then return end
+  local _, name = self:event_name()
+  local dir, pid = M.rundir(), mypid()
+  if pid and os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "") .. "' 2>/dev/null") then
+    local path = dir .. "/" .. pid .. ".kprobes"
+    local names = state_names(path)
+    names[#names + 1] = name
+    state_write(path, names)
+  end
+end
+
+local function forget(kp)
+  local _, name = kp:event_name()
+  local pid = mypid()
+  if not pid then return end
+  local path = M.rundir() .. "/" .. pid .. ".kprobes"
+  local names, keep = state_names(path), {}
+  for _, n in ipairs(names) do if n ~= name then keep[#keep + 1] = n end end
+  if #keep ~= #names then state_write(path, keep) end
+end
+
+--- Remove the probe from the kernel (and from this process's notes).
+-- @function Kprobe:close
+function Kprobe:close()
+  local was = self:is_created()
+  c_close(self)
+  if was then forget(self) end
+end
+
+local c_gc = core.KprobeMT.__gc
+core.KprobeMT.__close = Kprobe.close
+core.KprobeMT.__gc = function(kp)
+  local was = kp:is_created()
+  c_gc(kp) -- removes it, or leaves it to the instance whose event uses it
+  if was then forget(kp) end
+end
+
 return M
