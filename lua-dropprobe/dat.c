@@ -52,12 +52,8 @@ static int dat_record(struct tracecmd_input *h, struct tep_record *rec, int cpu,
 	if (cpu < 0 || cpu >= c->r->ncpu)
 		return 0;
 	dp_pipe_cpus(c->L, p, cpu);
-	if (rec->missed_events > 0) {
-		c->r->missed[cpu] += rec->missed_events;
-		p->lost += rec->missed_events;
-		p->lost_cpu[cpu] += rec->missed_events;
-		p->mark_cpu[cpu] += rec->missed_events;
-	}
+	if (rec->missed_events)
+		dp_pipe_lost(c->L, p, cpu, rec->missed_events);
 	dp_raw_decode(c->L, p, c->r, c->refs, c->cache, cpu, rec->data, rec->size, rec->ts);
 	return ++c->n >= DAT_BATCH; /* stop here; the next call goes on */
 }
@@ -132,9 +128,8 @@ static int dat_open(lua_State *L)
 		fail = "bad CPU count";
 		goto error;
 	}
-	r->missed = calloc((size_t)r->ncpu, sizeof(long long));
 	r->nread_cpu = calloc((size_t)r->ncpu, sizeof(long long));
-	if (!r->missed || !r->nread_cpu) {
+	if (!r->nread_cpu) {
 		fail = "out of memory";
 		goto error;
 	}

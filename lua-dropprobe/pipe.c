@@ -106,6 +106,21 @@ int dp_pipe_push(lua_State *L, struct dp_pipe *p, int refs, int cpu)
 	return ref;
 }
 
+void dp_pipe_lost(lua_State *L, struct dp_pipe *p, int cpu, long long n)
+{
+	dp_pipe_cpus(L, p, cpu);
+	if (n > 0) {
+		p->lost += n;
+		p->lost_cpu[cpu] += n;
+	}
+	/* the next record of that CPU carries the gap; -1: count unknown (the
+	 * overrun counters in stats() still count it) */
+	if (n < 0 || p->mark_cpu[cpu] < 0)
+		p->mark_cpu[cpu] = -1;
+	else
+		p->mark_cpu[cpu] += n;
+}
+
 void dp_pipe_mark_lost(lua_State *L, struct dp_pipe *p, int cpu)
 {
 	if (cpu < p->ncpu && p->mark_cpu[cpu]) {
@@ -161,10 +176,10 @@ static void push_live_comm(lua_State *L, int refs, long pid)
 	lua_remove(L, -2);
 }
 
-static int holding(struct dp_pipe *p)
+int dp_pipe_holding(struct dp_pipe *p)
 {
-	return p->mode == DP_MODE_FILE || (p->inst && !p->inst->closed &&
-					   p->inst->stack_triggers > 0);
+	return p->mode == DP_MODE_FILE || p->mode == DP_MODE_DAT ||
+	       (p->inst && !p->inst->closed && p->inst->stack_triggers > 0);
 }
 
 /* One complete line; refs and names are absolute stack indexes. */
@@ -184,14 +199,7 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		p->bad_lines++;
 		return;
 	case DP_LINE_LOST:
-		dp_pipe_cpus(L, p, ln.cpu);
-		if (ln.lost > 0) {
-			p->lost += ln.lost;
-			p->lost_cpu[ln.cpu] += ln.lost;
-			p->mark_cpu[ln.cpu] += ln.lost;
-		} else {
-			p->mark_cpu[ln.cpu] += 0; /* count unknown: nothing to add */
-		}
+		dp_pipe_lost(L, p, ln.cpu, ln.lost);
 		return;
 	case DP_LINE_FRAME:
 		if (p->stack_ref == LUA_NOREF || !p->collecting)
@@ -274,7 +282,7 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		int ref = dp_pipe_push(L, p, refs, ln.cpu);
 		/* the record may still get a stack: it holds the queue until the
 		 * CPU's next entry, or grace expires */
-		p->pending[ln.cpu] = holding(p) ? ref : LUA_NOREF;
+		p->pending[ln.cpu] = dp_pipe_holding(p) ? ref : LUA_NOREF;
 	}
 }
 

@@ -79,6 +79,11 @@ void dp_pipe_cpus(lua_State *L, struct dp_pipe *p, int cpu);
 /* Queue the record table on top of the stack (popped); returns its ref.
  * refs is the absolute index of the refs table. */
 int dp_pipe_push(lua_State *L, struct dp_pipe *p, int refs, int cpu);
+/* Whether a new record must wait for a stack that may follow it (saved
+ * files, or an instance with a stacktrace trigger). */
+int dp_pipe_holding(struct dp_pipe *p);
+/* The kernel lost n events on cpu before what comes next (n < 0: unknown). */
+void dp_pipe_lost(lua_State *L, struct dp_pipe *p, int cpu, long long n);
 /* Set rec.lost_before from the CPU's pending mark (record on top). */
 void dp_pipe_mark_lost(lua_State *L, struct dp_pipe *p, int cpu);
 

@@ -47,7 +47,6 @@ void dp_raw_free(struct dp_raw *r)
 	free(r->page);
 	free(r->next);
 	free(r->next_ts);
-	free(r->missed);
 	free(r->nread_cpu);
 	if (r->tep && !r->dat)
 		tep_free(r->tep); /* a trace.dat's tep belongs to libtracecmd */
@@ -325,12 +324,6 @@ static void attach_stack(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int 
 	lua_pop(L, 1);
 }
 
-static int holding(struct dp_pipe *p)
-{
-	return p->mode == DP_MODE_DAT ||
-	       (p->inst && !p->inst->closed && p->inst->stack_triggers > 0);
-}
-
 void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, int cache,
 		   int cpu, void *data, int size, unsigned long long ts)
 {
@@ -429,7 +422,7 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 	r->nread_cpu[cpu]++;
 	{
 		int ref = dp_pipe_push(L, p, refs, cpu);
-		p->pending[cpu] = holding(p) ? ref : LUA_NOREF;
+		p->pending[cpu] = dp_pipe_holding(p) ? ref : LUA_NOREF;
 	}
 	lua_pop(L, 1); /* the event's cache */
 }
@@ -448,17 +441,8 @@ static int load_page(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int cpu)
 	if (kbuffer_load_subbuffer(r->kb[cpu], r->page[cpu]) < 0)
 		return 0;
 	missed = kbuffer_missed_events(r->kb[cpu]);
-	if (missed) {
-		dp_pipe_cpus(L, p, cpu);
-		if (missed > 0) {
-			r->missed[cpu] += missed;
-			p->lost += missed;
-			p->lost_cpu[cpu] += missed;
-			p->mark_cpu[cpu] += missed;
-		} else {
-			p->mark_cpu[cpu] += 0; /* lost, count unknown: overrun tells */
-		}
-	}
+	if (missed)
+		dp_pipe_lost(L, p, cpu, missed);
 	r->next[cpu] = kbuffer_read_event(r->kb[cpu], &r->next_ts[cpu]);
 	return r->next[cpu] != NULL;
 }
@@ -601,9 +585,8 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts)
 	r->page = calloc((size_t)r->ncpu, sizeof(void *));
 	r->next = calloc((size_t)r->ncpu, sizeof(void *));
 	r->next_ts = calloc((size_t)r->ncpu, sizeof(unsigned long long));
-	r->missed = calloc((size_t)r->ncpu, sizeof(long long));
 	r->nread_cpu = calloc((size_t)r->ncpu, sizeof(long long));
-	if (!r->fds || !r->kb || !r->page || !r->next || !r->next_ts || !r->missed ||
+	if (!r->fds || !r->kb || !r->page || !r->next || !r->next_ts ||
 	    !r->nread_cpu) {
 		fail = "out of memory";
 		goto error;
@@ -679,8 +662,8 @@ int dp_raw_stats(lua_State *L, struct dp_pipe *p)
 	lua_pushinteger(L, r->pages);
 	lua_setfield(L, -2, "pages");
 	lua_newtable(L);
-	for (int c = 0; c < r->ncpu; c++) {
-		lua_pushinteger(L, r->missed[c]);
+	for (int c = 0; c < r->ncpu && c < p->ncpu; c++) {
+		lua_pushinteger(L, p->lost_cpu[c]);
 		lua_rawseti(L, -2, c);
 	}
 	lua_setfield(L, -2, "lost_cpu");

@@ -40,7 +40,6 @@ struct dp_raw {
 	void **page;
 	void **next;          /* current event of the loaded page, or NULL */
 	unsigned long long *next_ts;
-	long long *missed;    /* per CPU, from the pages' missed-events marks */
 	long long *nread_cpu; /* per CPU */
 	int psize;
 	int stack_id;

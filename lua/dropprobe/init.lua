@@ -591,7 +591,8 @@ Record.__tostring = function(rec)
   local line = fmt("%16s-%-7d [%03d] %s %12.6f: %s: %s", rec.comm or "<...>", rec.pid or 0,
     rec.cpu or 0, rec.flags or ".....", rec.ts or 0, rec.name or "?", payload_of(rec))
   if rec.lost_before then
-    line = fmt("CPU:%d [LOST %d EVENTS]\n%s", rec.cpu or 0, rec.lost_before, line)
+    line = rec.lost_before < 0 and fmt("CPU:%d [LOST EVENTS]\n%s", rec.cpu or 0, line)
+      or fmt("CPU:%d [LOST %d EVENTS]\n%s", rec.cpu or 0, rec.lost_before, line)
   end
   if rec.stack then
     local t = { line }
