@@ -4,12 +4,7 @@ local dp = require "dropprobe"
 local live = require "helpers.live"
 local live_it = live.bind(it, pending)
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = require("helpers.fixture").read
 
 describe("01 reasons", function()
   it("parses the reason table of a 6.18 kfree_skb format both ways", function()

@@ -46,12 +46,10 @@ describe("05 text records", function()
     net.udp_closed(port, 500)
     local s1 = snmp.read()
     local n, udp = 0, 0
-    while true do
-      local rec = pipe:read(0.5)
-      if not rec then break end
+    dp.each(pipe, { idle = 0.5 }, function(rec)
       n = n + 1
       if rec.fields.location:find("^__udp4_lib_rcv") then udp = udp + 1 end
-    end
+    end)
     local stats = pipe:stats()
     assert.are.equal(500, snmp.delta(s0, s1, "Udp.NoPorts"))
     assert.are.equal(0, stats.lost)

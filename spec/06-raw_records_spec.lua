@@ -22,9 +22,7 @@ describe("06 raw records", function()
     net.udp_closed(port, 3000)
     local s1 = snmp.read()
     local udp, other = 0, 0
-    while true do
-      local rec = pipe:read(0.5)
-      if not rec then break end
+    dp.each(pipe, { idle = 0.5 }, function(rec)
       if sym(rec.fields.location) == "__udp4_lib_rcv" then
         udp = udp + 1
         assert.are.equal("NO_SOCKET", rec.fields.reason)
@@ -35,7 +33,7 @@ describe("06 raw records", function()
       else
         other = other + 1
       end
-    end
+    end)
     local stats = pipe:stats()
     assert.are.equal(3000, snmp.delta(s0, s1, "Udp.NoPorts"))
     assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), udp)
@@ -96,9 +94,7 @@ describe("06 raw records", function()
     local port = net.free_udp_port()
     net.udp_closed(port, 10)
     local n, stacks = 0, 0
-    while true do
-      local rec = pipe:read(0.5)
-      if not rec then break end
+    dp.each(pipe, { idle = 0.5 }, function(rec)
       if sym(rec.fields.location) == "__udp4_lib_rcv" then
         n = n + 1
         if rec.stack then
@@ -106,7 +102,7 @@ describe("06 raw records", function()
           assert.truthy(table.concat(rec.stack, " "):find("__udp4_lib_rcv", 1, true))
         end
       end
-    end
+    end)
     assert.are.equal(10, n)
     assert.are.equal(3, stacks)
     pipe:close()
@@ -131,12 +127,10 @@ describe("06 raw records", function()
     assert.is_true(overrun > 0)
     local pipe <close> = inst:pipe{ mode = "raw" }
     local n, marked = 0, 0
-    while true do
-      local rec = pipe:read(0.3)
-      if not rec then break end
+    dp.each(pipe, { idle = 0.3 }, function(rec)
       n = n + 1
       marked = marked + (rec.lost_before or 0)
-    end
+    end)
     local stats = pipe:stats()
     assert.are.equal(overrun, stats.lost)
     assert.are.equal(overrun, stats.overrun)

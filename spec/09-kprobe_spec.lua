@@ -7,12 +7,7 @@ local state = require "helpers.tracefs_state"
 local fake = require "helpers.faketree"
 local live_it = live.bind(it, pending)
 
-local function read_fixture(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_fixture = require("helpers.fixture").read
 
 describe("09 kprobes", function()
   it("builds the seed's probe line exactly", function()
