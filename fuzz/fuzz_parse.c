@@ -26,12 +26,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				long long v;
 				/* every span must lie inside the line */
 				if (ln.comm.p < s + start || ln.comm.p + ln.comm.n > s + i ||
-				    ln.payload.p + ln.payload.n > s + i || ln.name.p + ln.name.n > s + i)
+				    ln.payload.p + ln.payload.n > s + i ||
+				    (!ln.fn_ip.n && ln.name.p + ln.name.n > s + i))
+					__builtin_trap();
+				if (ln.fn_ip.n && (ln.fn_ip.p < s + start || ln.fn_parent.p < s + start ||
+						   ln.fn_parent.p + ln.fn_parent.n > s + i))
 					__builtin_trap();
 				while (dp_payload_next(ln.payload, &pos, &key, &val)) {
 					if (key.p < ln.payload.p || val.p + val.n > ln.payload.p + ln.payload.n)
 						__builtin_trap();
+					unsigned long long u;
 					(void)dp_span_integer(val, &v);
+					(void)dp_span_number(val, &v, &u);
 				}
 				if (pos > ln.payload.n)
 					__builtin_trap();

@@ -229,6 +229,7 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_pipe_open(L);
 	dp_raw_open(L);
 	dp_kprobe_open(L);
+	dp_btf_open(L);
 	dp_format_open(L);
 	return 1;
 }

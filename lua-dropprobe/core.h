@@ -46,6 +46,7 @@ void dp_event_open(lua_State *L);
 void dp_pipe_open(lua_State *L);
 void dp_raw_open(lua_State *L);
 void dp_kprobe_open(lua_State *L);
+void dp_btf_open(lua_State *L);
 
 struct dp_kprobe;
 /* Remove a kprobe from the kernel: 0, or -1 with errno (EBUSY in use). */

@@ -143,8 +143,13 @@ static int instance_new(lua_State *L)
 		in->buffer_kb = got > 0 ? (long)got : kb;
 	}
 	/* text records: real pointers and frame offsets, as raw mode has them;
-	 * a clock that compares with CLOCK_MONOTONIC. Private instance only. */
-	set_option(ti, "options/hash-ptr", "0");
+	 * a clock that compares with CLOCK_MONOTONIC. Private instance only.
+	 * Real pointers only from 6.12: before (6.1 seen), with hash-ptr off
+	 * the kernel loses what an event prints after a %p (kfree_skb's
+	 * "reason: NO_SOCKET" came out as "reason: "), so text mode keeps the
+	 * kernel's hashed pointers there; raw mode has real ones everywhere. */
+	if (dp_kernel_at_least(6, 12))
+		set_option(ti, "options/hash-ptr", "0");
 	set_option(ti, "options/sym-offset", "1");
 	if (tracefs_file_exists(ti, "trace_clock") &&
 	    tracefs_instance_file_write(ti, "trace_clock", clock) < 0 && dp_custom_dir == 0) {

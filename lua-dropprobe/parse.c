@@ -44,6 +44,66 @@ int dp_span_integer(struct dp_span s, long long *v)
 	return 1;
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* hex digits p[0..n) into *u; 0 if one is not a hex digit or n > 16 */
+static int span_hex(const char *p, size_t n, unsigned long long *u)
+{
+	unsigned long long acc = 0;
+	if (n == 0 || n > 16)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int h = hex_value(p[i]);
+		if (h < 0)
+			return 0;
+		acc = acc << 4 | (unsigned long long)h;
+	}
+	*u = acc;
+	return 1;
+}
+
+int dp_span_number(struct dp_span s, long long *v, unsigned long long *u)
+{
+	if (dp_span_integer(s, v)) {
+		/* 16 digits with a leading 0 are an address, not a number */
+		if (!(s.n == 16 && s.p[0] == '0'))
+			return DP_NUM_INT;
+	}
+	if (s.n == 16 && span_hex(s.p, s.n, u))
+		return DP_NUM_WIDE;
+	if (s.n > 2 && s.p[0] == '0' && (s.p[1] == 'x' || s.p[1] == 'X') &&
+	    span_hex(s.p + 2, s.n - 2, u)) {
+		if (*u > (unsigned long long)INT64_MAX)
+			return DP_NUM_WIDE;
+		*v = (long long)*u;
+		return DP_NUM_INT;
+	}
+	if (s.n == 19 || s.n == 20) { /* unsigned decimal beyond INT64_MAX */
+		unsigned long long acc = 0;
+		for (size_t i = 0; i < s.n; i++) {
+			unsigned d;
+			if (!is_digit(s.p[i]))
+				return DP_NUM_NONE;
+			d = (unsigned)(s.p[i] - '0');
+			if (acc > (UINT64_MAX - d) / 10)
+				return DP_NUM_NONE;
+			acc = acc * 10 + d;
+		}
+		*u = acc;
+		return DP_NUM_WIDE;
+	}
+	return DP_NUM_NONE;
+}
+
 /* "CPU:N [LOST M EVENTS]" */
 static int parse_lost(const char *s, size_t n, struct dp_line *out)
 {
@@ -238,6 +298,30 @@ enum dp_line_kind dp_parse_line(const char *s, size_t n, struct dp_line *out)
 		} else {
 			while (i < n && s[i] != ':' && !is_space(s[i]))
 				i++;
+			if (i > b && i < n && is_space(s[i])) {
+				/* the function tracer: "__kfree_skb <-tcp_ack" */
+				size_t e = i, p;
+				while (i < n && is_space(s[i]))
+					i++;
+				if (n - i > 2 && s[i] == '<' && s[i + 1] == '-') {
+					p = i + 2;
+					i = p;
+					while (i < n && !is_space(s[i]))
+						i++;
+					if (i == p)
+						return out->kind = DP_LINE_BAD;
+					out->fn_ip.p = s + b;
+					out->fn_ip.n = e - b;
+					out->fn_parent.p = s + p;
+					out->fn_parent.n = i - p;
+					out->name.p = "function";
+					out->name.n = 8;
+					out->payload.p = s + b;
+					out->payload.n = n - b;
+					return out->kind = DP_LINE_EVENT;
+				}
+				return out->kind = DP_LINE_BAD;
+			}
 			if (i == b || i >= n || s[i] != ':')
 				return out->kind = DP_LINE_BAD;
 			out->name.p = s + b;

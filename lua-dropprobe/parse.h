@@ -35,6 +35,9 @@ struct dp_line {
 	struct dp_span name;
 	struct dp_span payload;
 	struct dp_span frame; /* DP_LINE_FRAME */
+	/* a function tracer line, "<ip> <-<parent_ip>": name is "function",
+	 * these hold the two symbols (the fields of ftrace:function) */
+	struct dp_span fn_ip, fn_parent;
 	long long lost;       /* DP_LINE_LOST; -1 when the kernel gave no count */
 };
 
@@ -51,5 +54,15 @@ int dp_payload_next(struct dp_span payload, size_t *pos, struct dp_span *key,
 
 /* A span that is a plain decimal integer (optional '-'), into *v. */
 int dp_span_integer(struct dp_span s, long long *v);
+
+/*
+ * A printed number as the record gives it, the same from text as from the
+ * binary buffers: DP_NUM_INT (into *v) for a decimal or 0x-hex number that
+ * fits a signed 64-bit integer; DP_NUM_WIDE (into *u) for an unsigned one
+ * beyond it, and for 16 hex digits as %p prints an address (always: an
+ * address stays an address, even 0000000000000000); 0 for anything else.
+ */
+enum { DP_NUM_NONE = 0, DP_NUM_INT, DP_NUM_WIDE };
+int dp_span_number(struct dp_span s, long long *v, unsigned long long *u);
 
 #endif

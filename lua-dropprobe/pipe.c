@@ -22,6 +22,8 @@
 
 #include "parse.h"
 #include "raw.h"
+#include "ksym.h"
+#include <event-parse.h>
 
 #define READ_CHUNK 65536
 
@@ -143,13 +145,92 @@ static void push_span(lua_State *L, struct dp_span s)
 	lua_pushlstring(L, s.p, s.n);
 }
 
+/* A printed value as raw mode gives it: an integer where it fits, and a
+ * 64-bit address or unsigned number beyond it as 16 hex digits (the way
+ * %p prints an unhashed pointer) */
 static void push_value(lua_State *L, struct dp_span v)
 {
 	long long i;
-	if (dp_span_integer(v, &i))
+	unsigned long long u;
+	char hex[17];
+	switch (dp_span_number(v, &i, &u)) {
+	case DP_NUM_INT:
 		lua_pushinteger(L, (lua_Integer)i);
-	else
+		break;
+	case DP_NUM_WIDE:
+		snprintf(hex, sizeof(hex), "%016llx", u);
+		lua_pushstring(L, hex);
+		break;
+	default:
 		lua_pushlstring(L, v.p, v.n);
+	}
+}
+
+/*
+ * A `location` printed as an address (%p, as kernels before 6.2 print
+ * skb:kfree_skb's) becomes "sym+0xoff/0xsize" as raw mode and later
+ * kernels give it, with the address in location_addr. Live text mode only
+ * (a saved file may come from another kernel). The fields table on top;
+ * returns 0, pushing nothing, when it is not such an address.
+ */
+static int push_location(lua_State *L, struct dp_pipe *p, int refs, struct dp_span val)
+{
+	long long i;
+	unsigned long long u;
+	char buf[512];
+	if (p->mode != DP_MODE_TEXT || dp_span_number(val, &i, &u) != DP_NUM_WIDE)
+		return 0;
+	if (!p->ksyms_tried) {
+		p->ksyms_tried = 1;
+		p->ksyms = dp_ksym_load();
+	}
+	if (lua_getfield(L, refs, "sym") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, refs, "sym");
+	}
+	if (lua_rawgeti(L, -1, (lua_Integer)u) != LUA_TSTRING) {
+		lua_pop(L, 1);
+		if (!dp_ksym_format(p->ksyms, u, buf, sizeof(buf))) {
+			lua_pop(L, 1);
+			return 0;
+		}
+		lua_pushstring(L, buf);
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, (lua_Integer)u);
+	}
+	lua_remove(L, -2);
+	lua_setfield(L, -2, "location");
+	snprintf(buf, sizeof(buf), "%016llx", u);
+	lua_pushstring(L, buf);
+	lua_setfield(L, -2, "location_addr");
+	return 1;
+}
+
+/* fields[f] = syms[name][f][fields[f]] for the fields a table is given for
+ * (a kprobe's reason argument named like the tracepoint's); the record's
+ * name and fields table on top */
+static void name_fields(lua_State *L, int syms)
+{
+	if (lua_rawget(L, syms) != LUA_TTABLE) { /* consumes the name */
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) { /* field -> {[n]=name} */
+		lua_pushvalue(L, -2);
+		if (lua_rawget(L, -5) == LUA_TNUMBER && lua_isinteger(L, -1) &&
+		    lua_rawget(L, -2) == LUA_TSTRING) {
+			lua_pushvalue(L, -3);
+			lua_insert(L, -2);
+			lua_rawset(L, -6);
+		} else {
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 }
 
 /* comm of a live pid from /proc, cached in refs.comm; "<...>" if gone */
@@ -250,6 +331,10 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		}
 	}
 	dp_setkey(L, p->kidx, DP_K_NAME);
+	if (ln.fn_ip.n) {
+		lua_pushliteral(L, "ftrace");
+		dp_setkey(L, p->kidx, DP_K_SYSTEM);
+	}
 	if (p->mode == DP_MODE_TEXT && ln.comm.n == 5 && memcmp(ln.comm.p, "<...>", 5) == 0 &&
 	    ln.pid > 0)
 		push_live_comm(L, refs, ln.pid); /* the kernel had no cmdline saved yet */
@@ -271,9 +356,25 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		size_t pos = 0;
 		lua_createtable(L, 0, 6);
 		while (dp_payload_next(ln.payload, &pos, &key, &val)) {
+			if (key.n == 8 && memcmp(key.p, "location", 8) == 0 &&
+			    push_location(L, p, refs, val))
+				continue;
 			push_span(L, key);
 			push_value(L, val);
 			lua_rawset(L, -3);
+		}
+		if (ln.fn_ip.n) { /* the function tracer: ftrace:function's fields */
+			push_span(L, ln.fn_ip);
+			lua_setfield(L, -2, "ip");
+			push_span(L, ln.fn_parent);
+			lua_setfield(L, -2, "parent_ip");
+		}
+		if (p->sidx) {
+			push_span(L, ln.name);
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2); /* fields, fields, name */
+			name_fields(L, p->sidx);
+			lua_pop(L, 1);
 		}
 		dp_setkey(L, p->kidx, DP_K_FIELDS);
 	}
@@ -379,6 +480,7 @@ static int pipe_read(lua_State *L)
 	lua_getfield(L, LUA_REGISTRYINDEX, DP_KEYS_REG);
 	p->kidx = lua_gettop(L);
 	names = lua_getiuservalue(L, 1, DP_PIPE_UV_NAMES) == LUA_TTABLE ? lua_gettop(L) : 0;
+	p->sidx = lua_getiuservalue(L, 1, DP_PIPE_UV_SYMS) == LUA_TTABLE ? lua_gettop(L) : 0;
 	for (;;) {
 		int r, ms;
 		double now;
@@ -493,6 +595,10 @@ static void pipe_close_impl(lua_State *L, struct dp_pipe *p, int idx)
 	p->fd = -1;
 	free(p->buf);
 	p->buf = NULL;
+	if (p->ksyms) {
+		tep_free(p->ksyms);
+		p->ksyms = NULL;
+	}
 	free(p->pending);
 	free(p->lost_cpu);
 	free(p->mark_cpu);
@@ -624,6 +730,10 @@ static int pipe_new(lua_State *L)
 	lua_setiuservalue(L, -2, DP_PIPE_UV_INST);
 	if (lua_getfield(L, 2, "names") == LUA_TTABLE)
 		lua_setiuservalue(L, -2, DP_PIPE_UV_NAMES);
+	else
+		lua_pop(L, 1);
+	if (lua_getfield(L, 2, "symbols") == LUA_TTABLE)
+		lua_setiuservalue(L, -2, DP_PIPE_UV_SYMS);
 	else
 		lua_pop(L, 1);
 	if (p->mode == DP_MODE_TEXT) {

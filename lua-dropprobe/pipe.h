@@ -17,7 +17,9 @@ enum dp_pipe_mode { DP_MODE_TEXT, DP_MODE_FILE, DP_MODE_RAW, DP_MODE_DAT };
 #define DP_PIPE_UV_INST 1  /* the Instance (nil for files) */
 #define DP_PIPE_UV_REFS 2  /* records waiting to be handed out */
 #define DP_PIPE_UV_NAMES 3 /* event name -> system (text mode) */
-#define DP_PIPE_NUV 3
+#define DP_PIPE_UV_SYMS 4  /* event name -> { field = {[n]=name} } for fields the
+			    * format names none for (a kprobe's reason) */
+#define DP_PIPE_NUV 4
 
 struct dp_raw;
 
@@ -68,7 +70,12 @@ struct dp_pipe {
 	long long nread, lost, orphan_stacks, bad_lines;
 	double grace; /* seconds a record waits for its stack */
 	int kidx;     /* stack index of the keys table during a read */
+	int sidx;     /* stack index of the DP_PIPE_UV_SYMS table, or 0 */
 	struct dp_raw *raw;
+	/* live text mode: kallsyms, loaded at the first address to name (a
+	 * `location` the kernel printed %p, as 6.1 does) */
+	struct tep_handle *ksyms;
+	int ksyms_tried;
 };
 
 struct dp_pipe *dp_check_pipe(lua_State *L, int idx);

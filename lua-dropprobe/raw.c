@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include <tracefs.h>
 
 #include "format.h"
+#include "ksym.h"
 #include "raw.h"
 
 void dp_raw_free(struct dp_raw *r)
@@ -96,6 +98,22 @@ static int field_is_symbolic(struct tep_event *ev, const char *name)
 	return 0;
 }
 
+/* An address, or an unsigned number beyond a Lua integer: 16 hex digits,
+ * as %p prints an unhashed pointer and as text mode gives it. */
+static void push_hex(lua_State *L, unsigned long long v)
+{
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016llx", v);
+	lua_pushlstring(L, hex, 16);
+}
+
+/* A code address by its name: skb:kfree_skb's `location` is printed %pS
+ * from 6.2 and %p before; a record symbolizes it on every kernel. */
+static int is_code_address(struct tep_format_field *f)
+{
+	return strcmp(f->name, "location") == 0 && strchr(f->type, '*') && f->size == 8;
+}
+
 int dp_raw_cache(lua_State *L, struct dp_raw *r)
 {
 	return lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
@@ -132,7 +150,7 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 	struct tep_event *ev;
 	struct evinfo *ei;
 	struct tep_format_field *f;
-	int n = 0, idx = 2;
+	int n = 0, idx = 2, top;
 	for (int i = 0; i < r->nevs; i++)
 		if (r->evs[i].id == id)
 			return &r->evs[i];
@@ -160,6 +178,26 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 	lua_pushstring(L, ev->system ? ev->system : "");
 	lua_rawseti(L, -2, 2);
 	dp_push_symbols(L, ev); /* { field = {[n]=name} } */
+	/* tables the caller gave for fields the format has none for (the
+	 * kernel's reasons for a kprobe's reason argument) */
+	top = lua_gettop(L);
+	dp_raw_cache(L, r);
+	if (lua_getfield(L, -1, "over") == LUA_TTABLE &&
+	    lua_getfield(L, -1, ev->name) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pushvalue(L, -2);
+			if (lua_rawget(L, -7) == LUA_TNIL) {
+				lua_pop(L, 1);
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, -7);
+			} else {
+				lua_pop(L, 2);
+			}
+		}
+	}
+	lua_settop(L, top);
 	lua_setfield(L, -2, "syms");
 	for (f = ev->format.fields; f; f = f->next) {
 		struct fdesc *d = &ei->fd[ei->nf++];
@@ -183,12 +221,14 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 			d->kind = FK_BYTES;
 		else if (d->has_syms)
 			d->kind = FK_ENUM;
-		else if (field_is_symbolic(ev, f->name)) {
+		else if (field_is_symbolic(ev, f->name) || is_code_address(f)) {
 			d->kind = FK_SYMBOL;
 			d->addr_idx = ++idx;
 			lua_pushfstring(L, "%s_addr", f->name);
 			lua_rawseti(L, -2, idx);
-		} else if (f->flags & TEP_FIELD_IS_SIGNED)
+		} else if (strchr(f->type, '*') && f->size == 8)
+			d->kind = FK_POINTER;
+		else if (f->flags & TEP_FIELD_IS_SIGNED)
 			d->kind = FK_SIGNED;
 		else
 			d->kind = FK_UNSIGNED;
@@ -204,21 +244,13 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 /* Push "sym+0xoff/0xsize" for a kernel address (cached), or the hex address. */
 static void push_symbol(lua_State *L, struct dp_raw *r, int symtab, unsigned long long addr)
 {
-	const char *name;
-	unsigned long long start;
-	unsigned long size;
+	char buf[512];
 	if (lua_rawgeti(L, symtab, (lua_Integer)addr) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
-	if (addr && tep_find_function_info(r->tep, addr, &name, &start, &size) && name) {
-		char buf[512];
-		if (size)
-			snprintf(buf, sizeof(buf), "%s+0x%llx/0x%lx", name, addr - start, size);
-		else
-			snprintf(buf, sizeof(buf), "%s+0x%llx", name, addr - start);
+	if (dp_ksym_format(r->tep, addr, buf, sizeof(buf))) {
 		lua_pushstring(L, buf);
 	} else {
-		char buf[32];
 		snprintf(buf, sizeof(buf), "0x%llx", addr);
 		lua_pushstring(L, buf);
 	}
@@ -396,7 +428,7 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 			push_symbol(L, r, symtab, v);
 			lua_rawset(L, -3);
 			lua_rawgeti(L, -3, d->addr_idx);
-			lua_pushinteger(L, (lua_Integer)v);
+			push_hex(L, v);
 			break;
 		case FK_SIGNED: {
 			long long sv;
@@ -411,7 +443,14 @@ void dp_raw_decode(lua_State *L, struct dp_pipe *p, struct dp_raw *r, int refs, 
 			break;
 		}
 		case FK_UNSIGNED:
-			lua_pushinteger(L, (lua_Integer)read_num(d->f, data));
+			v = read_num(d->f, data);
+			if (v > (unsigned long long)LLONG_MAX)
+				push_hex(L, v); /* as text mode gives it */
+			else
+				lua_pushinteger(L, (lua_Integer)v);
+			break;
+		case FK_POINTER:
+			push_hex(L, read_num(d->f, data));
 			break;
 		}
 		lua_rawset(L, -3);
@@ -631,6 +670,12 @@ int dp_raw_start(lua_State *L, struct dp_pipe *p, int opts)
 		}
 	}
 	dp_raw_new_cache(L, r);
+	if (lua_getfield(L, opts, "symbols") == LUA_TTABLE) {
+		dp_raw_cache(L, r);
+		lua_insert(L, -2);
+		lua_setfield(L, -2, "over");
+	}
+	lua_pop(L, 1);
 	dp_pipe_cpus(L, p, r->ncpu - 1);
 	return 0;
 error:

@@ -13,7 +13,7 @@ struct tep_format_field;
 struct kbuffer;
 struct dp_dat;
 
-enum fkind { FK_UNSIGNED, FK_SIGNED, FK_SYMBOL, FK_ENUM, FK_STRING, FK_BYTES };
+enum fkind { FK_UNSIGNED, FK_POINTER, FK_SIGNED, FK_SYMBOL, FK_ENUM, FK_STRING, FK_BYTES };
 
 struct fdesc {
 	struct tep_format_field *f;

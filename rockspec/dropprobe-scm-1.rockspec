@@ -21,23 +21,24 @@ external_dependencies = {
   LIBTRACEFS = { header = "tracefs/tracefs.h", library = "tracefs" },
   LIBTRACEEVENT = { header = "traceevent/event-parse.h", library = "traceevent" },
   LIBTRACECMD = { header = "trace-cmd/trace-cmd.h", library = "tracecmd" },
+  LIBBPF = { header = "bpf/btf.h", library = "bpf" },
 }
 build = {
   type = "builtin",
   modules = {
     ["dropprobe.core"] = {
       sources = {
-        "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
-        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
+        "lua-dropprobe/btf.c", "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
+        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/ksym.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
         "lua-dropprobe/raw.c", "lua-dropprobe/util.c",
       },
-      libraries = { "tracefs", "traceevent", "tracecmd" },
+      libraries = { "tracefs", "traceevent", "tracecmd", "bpf" },
       incdirs = {
         "$(LIBTRACEFS_INCDIR)/tracefs", "$(LIBTRACEEVENT_INCDIR)/traceevent",
-        "$(LIBTRACECMD_INCDIR)/trace-cmd",
+        "$(LIBTRACECMD_INCDIR)/trace-cmd", "$(LIBBPF_INCDIR)",
         "lua-dropprobe",
       },
-      libdirs = { "$(LIBTRACEFS_LIBDIR)", "$(LIBTRACEEVENT_LIBDIR)", "$(LIBTRACECMD_LIBDIR)" },
+      libdirs = { "$(LIBTRACEFS_LIBDIR)", "$(LIBTRACEEVENT_LIBDIR)", "$(LIBTRACECMD_LIBDIR)", "$(LIBBPF_LIBDIR)" },
       defines = { "_GNU_SOURCE" },
     },
     ["dropprobe"] = "lua/dropprobe/init.lua",

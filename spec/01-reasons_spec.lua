@@ -52,10 +52,23 @@ describe("01 reasons", function()
       "filter: unknown reason name 'NOT_A_REASON' on this kernel (see dp.reasons())")
   end)
 
-  live_it("reads this kernel's reasons live #live", function()
+  live_it("reads this kernel's reasons live, numbers as its own format and BTF give them #live", function()
     local r = dp.reasons()
-    assert.are.equal("NO_SOCKET", r[3])
-    assert.are.equal(3, r.NO_SOCKET)
+    -- the oracle: the kernel's format file read by plain Lua, and its BTF
+    local text = assert(io.open(dp.tracefs() .. "/events/skb/kfree_skb/format")):read("a")
+    for _, name in ipairs({ "NO_SOCKET", "NOT_SPECIFIED", "SOCKET_RCVBUFF", "TCP_CSUM" }) do
+      local n = tonumber(text:match("{ (%d+), \"" .. name .. "\" }"))
+      assert.is_number(n, name)
+      assert.are.equal(n, r[name], name)
+      assert.are.equal(name, r[n], name)
+    end
+    local btf = dp.core.btf_enum("skb_drop_reason")
+    assert.are.equal(btf.SKB_NOT_DROPPED_YET, r.NOT_DROPPED_YET)
+    assert.are.equal(btf.SKB_CONSUMED, r.CONSUMED) -- nil on 6.1, which has none
+    assert.are.equal(btf.SKB_DROP_REASON_NO_SOCKET, r.NO_SOCKET)
+    if io.popen("uname -r"):read("l"):match("^6%.1%.") then
+      assert.are.equal("NO_SOCKET", r[2]) -- as kernels.md measured on Debian 12's 6.1
+    end
     local f = dp.format("skb", "kfree_skb")
     assert.are.equal("kfree_skb", f.name)
     local sys = dp.systems()
@@ -74,5 +87,24 @@ describe("01 reasons", function()
       end)())
     assert.has_error(function() dp.format("skb", "no_such_event") end,
       "unknown event skb:no_such_event: this kernel has no such event")
+  end)
+
+  live_it("builds the default condition from this kernel's non-drop names #live", function()
+    local r = dp.reasons()
+    local cond = dp.drop_condition()
+    local want = {}
+    if r.NOT_DROPPED_YET then want[#want + 1] = "reason != NOT_DROPPED_YET" end
+    if r.CONSUMED then want[#want + 1] = "reason != CONSUMED" end
+    assert.are.equal(#want > 0 and table.concat(want, " && ") or nil, cond)
+    -- the kernel takes it, as this kernel's numbers
+    local inst <close> = dp.instance()
+    local ev = inst:event("skb:kfree_skb"):filter(cond)
+    local filter = inst:read_file("events/skb/kfree_skb/filter")
+    if cond then
+      assert.truthy(filter:find("reason != " .. r.NOT_DROPPED_YET, 1, true), filter)
+      assert.is_nil(filter:find("NOT_DROPPED_YET", 1, true))
+    end
+    ev:trigger(dp.trigger_if("stacktrace", cond))
+    assert.truthy(inst:read_file("events/skb/kfree_skb/trigger"):find("stacktrace", 1, true))
   end)
 end)

@@ -5,12 +5,14 @@ local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
 local snmp = require "helpers.snmp"
 local net = require "helpers.net"
+local where = require "helpers.where"
 local live_it = live.bind(it, pending)
 
 local function drop_hunt(inst, stack)
   local ev = inst:event("skb:kfree_skb")
-  ev:filter("reason > 2")
-  if stack then ev:trigger("stacktrace if reason > 2") end
+  local cond = dp.drop_condition()
+  ev:filter(cond)
+  if stack then ev:trigger(dp.trigger_if("stacktrace", cond)) end
   ev:enable()
   return ev
 end
@@ -24,7 +26,7 @@ describe("05 text records", function()
     assert.are.equal(1, net.tcp_closed(9, 1))
     local found
     for rec in inst:records{ mode = "text", timeout = 1 } do
-      if rec.fields.location:find("^tcp_v4_rcv") and rec.pid == pid then found = rec break end
+      if where(rec) == "tcp_v4_rcv" and rec.pid == pid then found = rec break end
     end
     assert.truthy(found, "no kfree_skb record from tcp_v4_rcv")
     assert.are.equal("NO_SOCKET", found.fields.reason)
@@ -48,7 +50,9 @@ describe("05 text records", function()
     local n, udp = 0, 0
     dp.each(pipe, { idle = 0.5 }, function(rec)
       n = n + 1
-      if rec.fields.location:find("^__udp4_lib_rcv") then udp = udp + 1 end
+      -- before 6.12 text mode has no symbol for the place: the filter is all
+      local at = where(rec)
+      if at == "__udp4_lib_rcv" or at == nil then udp = udp + 1 end
     end)
     local stats = pipe:stats()
     assert.are.equal(500, snmp.delta(s0, s1, "Udp.NoPorts"))
@@ -63,15 +67,17 @@ describe("05 text records", function()
   live_it("returns a record whose stack never comes after the grace time #live", function()
     local inst <close> = dp.instance()
     local ev = inst:event("skb:kfree_skb")
-    ev:filter("reason > 2")
-    ev:trigger("stacktrace:1 if reason > 2") -- only the first drop gets a stack
+    ev:filter("reason == NO_SOCKET && protocol == 2048")
+    -- only the first drop gets a stack
+    ev:trigger("stacktrace:1 if reason == NO_SOCKET && protocol == 2048")
     ev:enable()
     local port = net.free_udp_port()
     net.udp_closed(port, 2)
     local got = {}
     local t0 = dp.now()
     for rec in inst:records{ timeout = 1 } do
-      if rec.fields.location:find("^__udp4_lib_rcv") then got[#got + 1] = rec end
+      local at = where(rec)
+      if at == "__udp4_lib_rcv" or at == nil then got[#got + 1] = rec end
     end
     assert.are.equal(2, #got)
     assert.truthy(got[1].stack and #got[1].stack > 3)

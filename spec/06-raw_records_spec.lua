@@ -28,7 +28,8 @@ describe("06 raw records", function()
         assert.are.equal("NO_SOCKET", rec.fields.reason)
         assert.are.equal("skb", rec.system)
         assert.are.equal(2048, rec.fields.protocol)
-        assert.are.equal("integer", math.type(rec.fields.location_addr))
+        assert.truthy(rec.fields.location_addr:find("^ffff%x+$"), rec.fields.location_addr)
+        assert.truthy(rec.fields.skbaddr:find("^ffff%x+$"), rec.fields.skbaddr) -- real pointers
         assert.truthy(rec.fields.location:find("^__udp4_lib_rcv%+0x%x+/0x%x+$"))
       else
         other = other + 1
@@ -48,9 +49,12 @@ describe("06 raw records", function()
     local before = state.snapshot()
     local inst <close> = dp.instance{ buffer_kb = 2048 }
     local ev = inst:event("skb:kfree_skb")
-    ev:filter("reason > 2")
-    ev:trigger("stacktrace if reason > 2")
+    local cond = dp.drop_condition()
+    ev:filter(cond)
+    ev:trigger(dp.trigger_if("stacktrace", cond))
     ev:enable()
+    -- where text mode has real pointers (6.12 and later), they are raw mode's
+    local real = inst:read_file("options/hash-ptr") == "0\n"
     -- keep the drops in the buffer, then read the same buffer twice: the
     -- kernel's `trace` file (text, not consumed) and trace_pipe_raw
     inst:tracing(true)
@@ -72,9 +76,14 @@ describe("06 raw records", function()
       local t, r = text[i], raw[i]
       assert.are.equal(t.cpu, r.cpu)
       assert.are.equal(t.fields.reason, r.fields.reason)
-      assert.are.equal(t.fields.location, r.fields.location)
+      if t.fields.location:find("^[%a_]") then -- a symbol where the kernel printed one
+        assert.are.equal(t.fields.location, r.fields.location)
+      end
       assert.are.equal(t.fields.protocol, r.fields.protocol)
-      assert.are.equal(tonumber(t.fields.skbaddr, 16), r.fields.skbaddr)
+      assert.are.equal("string", type(t.fields.skbaddr)) -- one representation: 16 hex digits
+      assert.are.equal(16, #t.fields.skbaddr)
+      assert.are.equal(16, #r.fields.skbaddr)
+      if real then assert.are.equal(t.fields.skbaddr, r.fields.skbaddr) end
       assert.are.equal(t.flags, r.flags)
       assert.are.same(t.stack, r.stack)
       assert.are.equal(string.format("%.6f", t.ts), string.format("%.6f", r.ts))

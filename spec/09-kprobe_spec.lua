@@ -170,26 +170,189 @@ describe("09 kprobes", function()
     assert.are.equal("", fake.read(dir .. "/dynamic_events"))
   end)
 
-  live_it("fails clearly on this kernel and leaves tracefs as it was #live", function()
+  live_it("fails clearly where the kernel has no kprobes or function filter, changing nothing #live", function()
     local before = state.snapshot()
-    local features = dp.features()
     local kp = dp.kprobe{ name = "my_skb_probe", at = dp.drop_hook().func,
       args = { "skb=$arg1:u64", "reason=$arg2:u64" } }
     local inst = dp.instance()
     finally(function() inst:close() end)
-    if not features.kprobes then
-      local ok, err = pcall(inst.event, inst, kp)
-      assert.is_false(ok)
-      assert.truthy(err:find("no kprobe events", 1, true))
-    end
-    if not features.function_filter then
-      local ok, err = pcall(inst.tracer, inst, "function", { filter = { "__kfree_skb" } })
-      assert.is_false(ok)
-      assert.truthy(err:find("nothing was changed", 1, true))
-      assert.are.equal("nop\n", inst:read_file("current_tracer"))
-    end
+    local ok, err = pcall(inst.event, inst, kp)
+    assert.is_false(ok)
+    assert.truthy(err:find("no kprobe events", 1, true))
+    assert.truthy(err:find("CONFIG_KPROBE_EVENTS", 1, true))
     inst:close()
     kp:close()
     state.assert_same(before)
-  end)
+  end, "!kprobes")
+
+  live_it("refuses the function filter where the kernel does, changing nothing #live", function()
+    local before = state.snapshot()
+    local inst = dp.instance()
+    finally(function() inst:close() end)
+    local ok, err = pcall(inst.tracer, inst, "function", { filter = { "__kfree_skb" } })
+    assert.is_false(ok)
+    assert.truthy(err:find("nothing was changed", 1, true))
+    assert.are.equal("nop\n", inst:read_file("current_tracer"))
+    inst:close()
+    state.assert_same(before)
+  end, "!function_filter")
+
+  -- the seed's hard way, live, on kernels with kprobe events
+  local where = require "helpers.where"
+  local net = require "helpers.net"
+  local snmp = require "helpers.snmp"
+
+  -- the seed's probe for this kernel: registers of the drop hook's arguments
+  local function seed_probe(name)
+    local hook = dp.drop_hook()
+    return dp.kprobe{ name = name or "my_skb_probe", at = hook.func,
+      args = { ("skb=%s:u64"):format(dp.arg(hook.skb_arg)), ("reason=%s:u64"):format(dp.arg(hook.reason_arg)) } }, hook
+  end
+
+  for _, mode in ipairs({ "text", "raw" }) do
+    live_it(("runs the seed's kprobe at the drop hook: TCP to closed port 9 is NO_SOCKET in tcp_v4_rcv, "
+      .. "%s mode #live"):format(mode), function()
+      local before = state.snapshot()
+      local kp, hook = seed_probe()
+      local release = io.popen("uname -r"):read("l")
+      if release:match("^6%.1%.") then -- exactly the seed's line
+        assert.are.equal("p:dropprobe/my_skb_probe kfree_skb_reason skb=%di:u64 reason=%si:u64", kp:definition())
+      elseif hook.func == "sk_skb_reason_drop" then
+        assert.are.equal("p:dropprobe/my_skb_probe sk_skb_reason_drop skb=%si:u64 reason=%dx:u64", kp:definition())
+      end
+      do
+        local inst <close> = dp.instance()
+        local ev = inst:event(kp)
+        local cond = dp.drop_condition()
+        ev:filter(cond)
+        ev:trigger(dp.trigger_if("stacktrace", cond))
+        ev:enable()
+        assert.truthy(inst:read_file("events/dropprobe/my_skb_probe/filter"):find("reason != ", 1, true))
+        local pipe <close> = inst:pipe{ mode = mode }
+        local s0 = snmp.read()
+        assert.are.equal(3, net.tcp_closed(9, 3))
+        local s1 = snmp.read()
+        local tcp = 0
+        dp.each(pipe, { idle = 1 }, function(rec)
+          assert.are.equal("my_skb_probe", rec.name)
+          assert.truthy(rec.stack, "a stack for every matching drop")
+          if where(rec) == "tcp_v4_rcv" then
+            tcp = tcp + 1
+            assert.are.equal("NO_SOCKET", rec.fields.reason) -- named from dp.reasons(), not "2"
+            assert.are.equal("string", type(rec.fields.skb))
+            assert.truthy(rec.fields.skb:find("^%x+$") and #rec.fields.skb == 16, rec.fields.skb)
+            assert.truthy(table.concat(rec.stack, " "):find("tcp_v4_rcv", 1, true))
+          end
+        end)
+        assert.are.equal(3, snmp.delta(s0, s1, "Tcp.OutRsts")) -- one reset per dropped SYN
+        assert.are.equal(snmp.delta(s0, s1, "Tcp.OutRsts"), tcp)
+        assert.are.equal(0, pipe:stats().lost)
+      end
+      kp:close()
+      state.assert_same(before)
+    end, "kprobes")
+  end
+
+  live_it("runs a kretprobe and reads its return value #live", function()
+    local before = state.snapshot()
+    local rp = dp.kprobe{ name = "tcp_rcv_ret", at = "tcp_v4_rcv", ret = true, args = { "rv=$retval:s32" } }
+    assert.are.equal("r:dropprobe/tcp_rcv_ret tcp_v4_rcv rv=$retval:s32", rp:definition())
+    do
+      local inst <close> = dp.instance()
+      inst:event(rp):enable()
+      local pipe <close> = inst:pipe{ mode = "raw" }
+      assert.are.equal(2, net.tcp_closed(9, 2))
+      local n = 0
+      dp.each(pipe, { idle = 0.5 }, function(rec)
+        if rec.name == "tcp_rcv_ret" then
+          n = n + 1
+          assert.are.equal("integer", math.type(rec.fields.rv))
+        end
+      end)
+      assert.is_true(n >= 2, "tcp_v4_rcv returned at least once per SYN")
+    end
+    rp:close()
+    state.assert_same(before)
+  end, "kprobes")
+
+  live_it("leaves no kprobe behind after a refusal, SIGINT, SIGTERM, or kill -9 and cleanup #live", function()
+    local run = require "helpers.run"
+    local before = state.snapshot()
+    -- the kernel refuses a probe on a function it does not have
+    local bad = dp.kprobe{ name = "nowhere", at = "no_such_function_dropprobe" }
+    local ok, err = pcall(bad.create, bad)
+    assert.is_false(ok)
+    assert.truthy(err:find("nowhere", 1, true), err)
+    bad:close()
+    state.assert_same(before)
+    -- a process that holds the seed's probe in an instance until a signal
+    local script = [[-e 'local dp = require "dropprobe"
+      dp.core.catch_signals()
+      local hook = dp.drop_hook()
+      local kp <close> = dp.kprobe{ name = "held", at = hook.func,
+        args = { "reason=" .. dp.arg(hook.reason_arg) .. ":u64" } }
+      local inst <close> = dp.instance()
+      inst:event(kp):enable()
+      print("ready") io.stdout:flush()
+      local pipe <close> = inst:pipe{}
+      while pipe:read(0.2) ~= nil or not dp.core.signal() do end']]
+    for _, sig in ipairs({ "INT", "TERM" }) do
+      local h = run.bg(run.LUA .. script)
+      local defined
+      for _ = 1, 100 do
+        defined = (io.open(dp.tracefs() .. "/kprobe_events"):read("a")):find("dropprobe/held", 1, true)
+        if defined then break end
+        run.sleep(0.1)
+      end
+      assert.truthy(defined, "the probe was never made")
+      run.sleep(0.3)
+      h.signal(sig)
+      local out, rc, errout = h.wait(30)
+      assert.are.equal(0, rc, out .. errout)
+      state.assert_same(before)
+    end
+    -- kill -9: the probe and the instance stay until `dropprobe cleanup`
+    local h = run.bg(run.LUA .. script)
+    for _ = 1, 100 do
+      if (io.open(dp.tracefs() .. "/kprobe_events"):read("a")):find("dropprobe/held", 1, true) then break end
+      run.sleep(0.1)
+    end
+    run.sleep(0.3)
+    h.signal("KILL")
+    h.wait(10)
+    assert.truthy((io.open(dp.tracefs() .. "/kprobe_events"):read("a")):find("dropprobe/held", 1, true))
+    local out, code = run.cmd(run.DROPPROBE .. "cleanup")
+    assert.are.equal(0, code, out)
+    assert.truthy(out:find("kprobe dropprobe/held", 1, true), out)
+    state.assert_same(before)
+  end, "kprobes")
+
+  live_it("runs the seed's first step: the function tracer on __kfree_skb in the private instance #live",
+    function()
+      local before = state.snapshot()
+      local fn = "__kfree_skb"
+      do
+        local inst <close> = dp.instance{ buffer_kb = 1024 }
+        inst:tracer("function", { filter = { fn } })
+        assert.are.equal("function\n", inst:read_file("current_tracer"))
+        assert.are.equal(fn .. "\n", inst:read_file("set_ftrace_filter"))
+        -- the top level is untouched
+        assert.are.equal(before.current_tracer, io.open(dp.tracefs() .. "/current_tracer"):read("a"))
+        net.tcp_closed(9, 2)
+        local n, parents = 0, {}
+        for rec in inst:records{ mode = "text", timeout = 0.5 } do
+          if rec.name == "function" then -- "__kfree_skb <-tcp_rcv_established", as in the seed
+            n = n + 1
+            assert.are.equal("ftrace", rec.system)
+            assert.are.equal(fn, rec.fields.ip:match("^([^+]+)"), rec.payload)
+            parents[rec.fields.parent_ip:match("^([^+]+)")] = true
+          end
+        end
+        assert.is_true(n >= 2, "__kfree_skb is called for every freed packet")
+        assert.is_true(next(parents) ~= nil)
+        inst:close()
+        assert.is_true(inst:is_closed())
+      end
+      state.assert_same(before)
+    end, "function_filter")
 end)

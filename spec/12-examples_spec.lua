@@ -1,4 +1,5 @@
 -- Every example in examples/ runs, and shows what it promises.
+local dp = require "dropprobe"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
 local net = require "helpers.net"
@@ -36,8 +37,13 @@ describe("12 examples #proc", function()
     local before = state.snapshot()
     local out, code = run.cmd(example("kprobe-reason.lua"))
     assert.are.equal(0, code, out)
-    assert.truthy(out:find("the probe line: p:dropprobe/drop_reason ", 1, true), out)
-    assert.truthy(out:find("reason NO_SOCKET", 1, true), out)
+    local hook = dp.drop_hook()
+    assert.truthy(out:find("the probe line: p:dropprobe/my_skb_probe " .. hook.func .. " skb=%", 1, true), out)
+    assert.truthy(out:find("reason NO_SOCKET, skb ", 1, true), out)
+    if dp.features().kprobes then
+      assert.truthy(out:find("my_skb_probe: ", 1, true), out) -- the probe's own record
+      assert.truthy(out:find(" => tcp_v4_rcv", 1, true), out)
+    end
     state.assert_same(before)
   end)
 

@@ -13,6 +13,9 @@ local function positive(s)
   return n
 end
 
+-- every --filter's default, in this kernel's names (dp.drop_condition)
+local EVERY = "Default: every drop (all reasons but NOT_DROPPED_YET and CONSUMED)."
+
 local function parser()
   local p = argparse("dropprobe", "Find where and why the Linux kernel drops packets, "
     .. "with nothing but tracefs.")
@@ -22,7 +25,7 @@ local function parser()
   p:require_command(false)
 
   local watch = p:command("watch", "Drops as they happen, one line each.")
-  watch:option("--filter", "Which drops (an ftrace filter; reason names allowed).", "reason > 2")
+  watch:option("--filter", "Which drops (an ftrace filter; reason names allowed). " .. EVERY)
   watch:flag("--stack", "Add the kernel stack of each drop.")
   watch:flag("--json", "JSON Lines: name, cpu, pid, comm, ts, reason, location, stack.")
   watch:option("--mode", "Read the binary buffers (raw) or trace_pipe text.", "raw")
@@ -30,7 +33,7 @@ local function parser()
   watch:option("--duration", "Stop after S seconds."):convert(positive)
 
   local stacks = p:command("stacks", "Kernel stacks of the matching drops, counted and ranked.")
-  stacks:option("--filter", "Which drops (reason names allowed).", "reason > 2")
+  stacks:option("--filter", "Which drops (reason names allowed). " .. EVERY)
   stacks:flag("--folded", "Folded lines for flame graphs: outer;...;inner count.")
   stacks:option("--limit", "Sample at most N stacks."):convert(tonumber)
   stacks:option("--duration", "Stop after S seconds."):convert(positive)
@@ -38,7 +41,7 @@ local function parser()
   stacks:flag("--json", "Print one JSON object.")
 
   local ports = p:command("ports", "Drops per protocol, local port and reason.")
-  ports:option("--filter", "Which drops.", "reason > 2")
+  ports:option("--filter", "Which drops. " .. EVERY)
   ports:option("--duration", "Stop after S seconds."):convert(positive)
   ports:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
   ports:flag("--json", "Print one JSON object.")
@@ -46,7 +49,7 @@ local function parser()
   local top = p:command("top", "Live drops per reason and location, with rates.")
   top:option("--interval", "Seconds between updates.", "1"):convert(positive)
   top:option("--duration", "Stop after S seconds."):convert(positive)
-  top:option("--filter", "Which drops.", "reason > 2")
+  top:option("--filter", "Which drops. " .. EVERY)
   top:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
 
   p:command("reasons", "This kernel's drop reasons, number and name.")
@@ -98,8 +101,9 @@ end
 function cmds.watch(dp, args)
   local inst <close> = dp.instance{ buffer_kb = 8192 }
   local ev = inst:event("skb:kfree_skb")
-  ev:filter(args.filter)
-  if args.stack then ev:trigger("stacktrace if " .. args.filter) end
+  local cond = args.filter or dp.drop_condition()
+  ev:filter(cond)
+  if args.stack then ev:trigger(dp.trigger_if("stacktrace", cond)) end
   ev:enable()
   local pipe <close> = inst:pipe{ mode = args.mode }
   local n = 0

@@ -195,16 +195,80 @@ end
 
 local reasons_cache = {}
 
---- This kernel's drop reasons, from the print fmt of `skb:kfree_skb`.
--- Kernels without a reason field (before 5.17) give an empty table.
+-- The names the kernel's BTF gives enum skb_drop_reason, without the
+-- SKB_DROP_REASON_/SKB_ prefixes: { [n] = "CONSUMED", ... }, or nil.
+local function btf_reasons()
+  local ok, e = pcall(core.btf_enum, "skb_drop_reason")
+  if not ok or not e then return nil end
+  local out = {}
+  for name, n in pairs(e) do
+    local short = name:match("^SKB_DROP_REASON_(.+)$") or name:match("^SKB_(.+)$") or name
+    if short ~= "MAX" and not short:match("^SUBSYS_") then out[n] = short end
+  end
+  return out
+end
+
+--- This kernel's drop reasons: the names skb:kfree_skb prints, from its
+-- format's `__print_symbolic` table, plus what the kernel's BTF adds to
+-- them (the non-drops `NOT_DROPPED_YET` and `CONSUMED`, which the table
+-- leaves out). Numbers differ between kernels (NO_SOCKET is 2 on 6.1 and
+-- 3 on 6.12): only names carry across. Kernels without a reason field
+-- (before 5.17) give an empty table.
 -- @treturn table `r[3] == "NO_SOCKET"` and `r.NO_SOCKET == 3`
 function M.reasons()
   local dir = M.tracefs()
   if reasons_cache[dir] then return reasons_cache[dir] end
   local ok, f = pcall(M.format, "skb", "kfree_skb")
   local r = ok and M.reasons_of(f) or {}
+  local btf = next(r) and btf_reasons()
+  if btf then
+    -- only when the BTF is this table's kernel (a fake tree's format may
+    -- come from another): every name both know has the same number
+    local same = true
+    for n, name in pairs(btf) do
+      if r[name] ~= nil and r[name] ~= n then same = false break end
+    end
+    for n, name in pairs(same and btf or {}) do
+      if r[n] == nil and r[name] == nil then
+        r[n] = name
+        r[name] = n
+      end
+    end
+  end
   reasons_cache[dir] = r
   return r
+end
+
+--- The reasons that are not drops: `NOT_DROPPED_YET` and `CONSUMED`, those
+-- of them this kernel has.
+M.NON_DROPS = { "NOT_DROPPED_YET", "CONSUMED" }
+
+--- The default condition of every hunt: every drop, leaving out the
+-- non-drops this kernel has, in names (`reason != NOT_DROPPED_YET &&
+-- reason != CONSUMED`), or nil when the kernel has neither (every event is
+-- a drop). Give it to `Event:filter` and triggers: the names become this
+-- kernel's numbers there.
+-- @tparam[opt="reason"] string field the reason field (a kprobe's may differ)
+-- @treturn string|nil
+function M.drop_condition(field)
+  local r = M.reasons()
+  local parts = {}
+  for _, name in ipairs(M.NON_DROPS) do
+    if r[name] then parts[#parts + 1] = (field or "reason") .. " != " .. name end
+  end
+  if #parts == 0 then return nil end
+  return table.concat(parts, " && ")
+end
+
+--- A trigger with a condition: `trigger("stacktrace", cond)` is
+-- "stacktrace if <cond>", or plain "stacktrace" when cond is nil (every
+-- drop). The stack trigger must repeat the event's filter: the kernel runs
+-- triggers before, and regardless of, the filter.
+-- @tparam string spec e.g. "stacktrace" or "stacktrace:5"
+-- @tparam[opt] string cond
+-- @treturn string
+function M.trigger_if(spec, cond)
+  return cond and (spec .. " if " .. cond) or spec
 end
 
 -- Replace `<field> <op> NAME` by the number NAME stands for in the event's
@@ -240,17 +304,40 @@ local function translate(expr, symbols, what)
 end
 M._translate = translate
 
--- per-event format cache (weak keys: goes with the event)
+-- The symbol tables reason names are translated with, per event (weak
+-- keys: they go with the event): the format's own (`__print_symbolic`);
+-- for a `reason` field, this kernel's reasons (`dp.reasons()`, which the
+-- format's table is part of), so that a kprobe's `reason=$arg2` and the
+-- non-drops the tracepoint's table leaves out take names too.
 local formats = setmetatable({}, { __mode = "k" })
 local function event_symbols(ev)
   local f = formats[ev]
   if f == nil then
     local ok, text = pcall(ev.read_file, ev, "format")
     f = ok and core.parse_format(text) or false
+    if f then
+      f.symbols = f.symbols or {}
+      local own = f.symbols.reason
+      local has_reason = false
+      for _, fld in ipairs(f.fields) do
+        if fld.name == "reason" and not fld.common then has_reason = true end
+      end
+      local r = has_reason and M.reasons()
+      -- the kernel's reasons when the field has no table or when its table
+      -- is the kernel's (skb:kfree_skb's)
+      if r and next(r) and (not own or own[r.NO_SOCKET or -1] == "NO_SOCKET") then
+        local t = {}
+        for k, v in pairs(r) do
+          if math.type(k) == "integer" then t[k] = v end
+        end
+        f.symbols.reason = t
+      end
+    end
     formats[ev] = f
   end
   return f and f.symbols
 end
+M._event_symbols = event_symbols
 
 --- Set the event's filter (an ftrace filter expression), or clear it with nil.
 -- Reason names become this kernel's numbers (`reason == NO_SOCKET`).
@@ -301,8 +388,10 @@ function Event:fields()
   return out
 end
 
--- names of the events an instance uses: name -> system, for text records
+-- names of the events an instance uses: name -> system, for text records;
+-- and name -> Event, for the symbol tables of their fields
 local inst_names = setmetatable({}, { __mode = "k" })
+local inst_events = setmetatable({}, { __mode = "k" })
 
 --- An event of this instance: `inst:event("skb:kfree_skb")` or
 -- `inst:event("skb", "kfree_skb")`. The same event twice is the same object.
@@ -334,6 +423,9 @@ function Instance:event(system, name)
   local names = inst_names[self]
   if not names then names = {} inst_names[self] = names end
   names[name] = system
+  local evs = inst_events[self]
+  if not evs then evs = {} inst_events[self] = evs end
+  evs[name] = ev
   return ev
 end
 
@@ -376,8 +468,14 @@ function Instance:pipe(opts)
   for _, sys in pairs(names) do
     if not seen[sys] then seen[sys] = true systems[#systems + 1] = sys end
   end
+  -- reasons for the events whose format names none (a kprobe's reason)
+  local symbols = {}
+  for name, ev in pairs(inst_events[self] or {}) do
+    local syms = event_symbols(ev)
+    if syms and syms.reason then symbols[name] = { reason = syms.reason } end
+  end
   return core.pipe(self, { mode = opts.mode or "text", grace = opts.grace, names = names,
-    systems = systems, buffer_percent = opts.buffer_percent })
+    systems = systems, buffer_percent = opts.buffer_percent, symbols = symbols })
 end
 
 local function records_iter(pipe, opts, what)

@@ -1,6 +1,13 @@
 -- Live specs need root and tracefs. Where they are missing the spec is
 -- reported as skipped with the reason; under DROPPROBE_LIVE=required (CI)
 -- a missing capability is a failure instead.
+--
+-- A live spec that needs what only some kernels have (kprobe events, hist
+-- triggers, the function filter) names it: `live_it(name, body, "kprobes")`;
+-- one that checks the refusal where it is missing names "!kprobes".
+-- On a kernel without it the spec is skipped with the reason, also in CI:
+-- `make test` runs the live specs on three kernels and fails when a spec
+-- was skipped on all of them (tools/summary.lua).
 local live = {}
 
 local function why_not()
@@ -20,20 +27,48 @@ end
 live.reason = why_not()
 live.required = os.getenv("DROPPROBE_LIVE") == "required"
 
+-- what each feature is called in a skip message
+local FEATURES = {
+  kprobes = "kprobe events (CONFIG_KPROBE_EVENTS)",
+  eprobes = "event probes (CONFIG_EPROBE_EVENTS)",
+  hist = "hist triggers (CONFIG_HIST_TRIGGERS)",
+  function_filter = "a usable function filter (set_ftrace_filter; EPERM under lockdown)",
+}
+
+local features
+--- Whether this kernel has the feature (dp.features()); the reason if not.
+function live.lacks(feature)
+  if live.reason then return nil end
+  if not features then
+    features = require("dropprobe").features()
+  end
+  assert(FEATURES[feature], "unknown feature " .. tostring(feature))
+  if features[feature] then return nil end
+  local p = io.popen("uname -r")
+  local release = p:read("l")
+  p:close()
+  return ("this kernel (%s) has no %s"):format(release, FEATURES[feature])
+end
+
 --- Run body only where live specs can run; otherwise skip (or fail in CI).
 -- busted's `it`/`pending` live in the spec's environment, so a spec binds
 -- them: `local live_it = live.bind(it, pending)`.
 function live.bind(it, pending)
-  return function(name, body) return live.it(it, pending, name, body) end
+  return function(name, body, feature) return live.it(it, pending, name, body, feature) end
 end
 
-function live.it(it, pending, name, body)
+function live.it(it, pending, name, body, feature)
   if live.reason then
     if live.required then
       it(name, function() error("live spec could not run: " .. live.reason) end)
     else
       pending(name .. " (skipped: " .. live.reason .. ")")
     end
+  elseif feature and feature:sub(1, 1) == "!" and not live.lacks(feature:sub(2)) then
+    -- a refusal, checked where the kernel lacks the feature
+    pending(name .. " (skipped: this kernel has " .. FEATURES[feature:sub(2)] .. ")")
+  elseif feature and feature:sub(1, 1) ~= "!" and live.lacks(feature) then
+    pending(name .. " (skipped: " .. live.lacks(feature) .. ")")
   else
     it(name, body)
   end

@@ -53,7 +53,7 @@ local function explain(rec)
 end
 
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
--- @tparam[opt] table opts `filter` (which drops; default "reason > 2"),
+-- @tparam[opt] table opts `filter` (which drops; default: every drop, `dp.drop_condition()`),
 -- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`,
 -- `progress` (called with the record count every `every` records)
 -- @treturn table `{ ports = {{proto=, port=, reason=, count=}...}, unattributed =
@@ -66,7 +66,7 @@ function M.run(opts)
     local ok, ev = pcall(inst.event, inst, name)
     if ok then ev:enable() elseif name == "skb:kfree_skb" then error(ev, 2) end
   end
-  inst:event("skb:kfree_skb"):filter(opts.filter or "reason > 2")
+  inst:event("skb:kfree_skb"):filter(opts.filter or dp.drop_condition())
   local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
 
   local by_addr, next_drop = {}, {} -- per CPU: the last skbaddr event; a pending udp fail

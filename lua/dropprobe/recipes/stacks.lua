@@ -1,5 +1,5 @@
 --- Stack traces only for the drops that matter: the seed's
--- `stacktrace if reason > 2`, counted and de-duplicated.
+-- `stacktrace if <condition>`, counted and de-duplicated.
 --
 -- Each matching drop gets its kernel stack (the trigger carries the same
 -- condition as the filter: a trigger runs before, and regardless of, the
@@ -18,7 +18,7 @@ local function frame_name(f)
 end
 
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
--- @tparam[opt] table opts `filter` (default "reason > 2"; reason names
+-- @tparam[opt] table opts `filter` (default: every drop, `dp.drop_condition()`; reason names
 -- allowed), `limit` (stacks to sample; default: every matching drop),
 -- `duration`, `idle`, `mode` ("raw" or "text"), `buffer_kb`, `ready` (called
 -- once everything is set up), `progress` (called with the record count every
@@ -28,19 +28,19 @@ end
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "limit", "duration", "idle", "mode", "buffer_kb",
     "ready", "progress", "every" }, "stacks.run")
-  local cond = opts.filter or "reason > 2"
+  local cond = opts.filter or dp.drop_condition()
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
   end
   local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
   local ev = inst:event("skb:kfree_skb")
   ev:filter(cond)
-  ev:trigger((opts.limit and ("stacktrace:" .. opts.limit) or "stacktrace") .. " if " .. cond)
+  ev:trigger(dp.trigger_if(opts.limit and ("stacktrace:" .. opts.limit) or "stacktrace", cond))
   ev:enable()
   local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
 
   local byKey, list = {}, {}
-  local report = { matched = 0, with_stack = 0, filter = cond, stacks = list }
+  local report = { matched = 0, with_stack = 0, filter = cond or "every drop", stacks = list }
   report.ended = dp.each(pipe, opts, function(rec)
     if rec.name ~= "kfree_skb" then return end
     report.matched = report.matched + 1

@@ -57,7 +57,7 @@ end
 
 --- Count drops live and print every `interval` seconds.
 -- @tparam[opt] table opts `interval` (default 1), `duration`, `filter`
--- (default "reason > 2"), `mode`, `rows` (default 10), `out` (default
+-- (default: every drop, `dp.drop_condition()`), `mode`, `rows` (default 10), `out` (default
 -- io.stdout), `tty` (default: whether stdout is a terminal), `ready`
 -- @treturn table totals `{ drops=, lost=, reasons={NAME={total=}}, locations={fn={total=}} }`
 function M.run(opts)
@@ -70,7 +70,7 @@ function M.run(opts)
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
   local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
   local ev = inst:event("skb:kfree_skb")
-  ev:filter(opts.filter or "reason > 2")
+  ev:filter(opts.filter or dp.drop_condition())
   ev:enable()
   local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0 }

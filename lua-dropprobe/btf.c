@@ -1,0 +1,80 @@
+/*
+ * btf.c - what the kernel's own type information (/sys/kernel/btf/vmlinux)
+ * says, read with libbpf's BTF API (no BPF program is loaded): the values
+ * of an enum such as skb_drop_reason, so that names, not numbers, carry
+ * across kernels.
+ */
+#include "util.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+
+#define DP_BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+
+/* libbpf prints its warnings to stderr by default; the caller gets them as
+ * return values instead */
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+/*
+ * core.btf_enum(name [, path]) -> { NAME = value, ... } | nil, message
+ * The members of enum `name` in the kernel's BTF (or the BTF file at path).
+ */
+static int btf_enum_values(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
+	libbpf_print_fn_t old = libbpf_set_print(quiet);
+	struct btf *btf = btf__parse_raw(path);
+	int err = errno;
+	__s32 id;
+	const struct btf_type *t;
+	libbpf_set_print(old);
+	if (!btf) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "cannot read BTF from %s: %s", path, strerror(err));
+		return 2;
+	}
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
+	if (id < 0)
+		id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM64);
+	if (id < 0) {
+		btf__free(btf);
+		luaL_pushfail(L);
+		lua_pushfstring(L, "the kernel's BTF has no enum %s", name);
+		return 2;
+	}
+	t = btf__type_by_id(btf, (__u32)id);
+	lua_createtable(L, 0, btf_vlen(t));
+	if (btf_is_enum(t)) {
+		const struct btf_enum *e = btf_enum(t);
+		for (int i = 0; i < btf_vlen(t); i++) {
+			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
+			lua_pushinteger(L, e[i].val);
+			lua_rawset(L, -3);
+		}
+	} else {
+		const struct btf_enum64 *e = btf_enum64(t);
+		for (int i = 0; i < btf_vlen(t); i++) {
+			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
+			lua_pushinteger(L, (lua_Integer)btf_enum64_value(e + i));
+			lua_rawset(L, -3);
+		}
+	}
+	btf__free(btf);
+	return 1;
+}
+
+void dp_btf_open(lua_State *L)
+{
+	lua_pushcfunction(L, btf_enum_values);
+	lua_setfield(L, -2, "btf_enum");
+}
