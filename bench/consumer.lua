@@ -45,7 +45,7 @@ local idle = 2
 
 if kind == "text" or kind == "raw" then
   local inst <close> = dp.instance{ buffer_kb = 8192 }
-  inst:event("skb:kfree_skb"):filter("reason > 2"):enable()
+  inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()
   local pipe <close> = inst:pipe{ mode = kind }
   local n = 0
   dp.each(pipe, { idle = idle, ready = ready }, function(rec)

@@ -14,6 +14,10 @@ for i = 1, #arg do
   if arg[i] == "--memory" then MEMORY = assert(tonumber(arg[i + 1]), "--memory N") end
   if arg[i] == "--out" then OUT = arg[i + 1] end
 end
+-- every reader keeps the drops of the flood: NO_SOCKET, this kernel's number
+-- where a tool takes no names (bpftrace, trace-cmd)
+local NO_SOCKET = assert(dp.reasons().NO_SOCKET, "this kernel has no NO_SOCKET reason")
+local FILTER = "reason == NO_SOCKET"
 local ENV = 'env LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;" '
 
 local function sh(cmd)
@@ -117,7 +121,7 @@ local function row(name, r) rows[#rows + 1] = r r.name = name io.stderr:write("d
 -- readers of a trace_pipe that this script sets up: cat, the naive Lua reader
 local function pipe_reader(name, cmd_of)
   local inst <close> = dp.instance{ buffer_kb = 8192 }
-  inst:event("skb:kfree_skb"):filter("reason > 2"):enable()
+  inst:event("skb:kfree_skb"):filter(FILTER):enable()
   local h = start(cmd_of(inst:dir() .. "/trace_pipe"))
   socket.sleep(0.5)
   local kernel, t0 = flood(COUNT)
@@ -158,7 +162,7 @@ dp_reader("dropprobe `stacks` recipe (raw, a stack per drop)", "stacks")
 
 -- bpftrace, counting in the kernel
 if sh("command -v bpftrace"):find("bpftrace") then
-  local h = start("bpftrace -e 'tracepoint:skb:kfree_skb /args->reason > 2/ { @ = count(); }'")
+  local h = start(("bpftrace -e 'tracepoint:skb:kfree_skb /args->reason == %d/ { @ = count(); }'"):format(NO_SOCKET))
   local ok = pcall(h.wait_for, "Attaching", 30)
   if ok then
     socket.sleep(0.5)
@@ -181,8 +185,8 @@ do
   local dir = os.tmpname()
   os.remove(dir)
   os.execute("mkdir -p " .. dir)
-  local out = sh(("cd %s && timeout 20 trace-cmd record -e skb:kfree_skb -f 'reason > 2' -o %s/t.dat true")
-    :format(dir, dir))
+  local out = sh(("cd %s && timeout 20 trace-cmd record -e skb:kfree_skb -f 'reason == %d' -o %s/t.dat true")
+    :format(dir, NO_SOCKET, dir))
   os.execute("rm -rf " .. dir)
   if out:find("Operation not permitted", 1, true) or out:find("Can't enable", 1, true) then
     row("`trace-cmd record`", { skipped = "cannot run here: it must write /proc/sys/kernel/ftrace_enabled "
@@ -249,7 +253,7 @@ end
 local cat = rows[1].cpu
 local t = {}
 t[#t + 1] = ("Flood: %d UDP datagrams to a closed port on 127.0.0.1 (one `NO_SOCKET` drop each), "
-  .. "`skb:kfree_skb` with `reason > 2`, 8 MB per-CPU buffer, %d CPUs, %s.\n")
+  .. "`skb:kfree_skb` with `reason == NO_SOCKET`, 8 MB per-CPU buffer, %d CPUs, %s.\n")
   :format(COUNT, tonumber(sh("nproc")) or 0, os.date("!%Y-%m-%d"))
 t[#t + 1] = "| reader | kernel counted | reader got | lost | CPU s (user+sys) | CPU vs cat | wall s | peak RSS MB |"
 t[#t + 1] = "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -28,25 +28,13 @@ local _, sport = u:getsockname()
 u:sendto("dropprobe demo", "127.0.0.1", 9)
 u:close()
 
--- where the kernel dropped it: the location it records (before 6.2 text
--- mode shows it only as a hashed pointer), else the stack's first frame
--- below the tracing code
-local function where(rec)
-  local loc = tostring(rec.fields.location or "")
-  if loc:find("^[%a_]") then return loc end
-  for _, f in ipairs(rec.stack or {}) do
-    if not f:find("^trace_") and not f:find("kfree_skb") and not f:find("reason_drop") then return f end
-  end
-  return loc
-end
-
 local want = { tcp = "^tcp_v4_rcv", udp = "^__udp4_lib_rcv" }
 local found = {}
 while not (found.tcp and found.udp) do
   local rec = pipe:read(2)
   if not rec then break end
   for proto, pat in pairs(want) do
-    local at = where(rec)
+    local at = dp.where(rec) or ""  -- location, or the stack where text mode hides it
     if not found[proto] and at:find(pat) then
       found[proto] = rec
       print(("\n%s drop found: reason %s at %s"):format(proto:upper(), rec.fields.reason, at))

@@ -27,9 +27,12 @@ print("connect 127.0.0.1:9 ->", select(2, s:connect("127.0.0.1", 9)))
 s:close()
 
 for rec in inst:records{ timeout = 1 } do
-  if rec.fields.location and rec.fields.location:find("^tcp_v4_rcv") then
+  -- dp.where: the location the kernel printed, or the stack's frame where
+  -- it printed only a hashed pointer (text mode before 6.12)
+  local at = dp.where(rec) or ""
+  if at:find("^tcp_v4_rcv") then
     print(rec)
-    print(string.format("reason %s, dropped in %s", rec.fields.reason, rec.fields.location))
+    print(string.format("reason %s, dropped in %s", rec.fields.reason, at))
     break
   end
 end

@@ -87,7 +87,7 @@ describe("11 cli #proc", function()
   live_it("watch --json gives one parseable line per drop, exactly the drops made #live", function()
     local before = state.snapshot()
     local h = run.bg(DP .. "watch --json --stack --duration 3")
-    run.sleep(1)
+    h.ready()
     local s0 = snmp.read()
     net.udp_closed(net.free_udp_port(), 25)
     local s1 = snmp.read()
@@ -112,7 +112,7 @@ describe("11 cli #proc", function()
 
   live_it("ports --json prints the documented object #live", function()
     local h = run.bg(DP .. "ports --json --duration 2.5")
-    run.sleep(1)
+    h.ready()
     net.udp_closed(9999, 15)
     local out, rc = h.wait()
     assert.are.equal(0, rc)
@@ -126,7 +126,7 @@ describe("11 cli #proc", function()
     local before = state.snapshot()
     for sig, code in pairs({ INT = 130, TERM = 143 }) do
       local h = run.bg(DP .. "stacks --folded")
-      run.sleep(1)
+      h.ready()
       net.tcp_closed(9, 3)
       run.sleep(0.5)
       h.signal(sig)
@@ -203,14 +203,17 @@ describe("11 cli #proc", function()
     local before = state.snapshot()
     local a = run.bg(DP .. "watch --json --duration 3")
     local b = run.bg(DP .. "watch --json --mode text --duration 3")
-    run.sleep(1.2)
+    a.ready()
+    b.ready()
     net.udp_closed(net.free_udp_port(), 12)
     for _, h in ipairs({ a, b }) do
       local out, rc = h.wait()
       assert.are.equal(0, rc)
       local n = 0
       for line in out:gmatch("[^\n]+") do
-        if cjson.decode(line).location:find("^__udp4_lib_rcv") then n = n + 1 end
+        -- text mode before 6.12 has only a hashed location: the filter is all there is
+        local loc = cjson.decode(line).location
+        if loc:find("^__udp4_lib_rcv") or not loc:find("^[%a_]") then n = n + 1 end
       end
       assert.are.equal(12, n)
     end

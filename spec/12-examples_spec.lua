@@ -59,7 +59,7 @@ describe("12 examples #proc", function()
     }
     for _, c in ipairs(cases) do
       local h = run.bg(example(c[1], "2.5"))
-      run.sleep(1)
+      h.ready()
       c[2]()
       local out, rc, err = h.wait()
       assert.are.equal(0, rc, c[1] .. ": " .. err)

@@ -683,6 +683,42 @@ local function payload_of(rec)
   return table.concat(parts, " ")
 end
 
+-- frames of the tracing machinery above the freeing function in a stack
+local MACHINERY = { "^trace_", "^__traceiter", "^perf_trace", "^kprobe", "^aggr_", "^ftrace",
+  "^0x", "^%x+$" }
+-- the functions that free a dropped packet (the drop hooks of dp.drop_hook)
+local FREEING = { "kfree_skb", "reason_drop" }
+
+local function matches(fn, pats)
+  for _, pat in ipairs(pats) do
+    if fn:find(pat) then return true end
+  end
+  return false
+end
+
+--- Where the kernel dropped the packet of a drop record: its `location`
+-- when the kernel named it (`tcp_v4_rcv+0x91/0x13f0`), else the stack's
+-- frame that called the freeing function (a kprobe's record, or text mode
+-- before 6.12, where `location` is a hashed pointer), else nil.
+-- @tparam table rec a record
+-- @treturn string|nil "function+0xoff/0xsize"
+function M.where(rec)
+  local loc = rec.fields and rec.fields.location
+  if type(loc) == "string" and loc:find("^[%a_]") then return loc end
+  local stack = rec.stack
+  if not stack then return nil end
+  local after = 0
+  for i = 1, math.min(#stack, 12) do
+    local fn = stack[i]:match("^[^+]*")
+    if matches(fn, FREEING) then after = i end
+  end
+  for i = after + 1, #stack do
+    local fn = stack[i]:match("^[^+]*")
+    if not matches(fn, MACHINERY) and not matches(fn, FREEING) then return stack[i] end
+  end
+  return nil
+end
+
 --- A record prints as one trace line (and its stack, one frame a line).
 -- @function Record:__tostring
 Record.__tostring = function(rec)

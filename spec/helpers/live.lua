@@ -32,7 +32,7 @@ local FEATURES = {
   kprobes = "kprobe events (CONFIG_KPROBE_EVENTS)",
   eprobes = "event probes (CONFIG_EPROBE_EVENTS)",
   hist = "hist triggers (CONFIG_HIST_TRIGGERS)",
-  function_filter = "a usable function filter (set_ftrace_filter; EPERM under lockdown)",
+  function_filter = "usable function filter (set_ftrace_filter; EPERM under lockdown)",
 }
 
 local features

@@ -37,6 +37,20 @@ function run.bg(cmd)
   end
   local h = { pid = pid }
   function h.signal(sig) os.execute(("kill -%s %d 2>/dev/null"):format(sig, pid)) end
+  --- Wait until the process reads its tracefs pipe (everything is set up
+  -- then: drops made from now on are its to see). Startup is slow under
+  -- qemu's emulator, so no fixed sleep is long enough.
+  function h.ready(timeout)
+    local t = socket.gettime() + (timeout or 30)
+    repeat
+      local p = io.popen(("ls -l /proc/%d/fd 2>/dev/null"):format(pid))
+      local fds = p:read("a")
+      p:close()
+      if fds:find("trace_pipe", 1, true) then return true end
+      socket.sleep(0.05)
+    until socket.gettime() > t or not slurp(("/proc/%d/stat"):format(pid))
+    error(("the process %d never opened a trace pipe"):format(pid), 2)
+  end
   function h.wait(timeout)
     local t = socket.gettime() + (timeout or 30)
     local rc
