@@ -93,3 +93,13 @@
 --- Whether it is in the kernel.
 -- @function Kprobe:is_created
 -- @treturn boolean
+
+--- Module functions of `dropprobe.core`.
+-- @section functions
+
+--- The members of a kernel enum from its BTF (`btf.c`, libbpf's BTF API; no
+-- BPF program is loaded): `core.btf_enum("skb_drop_reason").SKB_CONSUMED`.
+-- @function btf_enum
+-- @tparam string name the enum's name
+-- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+-- @treturn table|nil `{ NAME = value, ... }`, or nil and a message

@@ -52,7 +52,7 @@ describe("03 instance", function()
     do
       local inst = dp.instance()
       name = inst:name()
-      inst:event("skb:kfree_skb"):filter("reason > 2"):enable()
+      inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()
     end
     collectgarbage()
     collectgarbage()

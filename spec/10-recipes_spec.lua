@@ -5,6 +5,15 @@ local snmp = require "helpers.snmp"
 local net = require "helpers.net"
 local live_it = live.bind(it, pending)
 
+-- Whether tcp:tcp_send_reset fires for a reset sent without a socket (a
+-- segment to a closed port): it does on 6.12 and 6.18; Debian 12's 6.1
+-- traces only the resets a socket sends (measured on the three kernels).
+local function socketless_resets_traced()
+  local major, minor = io.popen("uname -r"):read("l"):match("^(%d+)%.(%d+)")
+  major, minor = tonumber(major), tonumber(minor)
+  return major > 6 or (major == 6 and minor >= 12)
+end
+
 describe("10 recipes", function()
   live_it("ports: attributes TCP, UDP and receive-buffer drops to their ports, v4 and v6 #live", function()
     local ports = require "dropprobe.recipes.ports"
@@ -23,8 +32,16 @@ describe("10 recipes", function()
     assert.are.equal(0, report.lost)
     assert.are.equal(120, refused4)
     assert.are.equal(40, refused6)
-    assert.are.equal(120 + 40, ports.count(report, "tcp", 9, "NO_SOCKET"))
-    assert.are.equal(snmp.delta(s0, s1, "Tcp.OutRsts"), ports.count(report, "tcp", 9, "NO_SOCKET"))
+    -- the resets to the closed TCP port: attributed where tcp_send_reset
+    -- fires for a reset without a socket (not on 6.1), else unattributed
+    local resets = snmp.delta(s0, s1, "Tcp.OutRsts")
+    assert.are.equal(120 + 40, resets)
+    local tcp = ports.count(report, "tcp", 9, "NO_SOCKET")
+    if not socketless_resets_traced() then
+      assert.are.equal(0, tcp)
+      tcp = report.unattributed.NO_SOCKET - snmp.delta(s0, s1, "Udp6NoPorts")
+    end
+    assert.are.equal(resets, tcp)
     assert.are.equal(700, snmp.delta(s0, s1, "Udp.NoPorts"))
     assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), ports.count(report, "udp", 9999, "NO_SOCKET"))
     local rcv4 = snmp.delta(s0, s1, "Udp.RcvbufErrors")
@@ -35,7 +52,8 @@ describe("10 recipes", function()
     assert.are.equal(rcv6, ports.count(report, "udp", 7778, "SOCKET_RCVBUFF"))
     -- UDP to a closed port over ::1 is counted, unattributed, never put on a wrong port
     assert.are.equal(60, snmp.delta(s0, s1, "Udp6NoPorts"))
-    assert.are.equal(snmp.delta(s0, s1, "Udp6NoPorts"), report.unattributed.NO_SOCKET)
+    assert.are.equal(snmp.delta(s0, s1, "Udp6NoPorts"),
+      report.unattributed.NO_SOCKET - (socketless_resets_traced() and 0 or resets))
     local total = report.attributed
     for _, n in pairs(report.unattributed) do total = total + n end
     assert.are.equal(report.drops, total)
@@ -48,7 +66,7 @@ describe("10 recipes", function()
       net.tcp_closed(9, 10)
       net.udp_closed(9999, 30)
     end }
-    assert.are.equal(10, ports.count(report, "tcp", 9, "NO_SOCKET"))
+    if socketless_resets_traced() then assert.are.equal(10, ports.count(report, "tcp", 9, "NO_SOCKET")) end
     assert.are.equal(30, ports.count(report, "udp", 9999, "NO_SOCKET"))
   end)
 

@@ -146,7 +146,7 @@ describe("11 cli #proc", function()
     local script = [[-e 'local dp = require "dropprobe"
       local inst = dp.instance()
       local ev = inst:event("skb:kfree_skb")
-      ev:filter("reason > 2") ev:trigger("stacktrace if reason > 2") ev:enable()
+      ev:filter("reason == NO_SOCKET") ev:trigger("stacktrace if reason == NO_SOCKET") ev:enable()
       %s']]
     local out, code = run.cmd(run.LUA .. script:format('error("boom")'))
     local _
@@ -181,7 +181,7 @@ describe("11 cli #proc", function()
     local before = state.snapshot()
     local input = os.tmpname()
     local f = io.open(input, "w")
-    f:write('dp.reasons()[3]\n', 'inst = dp.instance{ name = "dropprobe-shell-spec" }\n', 'inst\n',
+    f:write('dp.reasons()[dp.reasons().NO_SOCKET]\n', 'inst = dp.instance{ name = "dropprobe-shell-spec" }\n', 'inst\n',
       'ev = inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()\n', 'ev\n',
       'require("helpers.net").udp_closed(9999, 1)\n',
       'for r in inst:records{ timeout = 0.5 } do print(r) print(r.fields) end\n')
@@ -192,7 +192,8 @@ describe("11 cli #proc", function()
     assert.truthy(out:find("`dp` is loaded", 1, true))
     assert.truthy(out:find("\nNO_SOCKET\n", 1, true), out)
     assert.truthy(out:find('dropprobe.Instance "dropprobe-shell-spec"', 1, true), out)
-    assert.truthy(out:find('dropprobe.Event skb:kfree_skb [enabled, filter "reason == 3"]', 1, true), out)
+    assert.truthy(out:find('dropprobe.Event skb:kfree_skb [enabled, filter "reason == '
+      .. dp.reasons().NO_SOCKET .. '"]', 1, true), out)
     assert.truthy(out:find("kfree_skb: skbaddr=", 1, true), out)
     assert.truthy(out:find('reason = "NO_SOCKET"', 1, true), out)
     assert.is_nil(out:find("userdata: 0x", 1, true))

@@ -72,7 +72,7 @@ function M.install()
   _G.print = M.show
   _G.raw_print = raw_print
   raw_print(("dropprobe %s on %s - `dp` is loaded. Try: dp.reasons(), dp.features(),\n"
-    .. "  inst = dp.instance(); ev = inst:event(\"skb:kfree_skb\"); ev:filter(\"reason > 2\"); "
+    .. "  inst = dp.instance(); ev = inst:event(\"skb:kfree_skb\"); ev:filter(\"reason == NO_SOCKET\"); "
     .. "ev:enable()\n  for r in inst:records{ timeout = 2 } do print(r) end      "
     .. "(Ctrl-D leaves; instances go with it)"):format(dp.VERSION, _VERSION))
 end

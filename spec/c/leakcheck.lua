@@ -52,10 +52,10 @@ if ok and dp.core.is_root() then
   for _, mode in ipairs({ "text", "raw" }) do
     local inst = dp.instance{ buffer_kb = 256 }
     local ev = inst:event("skb:kfree_skb")
-    ev:filter("reason > 2")
+    ev:filter(dp.drop_condition())
     pcall(ev.filter, ev, "bogus > 1")
-    ev:trigger("stacktrace if reason > 2")
-    pcall(ev.trigger, ev, "stacktrace if reason > 2")
+    ev:trigger(dp.trigger_if("stacktrace", dp.drop_condition()))
+    pcall(ev.trigger, ev, dp.trigger_if("stacktrace", dp.drop_condition()))
     ev:enable()
     local pipe = inst:pipe{ mode = mode }
     local u = socket.udp4()

@@ -11,8 +11,9 @@
 --   on the same CPU.
 --
 -- Drops that no event explains (for example UDP to a closed port over IPv6:
--- the kernel has no icmpv6 tracepoint) are counted as unattributed, per
--- reason, never left out.
+-- the kernel has no icmpv6 tracepoint; or, on 6.1, a TCP segment to a
+-- closed port: tcp_send_reset fires only for resets a socket sends) are
+-- counted as unattributed, per reason, never left out.
 -- @module dropprobe.recipes.ports
 -- @usage local ports = require "dropprobe.recipes.ports"
 -- local report = ports.run{ duration = 10 }
@@ -23,9 +24,10 @@ local M = {}
 
 M.EVENTS = { "skb:kfree_skb", "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
 
--- the port in a raw struct sockaddr_in/in6 (family little-endian, port big-endian)
+-- the port in a raw struct sockaddr_in/in6 (family little-endian, port
+-- big-endian); kernels before 6.3 give a bare 4-byte address instead
 local function sockaddr_port(b)
-  if type(b) ~= "string" or #b < 4 then return nil end
+  if type(b) ~= "string" or #b < 16 then return nil end
   local hi, lo = b:byte(3, 4)
   return hi * 256 + lo
 end
@@ -40,7 +42,7 @@ local function explain(rec)
   local f = rec.fields
   if rec.name == "tcp_send_reset" then
     -- a reset sent for an incoming packet: its source is our local port
-    return "tcp", sockaddr_port(f.saddr) or text_port(f.src)
+    return "tcp", sockaddr_port(f.saddr) or f.sport or text_port(f.src)
   elseif rec.name == "icmp_send" then
     -- raw: numbers; text prints "type=3, code=3. From a:p to b:p"
     local typ = tonumber(tostring(f.type):match("%d+"))
@@ -48,7 +50,7 @@ local function explain(rec)
     if typ ~= 3 or code ~= 3 then return nil end -- only "port unreachable"
     return "udp", f.dport or (rec.payload and tonumber(rec.payload:match(" to [^ ]-:(%d+)")))
   elseif rec.name == "udp_fail_queue_rcv_skb" then
-    return "udp", f.dport or f.lport or text_port(f.dest)
+    return "udp", f.dport or f.lport or f.port or text_port(f.dest)
   end
 end
 
