@@ -195,6 +195,30 @@ int dp_kprobe_destroy(struct dp_kprobe *kp)
 	return 0;
 }
 
+/*
+ * core.kprobe_remove(name) -> true | nil, message: remove the probe of the
+ * group dropprobe with that name (for `dropprobe cleanup`: a probe a dead
+ * process left). Written through libtracefs' append: a C stdio "a" stream
+ * would seek, which kprobe_events refuses.
+ */
+static int kprobe_remove(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	char line[DP_NAME_MAX + 32];
+	if (!ident_ok(name) || strlen(name) > DP_NAME_MAX)
+		return luaL_argerror(L, 1, "not a kprobe name");
+	snprintf(line, sizeof(line), "-:%s/%s", DP_KPROBE_GROUP, name);
+	if (tracefs_instance_file_append(NULL, "kprobe_events", line) < 0) {
+		int e = errno;
+		luaL_pushfail(L);
+		lua_pushfstring(L, "cannot remove kprobe %s/%s: %s%s", DP_KPROBE_GROUP, name,
+				strerror(e), e == EBUSY ? " (an event still uses it)" : "");
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* Free the strings and mark closed (the kernel side is done or handed on). */
 static void kprobe_release(struct dp_kprobe *kp)
 {
@@ -288,4 +312,6 @@ void dp_kprobe_open(lua_State *L)
 	lua_setfield(L, -2, "KprobeMT");
 	lua_pushcfunction(L, kprobe_new);
 	lua_setfield(L, -2, "kprobe");
+	lua_pushcfunction(L, kprobe_remove);
+	lua_setfield(L, -2, "kprobe_remove");
 }

@@ -61,14 +61,11 @@ describe("11 cli #proc", function()
       local ev = inst:event("skb:kfree_skb")
       did.hist = pcall(ev.trigger, ev, "hist:keys=reason")
       did.function_filter = pcall(inst.tracer, inst, "function", { filter = { "tcp_v4_rcv" } })
-      local dyn = io.open(dp.tracefs() .. "/dynamic_events", "a")
-      did.eprobes = dyn and dyn:write("e:dropprobe/feature_eprobe skb/kfree_skb reason=$reason\n")
-        and dyn:close() or false
-      if did.eprobes then
-        local rm = assert(io.open(dp.tracefs() .. "/dynamic_events", "a"))
-        rm:write("-:dropprobe/feature_eprobe\n")
-        rm:close()
-      end
+      -- (the shell's >> appends; Lua's "a" mode seeks, which tracefs refuses)
+      local dyn = dp.tracefs() .. "/dynamic_events"
+      did.eprobes = os.execute(("echo 'e:dropprobe/feature_eprobe skb/kfree_skb reason=$reason' >> %s 2>/dev/null")
+        :format(dyn)) == true
+      if did.eprobes then assert(os.execute(("echo '-:dropprobe/feature_eprobe' >> %s"):format(dyn))) end
     end
     for _, k in ipairs({ "kprobes", "hist", "function_filter", "eprobes" }) do
       assert.are.equal(did[k] and true or false, f[k], k)

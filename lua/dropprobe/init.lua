@@ -850,10 +850,8 @@ function M.cleanup(opts)
     for _, name in ipairs(d.names) do
       if not live_names[name] and defined:find(":dropprobe/" .. name .. "[%s\n]") then
         if not opts.dry_run then
-          local f = io.open(dir .. "/kprobe_events", "a")
-          if not f or not f:write("-:dropprobe/" .. name) or not f:close() then
-            error(fmt("cannot remove kprobe dropprobe/%s (is an event still using it?)", name), 2)
-          end
+          local ok, err = core.kprobe_remove(name)
+          if not ok then error(err, 2) end
         end
         removed[#removed + 1] = "kprobe dropprobe/" .. name
       end
