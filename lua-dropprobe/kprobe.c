@@ -198,7 +198,7 @@ int dp_kprobe_destroy(struct dp_kprobe *kp)
 /*
  * core.kprobe_remove(name) -> true | nil, message: remove the probe of the
  * group dropprobe with that name (for `dropprobe cleanup`: a probe a dead
- * process left). Written through libtracefs' append: a C stdio "a" stream
+ * process left); true also when it is gone already. Written through libtracefs' append: a C stdio "a" stream
  * would seek, which kprobe_events refuses.
  */
 static int kprobe_remove(lua_State *L)
@@ -208,8 +208,8 @@ static int kprobe_remove(lua_State *L)
 	if (!ident_ok(name) || strlen(name) > DP_NAME_MAX)
 		return luaL_argerror(L, 1, "not a kprobe name");
 	snprintf(line, sizeof(line), "-:%s/%s", DP_KPROBE_GROUP, name);
-	if (tracefs_instance_file_append(NULL, "kprobe_events", line) < 0) {
-		int e = errno;
+	if (tracefs_instance_file_append(NULL, "kprobe_events", line) < 0 && errno != ENOENT) {
+		int e = errno; /* ENOENT: gone already, which is what was asked */
 		luaL_pushfail(L);
 		lua_pushfstring(L, "cannot remove kprobe %s/%s: %s%s", DP_KPROBE_GROUP, name,
 				strerror(e), e == EBUSY ? " (an event still uses it)" : "");

@@ -5,9 +5,10 @@ local snmp = require "helpers.snmp"
 local net = require "helpers.net"
 local live_it = live.bind(it, pending)
 
--- Whether tcp:tcp_send_reset fires for a reset sent without a socket (a
--- segment to a closed port): it does on 6.12 and 6.18; Debian 12's 6.1
--- traces only the resets a socket sends (measured on the three kernels).
+-- What the joins of the ports recipe can see depends on the kernel's
+-- tracepoints: tcp:tcp_send_reset fires for a reset sent without a socket
+-- (a segment to a closed port), and udp:udp_fail_queue_rcv_skb for IPv6, on
+-- 6.12 and 6.18; Debian 12's 6.1 has neither (measured on the three).
 local function socketless_resets_traced()
   local major, minor = io.popen("uname -r"):read("l"):match("^(%d+)%.(%d+)")
   major, minor = tonumber(major), tonumber(minor)
@@ -49,7 +50,12 @@ describe("10 recipes", function()
     assert.are.equal(rcv4, ports.count(report, "udp", 7777, "SOCKET_RCVBUFF"))
     local rcv6 = snmp.delta(s0, s1, "Udp6RcvbufErrors")
     assert.is_true(rcv6 > 0)
-    assert.are.equal(rcv6, ports.count(report, "udp", 7778, "SOCKET_RCVBUFF"))
+    if socketless_resets_traced() then
+      assert.are.equal(rcv6, ports.count(report, "udp", 7778, "SOCKET_RCVBUFF"))
+    else -- counted, unattributed, never put on a wrong port
+      assert.are.equal(0, ports.count(report, "udp", 7778, "SOCKET_RCVBUFF"))
+      assert.are.equal(rcv6, report.unattributed.SOCKET_RCVBUFF)
+    end
     -- UDP to a closed port over ::1 is counted, unattributed, never put on a wrong port
     assert.are.equal(60, snmp.delta(s0, s1, "Udp6NoPorts"))
     assert.are.equal(snmp.delta(s0, s1, "Udp6NoPorts"),

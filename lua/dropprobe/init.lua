@@ -846,9 +846,11 @@ function M.cleanup(opts)
     end
   end
   local defined = (readfile(dir .. "/kprobe_events") or "") .. "\n" .. (readfile(dir .. "/dynamic_events") or "")
+  local done = {} -- two dead processes may have noted the same name
   for _, d in ipairs(dead) do
     for _, name in ipairs(d.names) do
-      if not live_names[name] and defined:find(":dropprobe/" .. name .. "[%s\n]") then
+      if not live_names[name] and not done[name] and defined:find(":dropprobe/" .. name .. "[%s\n]") then
+        done[name] = true
         if not opts.dry_run then
           local ok, err = core.kprobe_remove(name)
           if not ok then error(err, 2) end

@@ -8,7 +8,7 @@
 --   `skbaddr` with the drop that follows them on the same CPU: the last such
 --   event on that CPU explains the next drop there if the addresses match.
 -- * `udp:udp_fail_queue_rcv_skb` has no skbaddr: it explains the next drop
---   on the same CPU.
+--   on the same CPU with a receive-queue reason (SOCKET_RCVBUFF, PROTO_MEM).
 --
 -- Drops that no event explains (for example UDP to a closed port over IPv6:
 -- the kernel has no icmpv6 tracepoint; or, on 6.1, a TCP segment to a
@@ -21,6 +21,9 @@
 local dp = require "dropprobe"
 
 local M = {}
+
+-- the reasons of a failed UDP enqueue (udp_fail_queue_rcv_skb's drop)
+local QUEUE_REASONS = { SOCKET_RCVBUFF = true, PROTO_MEM = true, SOCKET_BACKLOG = true, NOMEM = true }
 
 M.EVENTS = { "skb:kfree_skb", "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
 
@@ -92,8 +95,12 @@ function M.run(opts)
     local a = by_addr[cpu]
     if a and a[3] == rec.fields.skbaddr then hit = a end
     by_addr[cpu] = nil -- nearest-before only: an event explains the next drop or none
-    if not hit and next_drop[cpu] then hit = next_drop[cpu] end
-    next_drop[cpu] = nil
+    -- a failed UDP enqueue explains its own drop, the next on its CPU with
+    -- a receive-queue reason; a drop between them (an interrupt) is another
+    if not hit and next_drop[cpu] and QUEUE_REASONS[reason] then
+      hit = next_drop[cpu]
+      next_drop[cpu] = nil
+    end
     if hit and hit[2] then
       local key = hit[1] .. "/" .. hit[2] .. "/" .. reason
       local c = counts[key]
