@@ -19,6 +19,19 @@ describe("01 reasons", function()
     assert.is_nil(r[1]) -- SKB_CONSUMED is not in the table: it is no drop
   end)
 
+  it("parses Debian 12's 6.1 table, where NO_SOCKET is 2: only names carry across kernels", function()
+    local r = dp.reasons_of(dp.parse_format(read("spec/fixtures/kfree_skb-6.1.format"), "skb"))
+    local r618 = dp.reasons_of(dp.parse_format(read("spec/fixtures/kfree_skb-6.18.format"), "skb"))
+    assert.are.equal("NO_SOCKET", r[2])
+    assert.are.equal("NOT_SPECIFIED", r[1])
+    assert.are.equal("NO_SOCKET", r618[3])
+    -- a condition in names means the same drops on both; numbers do not
+    local f61 = dp.parse_format(read("spec/fixtures/kfree_skb-6.1.format"), "skb")
+    local f618 = dp.parse_format(read("spec/fixtures/kfree_skb-6.18.format"), "skb")
+    assert.are.equal("reason == 2", dp._translate("reason == NO_SOCKET", f61.symbols, "filter"))
+    assert.are.equal("reason == 3", dp._translate("reason == NO_SOCKET", f618.symbols, "filter"))
+  end)
+
   it("describes every field with type, offset, size and signedness", function()
     local f = dp.parse_format(read("spec/fixtures/kfree_skb-6.18.format"), "skb")
     local byname = {}

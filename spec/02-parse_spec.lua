@@ -126,4 +126,36 @@ describe("02 text parser", function()
       driver("spec/fixtures/fuzz/" .. name)
     end
   end)
+
+  it("reads the seed's lines from a 6.1 kernel: function tracer, kprobe, hashed location", function()
+    local recs = all("spec/fixtures/trace-seed-6.1.txt")
+    assert.are.equal(5, #recs)
+    -- the function tracer: ftrace:function's fields, ip and parent_ip
+    assert.are.equal("function", recs[1].name)
+    assert.are.equal("ftrace", recs[1].system)
+    assert.are.same({ ip = "__kfree_skb", parent_ip = "tcp_ack" }, recs[1].fields)
+    assert.are.equal("__kfree_skb+0x4/0x90", recs[2].fields.ip)
+    assert.are.equal("tcp_rcv_established+0x2b1/0x7b0", recs[2].fields.parent_ip)
+    -- one representation for an address: 16 hex digits, whether printed as
+    -- an unsigned decimal beyond a Lua integer, as 0x-hex, or as %p
+    assert.are.equal("ffff8c80c4a69600", recs[3].fields.skb)
+    assert.are.equal(2, recs[3].fields.reason)
+    assert.are.equal("ff11230fc1a34ee8", recs[4].fields.skb)
+    assert.are.equal(2, recs[4].fields.reason)
+    assert.are.equal("00000000754972ff", recs[5].fields.skbaddr)
+    assert.are.equal("00000000d4a41c2d", recs[5].fields.location) -- hashed: not a symbol
+    assert.are.equal("NO_SOCKET", recs[5].fields.reason)
+    -- where the location is hashed, the stack says where it was dropped
+    assert.are.equal("tcp_v4_rcv+0x81/0xee0", dp.where(recs[5]))
+    assert.is_nil(dp.where(recs[3]))
+  end)
+
+  it("names where a kprobe's record was dropped from its stack", function()
+    local rec = { fields = { reason = "NO_SOCKET" }, stack = { "kprobe_trace_func+0x1/0x2",
+      "kprobe_dispatcher+0x1/0x2", "create_port+0x1/0x2", "kfree_skb_reason+0x0/0xd0",
+      "tcp_v4_rcv+0x81/0xee0", "ip_protocol_deliver_rcu+0x3c/0x1e0" } }
+    assert.are.equal("tcp_v4_rcv+0x81/0xee0", dp.where(rec))
+    rec = { fields = { location = "__udp4_lib_rcv+0x4bc/0xd00" } }
+    assert.are.equal("__udp4_lib_rcv+0x4bc/0xd00", dp.where(rec))
+  end)
 end)

@@ -11,8 +11,8 @@
 -- local dp = require "dropprobe"
 -- local inst <close> = dp.instance{ buffer_kb = 4096 }
 -- local ev = inst:event("skb:kfree_skb")
--- ev:filter("reason > 2")
--- ev:trigger("stacktrace if reason > 2")
+-- ev:filter("reason == NO_SOCKET")          -- names, not this kernel's numbers
+-- ev:trigger("stacktrace if reason == NO_SOCKET")
 -- ev:enable()
 -- for rec in inst:records{ timeout = 2 } do print(rec) end
 
@@ -797,7 +797,8 @@ function M.doctor()
   check("function filter", f.function_filter, f.function_filter and "set_ftrace_filter usable"
     or "available_filter_functions refused (EPERM)",
     "CONFIG_DYNAMIC_FTRACE=y and no kernel lockdown (boot with lockdown=none)")
-  check("BTF", f.btf, "/sys/kernel/btf/vmlinux (for BTF-based tools, not needed here)",
+  check("BTF", f.btf, f.btf and "/sys/kernel/btf/vmlinux: names of the non-drops (CONSUMED) in conditions"
+    or "no /sys/kernel/btf/vmlinux: only the reason names skb:kfree_skb prints are known",
     "CONFIG_DEBUG_INFO_BTF=y")
   return out
 end

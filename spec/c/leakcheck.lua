@@ -20,9 +20,14 @@ for _ = 1, 3 do
   assert(dp.reasons_of(f).NO_SOCKET == 3)
 end
 pcall(dp.parse_format, "garbage")
+-- the kernel's BTF (libbpf): an enum, a missing enum, a missing file
+assert(dp.core.btf_enum("skb_drop_reason"))
+assert(not dp.core.btf_enum("no_such_enum_dropprobe"))
+assert(not dp.core.btf_enum("skb_drop_reason", "/nonexistent"))
 
 -- the text parser over every fixture, closed and collected
-for _, name in ipairs({ "trace-tcp-udp-stacks.txt", "trace-hostile.txt", "trace-truncated.txt" }) do
+for _, name in ipairs({ "trace-tcp-udp-stacks.txt", "trace-hostile.txt", "trace-truncated.txt",
+    "trace-seed-6.1.txt" }) do
   local n = 0
   for _ in dp.open("spec/fixtures/" .. name) do n = n + 1 end
   local it, s, c = dp.open("spec/fixtures/" .. name)

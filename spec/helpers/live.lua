@@ -32,7 +32,7 @@ local FEATURES = {
   kprobes = "kprobe events (CONFIG_KPROBE_EVENTS)",
   eprobes = "event probes (CONFIG_EPROBE_EVENTS)",
   hist = "hist triggers (CONFIG_HIST_TRIGGERS)",
-  function_filter = "usable function filter (set_ftrace_filter; EPERM under lockdown)",
+  function_filter = "working function filter (set_ftrace_filter: EPERM under lockdown)",
 }
 
 local features
@@ -47,7 +47,7 @@ function live.lacks(feature)
   local p = io.popen("uname -r")
   local release = p:read("l")
   p:close()
-  return ("this kernel (%s) has no %s"):format(release, FEATURES[feature])
+  return ("this kernel (%s) has no %s; it runs on a kernel that has"):format(release, FEATURES[feature])
 end
 
 --- Run body only where live specs can run; otherwise skip (or fail in CI).
@@ -66,7 +66,8 @@ function live.it(it, pending, name, body, feature)
     end
   elseif feature and feature:sub(1, 1) == "!" and not live.lacks(feature:sub(2)) then
     -- a refusal, checked where the kernel lacks the feature
-    pending(name .. " (skipped: this kernel has " .. FEATURES[feature:sub(2)] .. ")")
+    pending(name .. " (skipped: this kernel has " .. FEATURES[feature:sub(2)]
+      .. "; the refusal is checked where it has none)")
   elseif feature and feature:sub(1, 1) ~= "!" and live.lacks(feature) then
     pending(name .. " (skipped: " .. live.lacks(feature) .. ")")
   else
