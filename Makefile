@@ -45,7 +45,7 @@ build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h
 
 fuzz: build/fuzz_parse
 	@echo "fuzzing the text parser for $(FUZZ_SECONDS) s (log: build/fuzz.log)"
-	@build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz- \
+	@build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz- \
 		build/fuzz-corpus spec/fixtures spec/fixtures/fuzz > build/fuzz.log 2>&1; \
 		rc=$$?; tail -n 3 build/fuzz.log; exit $$rc
 
@@ -66,7 +66,7 @@ sanitize: build build/asan/dropprobe/core.so
 # valgrind over a workload that makes, uses and closes every object, then
 # closes the Lua state: no leak definitely lost, no invalid access
 valgrind: build
-	DROPPROBE_RUNDIR=build/run valgrind -q --keep-debuginfo=yes --leak-check=full \
+	DROPPROBE_RUNDIR=build/run valgrind -q --keep-debuginfo=yes --num-callers=30 --leak-check=full \
 		--errors-for-leak-kinds=definite --show-leak-kinds=definite \
 		--suppressions=spec/c/valgrind.supp --error-exitcode=1 $(LUA) spec/c/leakcheck.lua
 

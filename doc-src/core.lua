@@ -103,3 +103,8 @@
 -- @tparam string name the enum's name
 -- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
 -- @treturn table|nil `{ NAME = value, ... }`, or nil and a message
+
+--- The entries of a directory, sorted, without `.` and `..` (no shell).
+-- @function dir
+-- @tparam string path
+-- @treturn table|nil names, or nil and a message

@@ -5,6 +5,7 @@
 #include "core.h"
 #include "format.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -206,7 +207,43 @@ static int core_isatty(lua_State *L)
 	return 1;
 }
 
+/* core.dir(path) -> { name, ... } (sorted, without . and ..) | nil, message:
+ * the entries of a directory (tracefs instances, /run/dropprobe), without a
+ * shell */
+static int core_dir(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+	if (!d) {
+		int err = errno;
+		luaL_pushfail(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(err));
+		return 2;
+	}
+	lua_newtable(L);
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		lua_pushstring(L, e->d_name);
+		lua_rawseti(L, -2, ++n);
+	}
+	closedir(d);
+	/* sorted: table.sort */
+	lua_getglobal(L, "table");
+	if (lua_getfield(L, -1, "sort") == LUA_TFUNCTION) {
+		lua_pushvalue(L, -3);
+		lua_call(L, 1, 0);
+		lua_pop(L, 1);
+	} else {
+		lua_pop(L, 2);
+	}
+	return 1;
+}
+
 static const luaL_Reg core_funcs[] = {
+	{"dir", core_dir},
 	{"now", core_now},
 	{"isatty", core_isatty},
 	{"tracefs", core_tracefs},

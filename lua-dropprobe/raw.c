@@ -33,6 +33,7 @@ void dp_raw_free(struct dp_raw *r)
 {
 	if (!r)
 		return;
+	dp_dat_close(r); /* a trace.dat's libtracecmd handles (and its tep) */
 	for (int i = 0; i < r->ncpu; i++) {
 		if (r->fds && r->fds[i] >= 0)
 			close(r->fds[i]);

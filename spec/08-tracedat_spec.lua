@@ -23,6 +23,30 @@ describe("08 trace.dat", function()
     assert.truthy(tostring(err):find("cannot read trace.dat", 1, true))
   end)
 
+  it("reads a saved trace.dat with its own formats and symbols, stacks joined", function()
+    -- spec/fixtures/trace-udp-drops.dat: `trace-cmd extract -B` of an instance
+    -- with kfree_skb (reason == NO_SOCKET), a stacktrace:2 trigger, three
+    -- UDP datagrams and one TCP connect to closed ports
+    local recs = {}
+    for rec in dp.open("spec/fixtures/trace-udp-drops.dat") do recs[#recs + 1] = rec end
+    assert.are.equal(4, #recs)
+    local udp, tcp, stacks = 0, 0, 0
+    for _, r in ipairs(recs) do
+      assert.are.equal("kfree_skb", r.name)
+      assert.are.equal("NO_SOCKET", r.fields.reason)
+      if r.fields.location:find("^__udp4_lib_rcv%+") then udp = udp + 1 end
+      if r.fields.location:find("^tcp_v4_rcv%+") then tcp = tcp + 1 end
+      if r.stack then
+        stacks = stacks + 1
+        assert.are.equal("trace_event_raw_event_kfree_skb", r.stack[1]:match("^[^+]+"))
+      end
+    end
+    assert.are.same({ 3, 1, 2 }, { udp, tcp, stacks })
+    -- closed on a break and collected: nothing to see but valgrind's word
+    for _ in dp.open("spec/fixtures/trace-udp-drops.dat") do break end -- luacheck: ignore 512
+    collectgarbage()
+  end)
+
   live_it("reads a trace-cmd extract of a filled instance: count equals Udp NoPorts #live", function()
     assert.is_true(have("trace-cmd"), "trace-cmd is not installed (make deps)")
     local before = state.snapshot()

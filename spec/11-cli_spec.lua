@@ -28,6 +28,15 @@ describe("11 cli #proc", function()
     assert.are.equal(1, code)
   end)
 
+  it("prints errors without Lua source positions", function()
+    local plain = require("dropprobe.cli")._plain
+    assert.are.equal("creating tracefs instance: needs root",
+      plain("/usr/share/lua/5.4/dropprobe/init.lua:625: creating tracefs instance: needs root"))
+    assert.are.equal("cannot remove kprobe dropprobe/x: Device or resource busy",
+      plain("./lua/dropprobe/cli.lua:188: init.lua:9: cannot remove kprobe dropprobe/x: Device or resource busy"))
+    assert.are.equal("filter 'a:1: b' refused", plain("filter 'a:1: b' refused"))
+  end)
+
   live_it("lists reasons and the doctor's findings #live", function()
     local out, code = run.cmd(DP .. "reasons")
     assert.are.equal(0, code)
@@ -167,7 +176,8 @@ describe("11 cli #proc", function()
     local nobody = ("cd %s && setpriv --reuid=65534 --regid=65534 --clear-groups env "):format(tmp)
     local out, code = run.cmd(nobody .. run.ENV .. "lua5.4 bin/dropprobe watch --duration 1")
     assert.are.equal(2, code)
-    assert.truthy(out:find("needs root", 1, true), out)
+    assert.truthy(out:find("^dropprobe watch: dropprobe needs root"), out) -- no Lua source positions
+    assert.is_nil(out:find("%.lua:%d+:"), out)
     out, code = run.cmd(nobody .. run.LUA .. [[-e 'local dp = require "dropprobe"
       local _, e = pcall(dp.instance) print(e)']])
     assert.are.equal(0, code)

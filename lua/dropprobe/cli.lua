@@ -200,6 +200,15 @@ function cmds.shell(_, _, argv)
   return ok and 0 or (code or 1)
 end
 
+-- An error as a user reads it: without the Lua source positions
+-- ("…/dropprobe/init.lua:625: ") that error() and luaL_error put in front.
+local function plain(msg)
+  local s, n = tostring(msg), 1
+  while n > 0 do s, n = s:gsub("^[^%s:]*%.lua:%d+: ", "") end
+  return s
+end
+M._plain = plain
+
 --- Run the command line; returns the exit code.
 -- @tparam table argv the `arg` table
 -- @treturn integer exit code
@@ -219,7 +228,7 @@ function M.main(argv)
   local good, rc = pcall(cmds[args.command], dp, args, argv)
   local sig = dp.core.signal()
   if not good then
-    io.stderr:write("dropprobe ", args.command, ": ", tostring(rc), "\n")
+    io.stderr:write("dropprobe ", args.command, ": ", plain(rc), "\n")
     return sig and 128 + sig or 2
   end
   if sig then return 128 + sig end

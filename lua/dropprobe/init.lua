@@ -814,13 +814,7 @@ end
 function M.cleanup(opts)
   opts = check_options(opts, { "dry_run", "rundir" }, "dp.cleanup")
   local dir = M.tracefs()
-  local function ls(path)
-    local p = io.popen("ls -1 '" .. path:gsub("'", "") .. "' 2>/dev/null")
-    local out = {}
-    for name in p:lines() do out[#out + 1] = name end
-    p:close()
-    return out
-  end
+  local function ls(path) return core.dir(path) or {} end
   local function alive(pid) return exists("/proc/" .. pid .. "/stat") end
   local removed = {}
   for _, name in ipairs(ls(dir .. "/instances")) do

@@ -35,6 +35,23 @@ for _, name in ipairs({ "trace-tcp-udp-stacks.txt", "trace-hostile.txt", "trace-
 end
 collectgarbage()
 
+-- a trace.dat (libtracecmd): read whole, left after one record, and a bad
+-- file (its handles are released too)
+for _ = 1, 2 do
+  for _ in dp.open("spec/fixtures/trace-udp-drops.dat") do end -- luacheck: ignore 512
+  local it, s, c = dp.open("spec/fixtures/trace-udp-drops.dat")
+  it(s, c)
+end
+do
+  local bad = os.tmpname()
+  local f = io.open(bad, "wb")
+  f:write("\23\8\68tracing6\0garbage that is no trace.dat")
+  f:close()
+  assert(not pcall(dp.open, bad))
+  os.remove(bad)
+end
+collectgarbage()
+
 -- kprobes on a fake tree: created, closed, collected
 local dir = fake.make()
 dp.tracefs(dir)
