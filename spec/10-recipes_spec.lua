@@ -47,7 +47,8 @@ describe("10 recipes", function()
     assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), ports.count(report, "udp", 9999, "NO_SOCKET"))
     local rcv4 = snmp.delta(s0, s1, "Udp.RcvbufErrors")
     assert.is_true(rcv4 > 0)
-    assert.are.equal(rcv4, ports.count(report, "udp", 7777, "SOCKET_RCVBUFF"))
+    assert.are.equal(rcv4, ports.count(report, "udp", 7777, "SOCKET_RCVBUFF"),
+      require("cjson").encode(report.unattributed) .. " " .. ports.format(report))
     local rcv6 = snmp.delta(s0, s1, "Udp6RcvbufErrors")
     assert.is_true(rcv6 > 0)
     if socketless_resets_traced() then

@@ -8,7 +8,9 @@
 --   `skbaddr` with the drop that follows them on the same CPU: the last such
 --   event on that CPU explains the next drop there if the addresses match.
 -- * `udp:udp_fail_queue_rcv_skb` has no skbaddr: it explains the next drop
---   on the same CPU with a receive-queue reason (SOCKET_RCVBUFF, PROTO_MEM).
+--   on the same CPU with a receive-queue reason (SOCKET_RCVBUFF, PROTO_MEM);
+--   before 6.10 (its fields are rc and lport) the kernel fires it after the
+--   drop, and it explains the drop just before it on its CPU.
 --
 -- Drops that no event explains (for example UDP to a closed port over IPv6:
 -- the kernel has no icmpv6 tracepoint; or, on 6.1, a TCP segment to a
@@ -74,16 +76,40 @@ function M.run(opts)
   inst:event("skb:kfree_skb"):filter(opts.filter or dp.drop_condition())
   local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
 
-  local by_addr, next_drop = {}, {} -- per CPU: the last skbaddr event; a pending udp fail
+  -- per CPU: the last skbaddr event; a pending udp fail; the last drop if
+  -- nothing explained it (its reason)
+  local by_addr, next_drop, last_unexplained = {}, {}, {}
   local counts, unattributed = {}, {}
   local report = { drops = 0, attributed = 0 }
+  local function attribute(proto, port, reason)
+    local key = proto .. "/" .. port .. "/" .. reason
+    local c = counts[key]
+    if not c then
+      c = { proto = proto, port = port, reason = reason, count = 0 }
+      counts[key] = c
+    end
+    c.count = c.count + 1
+    report.attributed = report.attributed + 1
+  end
   report.ended = dp.each(pipe, opts, function(rec)
     local cpu = rec.cpu
     if rec.name ~= "kfree_skb" then
       local proto, port = explain(rec)
+      local before = last_unexplained[cpu]
+      last_unexplained[cpu] = nil
       if not proto then return end
       if rec.name == "udp_fail_queue_rcv_skb" then
-        next_drop[cpu] = { proto, port }
+        if rec.fields.lport ~= nil or rec.fields.port ~= nil then
+          -- before 6.10 (lport only) the kernel fires it after its drop:
+          -- it explains the drop just before it on its CPU
+          if before and QUEUE_REASONS[before] and port then
+            unattributed[before] = unattributed[before] - 1
+            if unattributed[before] == 0 then unattributed[before] = nil end
+            attribute(proto, port, before)
+          end
+        else
+          next_drop[cpu] = { proto, port }
+        end
       else
         by_addr[cpu] = { proto, port, rec.fields.skbaddr }
       end
@@ -102,16 +128,11 @@ function M.run(opts)
       next_drop[cpu] = nil
     end
     if hit and hit[2] then
-      local key = hit[1] .. "/" .. hit[2] .. "/" .. reason
-      local c = counts[key]
-      if not c then
-        c = { proto = hit[1], port = hit[2], reason = reason, count = 0 }
-        counts[key] = c
-      end
-      c.count = c.count + 1
-      report.attributed = report.attributed + 1
+      attribute(hit[1], hit[2], reason)
+      last_unexplained[cpu] = nil
     else
       unattributed[reason] = (unattributed[reason] or 0) + 1
+      last_unexplained[cpu] = reason
     end
   end)
   local list = {}
