@@ -99,7 +99,7 @@ function cmds.reasons(dp, args)
 end
 
 function cmds.watch(dp, args)
-  local inst <close> = dp.instance{ buffer_kb = 8192 }
+  local inst <close> = dp.instance{ buffer_kb = dp.DEFAULTS.buffer_kb }
   local ev = inst:event("skb:kfree_skb")
   local cond = args.filter or dp.drop_condition()
   ev:filter(cond)

@@ -20,6 +20,12 @@ local core = require "dropprobe.core"
 
 local M = { core = core, VERSION = "0.1.0" }
 
+--- What a hunt uses unless told otherwise (the recipes and the CLI): a
+-- per-CPU ring buffer of `buffer_kb`, read in `mode`. The condition's
+-- default is `drop_condition()`, made of this kernel's names.
+-- @table DEFAULTS
+M.DEFAULTS = { buffer_kb = 8192, mode = "raw" }
+
 local kprobe = require "dropprobe.kprobe"
 
 local Instance, Event, Pipe = core.Instance, core.Event, core.Pipe

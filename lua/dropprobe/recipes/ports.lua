@@ -68,13 +68,13 @@ end
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready", "progress", "every" },
     "ports.run")
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
+  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
   for _, name in ipairs(M.EVENTS) do
     local ok, ev = pcall(inst.event, inst, name)
     if ok then ev:enable() elseif name == "skb:kfree_skb" then error(ev, 2) end
   end
   inst:event("skb:kfree_skb"):filter(opts.filter or dp.drop_condition())
-  local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
+  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
 
   -- per CPU: the last skbaddr event; a pending udp fail; the last drop if
   -- nothing explained it (its reason)

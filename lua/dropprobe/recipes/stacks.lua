@@ -32,12 +32,12 @@ function M.run(opts)
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
   end
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
+  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
   local ev = inst:event("skb:kfree_skb")
   ev:filter(cond)
   ev:trigger(dp.trigger_if(opts.limit and ("stacktrace:" .. opts.limit) or "stacktrace", cond))
   ev:enable()
-  local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
+  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
 
   local byKey, list = {}, {}
   local report = { matched = 0, with_stack = 0, filter = cond or "every drop", stacks = list }

@@ -68,11 +68,11 @@ function M.run(opts)
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or 8192 }
+  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
   local ev = inst:event("skb:kfree_skb")
   ev:filter(opts.filter or dp.drop_condition())
   ev:enable()
-  local pipe <close> = inst:pipe{ mode = opts.mode or "raw" }
+  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0 }
   local t0 = dp.now()
   local last = t0
