@@ -42,6 +42,8 @@ end
 
 local dp = require "dropprobe"
 local idle = 2
+-- every reader keeps the flood's drops, the recipes too
+local opts = { idle = idle, ready = ready, buffer_kb = 8192, filter = "reason == NO_SOCKET" }
 
 if kind == "text" or kind == "raw" then
   local inst <close> = dp.instance{ buffer_kb = 8192 }
@@ -53,15 +55,15 @@ if kind == "text" or kind == "raw" then
   end)
   done({ got = n, lost = pipe:stats().lost })
 elseif kind == "ports" then
-  local r = require("dropprobe.recipes.ports").run{ idle = idle, ready = ready, buffer_kb = 8192 }
+  local r = require("dropprobe.recipes.ports").run(opts)
   done({ got = r.drops, lost = r.lost, attributed = r.attributed })
 elseif kind == "stacks" then
-  local r = require("dropprobe.recipes.stacks").run{ idle = idle, ready = ready, buffer_kb = 8192 }
+  local r = require("dropprobe.recipes.stacks").run(opts)
   done({ got = r.matched, lost = r.lost, stacks = r.with_stack })
 elseif kind == "memory" then
   local rss = {}
-  local r = require("dropprobe.recipes.ports").run{ idle = idle, ready = ready, buffer_kb = 8192,
-    every = 500000, progress = function(n) rss[#rss + 1] = { n, rss_kb() } end }
+  opts.every, opts.progress = 500000, function(n) rss[#rss + 1] = { n, rss_kb() } end
+  local r = require("dropprobe.recipes.ports").run(opts)
   done({ got = r.drops, lost = r.lost, rss = rss })
 else
   io.stderr:write("usage: consumer.lua text|raw|ports|stacks|memory|naive [trace_pipe]\n")

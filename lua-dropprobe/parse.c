@@ -104,6 +104,13 @@ int dp_span_number(struct dp_span s, long long *v, unsigned long long *u)
 	return DP_NUM_NONE;
 }
 
+void dp_hex16(char out[16], unsigned long long v)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 15; i >= 0; i--, v >>= 4)
+		out[i] = digits[v & 15];
+}
+
 /* "CPU:N [LOST M EVENTS]" */
 static int parse_lost(const char *s, size_t n, struct dp_line *out)
 {

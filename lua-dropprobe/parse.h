@@ -65,4 +65,8 @@ int dp_span_integer(struct dp_span s, long long *v);
 enum { DP_NUM_NONE = 0, DP_NUM_INT, DP_NUM_WIDE };
 int dp_span_number(struct dp_span s, long long *v, unsigned long long *u);
 
+/* v as 16 lowercase hex digits (no terminator): an address as %p prints it
+ * unhashed, the one representation of a pointer in a record. */
+void dp_hex16(char out[16], unsigned long long v);
+
 #endif

@@ -152,14 +152,14 @@ static void push_value(lua_State *L, struct dp_span v)
 {
 	long long i;
 	unsigned long long u;
-	char hex[17];
+	char hex[16];
 	switch (dp_span_number(v, &i, &u)) {
 	case DP_NUM_INT:
 		lua_pushinteger(L, (lua_Integer)i);
 		break;
 	case DP_NUM_WIDE:
-		snprintf(hex, sizeof(hex), "%016llx", u);
-		lua_pushstring(L, hex);
+		dp_hex16(hex, u);
+		lua_pushlstring(L, hex, 16);
 		break;
 	default:
 		lua_pushlstring(L, v.p, v.n);
@@ -202,8 +202,8 @@ static int push_location(lua_State *L, struct dp_pipe *p, int refs, struct dp_sp
 	}
 	lua_remove(L, -2);
 	lua_setfield(L, -2, "location");
-	snprintf(buf, sizeof(buf), "%016llx", u);
-	lua_pushstring(L, buf);
+	dp_hex16(buf, u);
+	lua_pushlstring(L, buf, 16);
 	lua_setfield(L, -2, "location_addr");
 	return 1;
 }

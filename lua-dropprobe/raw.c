@@ -27,6 +27,7 @@
 
 #include "format.h"
 #include "ksym.h"
+#include "parse.h"
 #include "raw.h"
 
 void dp_raw_free(struct dp_raw *r)
@@ -103,8 +104,8 @@ static int field_is_symbolic(struct tep_event *ev, const char *name)
  * as %p prints an unhashed pointer and as text mode gives it. */
 static void push_hex(lua_State *L, unsigned long long v)
 {
-	char hex[17];
-	snprintf(hex, sizeof(hex), "%016llx", v);
+	char hex[16];
+	dp_hex16(hex, v);
 	lua_pushlstring(L, hex, 16);
 }
 
