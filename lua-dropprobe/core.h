@@ -38,7 +38,7 @@ struct dp_event {
 };
 
 /* Find (or, as root, mount) tracefs; its path into buf. On failure pushes
- * the message and returns -1. */
+ * the message and returns -1. (tracefs.c) */
 int dp_ensure_tracefs(lua_State *L, char *buf, size_t len);
 
 void dp_instance_open(lua_State *L);
@@ -47,6 +47,9 @@ void dp_pipe_open(lua_State *L);
 void dp_raw_open(lua_State *L);
 void dp_kprobe_open(lua_State *L);
 void dp_btf_open(lua_State *L);
+void dp_tracefs_open(lua_State *L);
+/* The tracing dir the caller set with core.tracefs(dir), or NULL. */
+const char *dp_tracefs_custom(void);
 
 struct dp_kprobe;
 /* Remove a kprobe from the kernel: 0, or -1 with errno (EBUSY in use). */

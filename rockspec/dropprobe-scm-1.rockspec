@@ -30,7 +30,7 @@ build = {
       sources = {
         "lua-dropprobe/btf.c", "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
         "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/ksym.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
-        "lua-dropprobe/raw.c", "lua-dropprobe/util.c",
+        "lua-dropprobe/raw.c", "lua-dropprobe/tracefs.c", "lua-dropprobe/util.c",
       },
       libraries = { "tracefs", "traceevent", "tracecmd", "bpf" },
       incdirs = {
