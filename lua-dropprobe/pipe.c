@@ -22,8 +22,6 @@
 
 #include "parse.h"
 #include "raw.h"
-#include "ksym.h"
-#include <event-parse.h>
 
 #define READ_CHUNK 65536
 
@@ -164,48 +162,6 @@ static void push_value(lua_State *L, struct dp_span v)
 	default:
 		lua_pushlstring(L, v.p, v.n);
 	}
-}
-
-/*
- * A `location` printed as an address (%p, as kernels before 6.2 print
- * skb:kfree_skb's) becomes "sym+0xoff/0xsize" as raw mode and later
- * kernels give it, with the address in location_addr. Live text mode only
- * (a saved file may come from another kernel). The fields table on top;
- * returns 0, pushing nothing, when it is not such an address.
- */
-static int push_location(lua_State *L, struct dp_pipe *p, int refs, struct dp_span val)
-{
-	long long i;
-	unsigned long long u;
-	char buf[512];
-	if (p->mode != DP_MODE_TEXT || dp_span_number(val, &i, &u) != DP_NUM_WIDE)
-		return 0;
-	if (!p->ksyms_tried) {
-		p->ksyms_tried = 1;
-		p->ksyms = dp_ksym_load();
-	}
-	if (lua_getfield(L, refs, "sym") != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setfield(L, refs, "sym");
-	}
-	if (lua_rawgeti(L, -1, (lua_Integer)u) != LUA_TSTRING) {
-		lua_pop(L, 1);
-		if (!dp_ksym_format(p->ksyms, u, buf, sizeof(buf))) {
-			lua_pop(L, 1);
-			return 0;
-		}
-		lua_pushstring(L, buf);
-		lua_pushvalue(L, -1);
-		lua_rawseti(L, -3, (lua_Integer)u);
-	}
-	lua_remove(L, -2);
-	lua_setfield(L, -2, "location");
-	dp_hex16(buf, u);
-	lua_pushlstring(L, buf, 16);
-	lua_setfield(L, -2, "location_addr");
-	return 1;
 }
 
 /* fields[f] = syms[name][f][fields[f]] for the fields a table is given for
@@ -356,9 +312,6 @@ static void text_line(lua_State *L, struct dp_pipe *p, const char *s, size_t n, 
 		size_t pos = 0;
 		lua_createtable(L, 0, 6);
 		while (dp_payload_next(ln.payload, &pos, &key, &val)) {
-			if (key.n == 8 && memcmp(key.p, "location", 8) == 0 &&
-			    push_location(L, p, refs, val))
-				continue;
 			push_span(L, key);
 			push_value(L, val);
 			lua_rawset(L, -3);
@@ -595,10 +548,6 @@ static void pipe_close_impl(lua_State *L, struct dp_pipe *p, int idx)
 	p->fd = -1;
 	free(p->buf);
 	p->buf = NULL;
-	if (p->ksyms) {
-		tep_free(p->ksyms);
-		p->ksyms = NULL;
-	}
 	free(p->pending);
 	free(p->lost_cpu);
 	free(p->mark_cpu);

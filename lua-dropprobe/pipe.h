@@ -72,10 +72,6 @@ struct dp_pipe {
 	int kidx;     /* stack index of the keys table during a read */
 	int sidx;     /* stack index of the DP_PIPE_UV_SYMS table, or 0 */
 	struct dp_raw *raw;
-	/* live text mode: kallsyms, loaded at the first address to name (a
-	 * `location` the kernel printed %p, as 6.1 does) */
-	struct tep_handle *ksyms;
-	int ksyms_tried;
 };
 
 struct dp_pipe *dp_check_pipe(lua_State *L, int idx);

@@ -26,7 +26,6 @@
 #include <tracefs.h>
 
 #include "format.h"
-#include "ksym.h"
 #include "parse.h"
 #include "raw.h"
 
@@ -246,11 +245,18 @@ static struct evinfo *event_info(lua_State *L, struct dp_raw *r, int id)
 /* Push "sym+0xoff/0xsize" for a kernel address (cached), or the hex address. */
 static void push_symbol(lua_State *L, struct dp_raw *r, int symtab, unsigned long long addr)
 {
+	const char *name;
+	unsigned long long start;
+	unsigned long size;
 	char buf[512];
 	if (lua_rawgeti(L, symtab, (lua_Integer)addr) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
-	if (dp_ksym_format(r->tep, addr, buf, sizeof(buf))) {
+	if (addr && tep_find_function_info(r->tep, addr, &name, &start, &size) && name) {
+		if (size)
+			snprintf(buf, sizeof(buf), "%s+0x%llx/0x%lx", name, addr - start, size);
+		else
+			snprintf(buf, sizeof(buf), "%s+0x%llx", name, addr - start);
 		lua_pushstring(L, buf);
 	} else {
 		snprintf(buf, sizeof(buf), "0x%llx", addr);

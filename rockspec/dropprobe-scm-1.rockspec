@@ -29,7 +29,7 @@ build = {
     ["dropprobe.core"] = {
       sources = {
         "lua-dropprobe/btf.c", "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
-        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/ksym.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
+        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
         "lua-dropprobe/raw.c", "lua-dropprobe/tracefs.c", "lua-dropprobe/util.c",
       },
       libraries = { "tracefs", "traceevent", "tracecmd", "bpf" },

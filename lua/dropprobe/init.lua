@@ -310,38 +310,45 @@ local function translate(expr, symbols, what)
 end
 M._translate = translate
 
--- The symbol tables reason names are translated with, per event (weak
--- keys: they go with the event): the format's own (`__print_symbolic`);
--- for a `reason` field, this kernel's reasons (`dp.reasons()`, which the
--- format's table is part of), so that a kprobe's `reason=$arg2` and the
--- non-drops the tracepoint's table leaves out take names too.
+-- The symbol tables of an event's fields, per event (weak keys: they go
+-- with the event): the format's own (`__print_symbolic`), and for a
+-- `reason` field this kernel's reasons (`dp.reasons()`): where the format
+-- has no table (a kprobe's `reason=$arg2`), and for skb:kfree_skb, whose
+-- table leaves out the non-drops. `named` lists the fields that got a
+-- table the format lacks: records need it for those only.
 local formats = setmetatable({}, { __mode = "k" })
+
+local function reason_numbers()
+  local t = {}
+  for k, v in pairs(M.reasons()) do
+    if math.type(k) == "integer" then t[k] = v end
+  end
+  return t
+end
+
 local function event_symbols(ev)
   local f = formats[ev]
   if f == nil then
     local ok, text = pcall(ev.read_file, ev, "format")
-    f = ok and core.parse_format(text) or false
+    f = ok and core.parse_format(text, ev:info().system) or false
     if f then
       f.symbols = f.symbols or {}
-      local own = f.symbols.reason
+      f.named = {}
       local has_reason = false
       for _, fld in ipairs(f.fields) do
         if fld.name == "reason" and not fld.common then has_reason = true end
       end
-      local r = has_reason and M.reasons()
-      -- the kernel's reasons when the field has no table or when its table
-      -- is the kernel's (skb:kfree_skb's)
-      if r and next(r) and (not own or own[r.NO_SOCKET or -1] == "NO_SOCKET") then
-        local t = {}
-        for k, v in pairs(r) do
-          if math.type(k) == "integer" then t[k] = v end
-        end
-        f.symbols.reason = t
+      local kernel = has_reason and next(M.reasons()) ~= nil
+      if kernel and not f.symbols.reason then
+        f.symbols.reason = reason_numbers()
+        f.named.reason = f.symbols.reason
+      elseif kernel and f.name == "kfree_skb" and f.system == "skb" then
+        f.symbols.reason = reason_numbers() -- the table, and what BTF adds to it
       end
     end
     formats[ev] = f
   end
-  return f and f.symbols
+  return f and f.symbols, f and f.named
 end
 M._event_symbols = event_symbols
 
@@ -474,11 +481,11 @@ function Instance:pipe(opts)
   for _, sys in pairs(names) do
     if not seen[sys] then seen[sys] = true systems[#systems + 1] = sys end
   end
-  -- reasons for the events whose format names none (a kprobe's reason)
+  -- names for the fields whose format has none (a kprobe's reason)
   local symbols = {}
   for name, ev in pairs(inst_events[self] or {}) do
-    local syms = event_symbols(ev)
-    if syms and syms.reason then symbols[name] = { reason = syms.reason } end
+    local _, named = event_symbols(ev)
+    if named and next(named) then symbols[name] = named end
   end
   return core.pipe(self, { mode = opts.mode or "text", grace = opts.grace, names = names,
     systems = systems, buffer_percent = opts.buffer_percent, symbols = symbols })
