@@ -3,7 +3,6 @@
  * signals, clocks) and each object file's xxx_open.
  */
 #include "core.h"
-#include "format.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -162,13 +161,18 @@ int luaopen_dropprobe_core(lua_State *L);
 int luaopen_dropprobe_core(lua_State *L)
 {
 	luaL_newlib(L, core_funcs);
-	dp_instance_open(L);
-	dp_event_open(L);
-	dp_pipe_open(L);
-	dp_raw_open(L);
-	dp_kprobe_open(L);
-	dp_btf_open(L);
 	dp_tracefs_open(L);
 	dp_format_open(L);
+	dp_btf_open(L);
+	dp_record_open(L);
+	dp_instance_open(L);
+	dp_event_open(L);
+	dp_kprobe_open(L);
+	dp_pipe_open(L);
+	/* the record sources: one file and one line each */
+	dp_src_text_open(L);
+	dp_src_file_open(L);
+	dp_src_raw_open(L);
+	dp_src_dat_open(L);
 	return 1;
 }

@@ -1,65 +1,32 @@
 /*
- * core.h - the objects of dropprobe.core and what their files share.
- * One C file per object: instance.c, event.c, pipe.c (text records and
- * saved files), raw.c (binary records), format.c, parse.c (pure C).
+ * core.h - what luaopen_dropprobe_core (core.c) assembles: each object
+ * file's open function, which adds its constructor and metatable to the
+ * module table on top. One file per object; see the README's Layout for
+ * how the files depend on each other (no file depends on core.c).
  */
 #ifndef DROPPROBE_CORE_H
 #define DROPPROBE_CORE_H
 
 #include "util.h"
 
-#define DP_NAME_MAX 64
-
-/* uservalue slots of an Instance */
-#define DP_INST_UV_EVENTS 1 /* "sys:name" -> Event */
-#define DP_INST_UV_PIPES 2  /* weak-keyed set of open Pipes */
-#define DP_INST_UV_KPROBES 3 /* Kprobes its events use: removed after them */
-
-struct dp_instance {
-	struct tracefs_instance *ti;
-	char name[DP_NAME_MAX + 1];
-	int closed;
-	long buffer_kb;
-	int stack_triggers; /* stacktrace triggers set through this object */
-	int tracer_set;     /* current_tracer was changed: back to nop on close */
-	int ftrace_filter_set;
-	int nevents;
-};
-
-struct dp_event {
-	struct dp_instance *inst; /* valid while uservalue 1 holds the Instance */
-	char system[DP_NAME_MAX + 1];
-	char name[DP_NAME_MAX * 2 + 1];
-	char *filter;    /* what this object last wrote, or NULL */
-	char **triggers; /* as written, for removal with '!' */
-	int ntriggers;
-	int enabled;
-	int closed;
-};
-
-/* Find (or, as root, mount) tracefs; its path into buf. On failure pushes
- * the message and returns -1. (tracefs.c) */
+/* tracefs.c: find (or, as root, mount) tracefs; its path into buf. On
+ * failure pushes the message and returns -1. */
 int dp_ensure_tracefs(lua_State *L, char *buf, size_t len);
-
-void dp_instance_open(lua_State *L);
-void dp_event_open(lua_State *L);
-void dp_pipe_open(lua_State *L);
-void dp_raw_open(lua_State *L);
-void dp_kprobe_open(lua_State *L);
-void dp_btf_open(lua_State *L);
-void dp_tracefs_open(lua_State *L);
-/* The tracing dir the caller set with core.tracefs(dir), or NULL. */
+/* tracefs.c: the tracing dir the caller set with core.tracefs(dir), or NULL. */
 const char *dp_tracefs_custom(void);
 
-struct dp_kprobe;
-/* Remove a kprobe from the kernel: 0, or -1 with errno (EBUSY in use). */
-int dp_kprobe_destroy(struct dp_kprobe *kp);
-
-struct dp_instance *dp_check_instance(lua_State *L, int idx); /* open only */
-/* Undo what an Event set (triggers, filter, enable) when write is set, and
- * free what it kept; never raises. Returns 0 or -1 with a message in err. */
-int dp_event_teardown(struct dp_event *ev, int write, char *err, size_t errlen);
-/* Close a Pipe at idx (any mode); never raises. */
-void dp_pipe_close_at(lua_State *L, int idx);
+void dp_tracefs_open(lua_State *L);  /* tracefs.c: core.tracefs */
+void dp_format_open(lua_State *L);   /* format.c: core.parse_format */
+void dp_btf_open(lua_State *L);      /* btf.c: core.btf_enum */
+void dp_record_open(lua_State *L);   /* record.c: core.Record */
+void dp_instance_open(lua_State *L); /* instance.c: core.instance */
+void dp_event_open(lua_State *L);    /* event.c: core.event */
+void dp_kprobe_open(lua_State *L);   /* kprobe.c: core.kprobe */
+void dp_pipe_open(lua_State *L);     /* pipe.c: core.Pipe */
+/* the record sources, one file each */
+void dp_src_text_open(lua_State *L); /* core.text_pipe(inst, opts): trace_pipe */
+void dp_src_file_open(lua_State *L); /* core.open_text(path, opts): saved text */
+void dp_src_raw_open(lua_State *L);  /* core.raw_pipe(inst, opts): per-CPU buffers */
+void dp_src_dat_open(lua_State *L);  /* core.open_dat(path): trace.dat */
 
 #endif

@@ -4,6 +4,7 @@
  * with control characters are refused before anything is written, and a
  * refused filter is put back as it was.
  */
+#include "instance.h"
 #include "core.h"
 
 #include <errno.h>
@@ -12,6 +13,17 @@
 #include <string.h>
 
 #include <tracefs.h>
+
+struct dp_event {
+	struct dp_instance *inst; /* valid while uservalue 1 holds the Instance */
+	char system[DP_NAME_MAX + 1];
+	char name[DP_NAME_MAX * 2 + 1];
+	char *filter;    /* what this object last wrote, or NULL */
+	char **triggers; /* as written, for removal with '!' */
+	int ntriggers;
+	int enabled;
+	int closed;
+};
 
 static struct dp_event *check_event(lua_State *L, int idx)
 {
@@ -46,9 +58,8 @@ static int event_new(lua_State *L)
 	if (!dp_name_ok(name, nl, DP_NAME_MAX * 2))
 		return luaL_error(L, "bad event name '%s': names are made of A-Z a-z 0-9 _ . -",
 				  name);
-	lua_getiuservalue(L, 1, DP_INST_UV_EVENTS);
 	lua_pushfstring(L, "%s:%s", sys, name);
-	if (lua_rawget(L, -2) != LUA_TNIL)
+	if (dp_instance_event(L, 1, lua_tostring(L, -1)) != LUA_TNIL)
 		return 1;
 	lua_pop(L, 1);
 	if (!tracefs_event_file_exists(in->ti, sys, name, "enable"))
@@ -63,14 +74,15 @@ static int event_new(lua_State *L)
 	luaL_setmetatable(L, DP_EVENT_MT);
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, -2, 1); /* the event keeps its instance alive */
-	lua_pushfstring(L, "%s:%s", sys, name);
-	lua_pushvalue(L, -2);
-	lua_rawset(L, -4); /* the instance keeps its events, to tear them down */
+	/* the instance keeps its events, to tear them down */
+	dp_instance_adopt(L, 1, -1, DP_CHILD_EVENT, lua_tostring(L, -2));
 	in->nevents++;
 	return 1;
 }
 
-int dp_event_teardown(struct dp_event *ev, int write, char *err, size_t errlen)
+/* Undo what the Event set (triggers, filter, enable) when write is set, and
+ * free what it kept; never raises. Returns 0 or -1 with a message in err. */
+static int event_teardown(struct dp_event *ev, int write, char *err, size_t errlen)
 {
 	int failed = 0; /* every step is tried; the first failure is reported */
 	char buf[1100];
@@ -324,7 +336,28 @@ static int event_gc(lua_State *L)
 	return 0;
 }
 
+/* ev:_teardown(write) -> true | nil, message: called by the instance as it
+ * closes; undoes what this object set (write: the directory is still
+ * there) and closes it. Never raises. */
+static int event_teardown_m(lua_State *L)
+{
+	struct dp_event *ev = luaL_checkudata(L, 1, DP_EVENT_MT);
+	char err[512];
+	int r = 0;
+	if (!ev->closed)
+		r = event_teardown(ev, lua_toboolean(L, 2), err, sizeof(err));
+	ev->closed = 1;
+	if (r < 0) {
+		luaL_pushfail(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static const luaL_Reg event_methods[] = {
+	{"_teardown", event_teardown_m},
 	{"_filter", event_filter},
 	{"_trigger", event_trigger},
 	{"untrigger", event_untrigger},

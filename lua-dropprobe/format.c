@@ -73,6 +73,87 @@ static void push_fields(lua_State *L, struct tep_format_field *f, int *n, int co
 	}
 }
 
+/* The first event field an argument prints. */
+static const char *arg_field(struct tep_print_arg *a)
+{
+	const char *f;
+	if (!a)
+		return NULL;
+	switch (a->type) {
+	case TEP_PRINT_FIELD:
+		return a->field.name;
+	case TEP_PRINT_SYMBOL:
+		return arg_field(a->symbol.field);
+	case TEP_PRINT_FLAGS:
+		return arg_field(a->flags.field);
+	case TEP_PRINT_TYPE:
+		return arg_field(a->typecast.item);
+	case TEP_PRINT_HEX:
+	case TEP_PRINT_HEX_STR:
+		return arg_field(a->hex.field);
+	case TEP_PRINT_STRING:
+		return a->string.field ? a->string.field->name : a->string.string;
+	case TEP_PRINT_DYNAMIC_ARRAY:
+	case TEP_PRINT_DYNAMIC_ARRAY_LEN:
+		return a->dynarray.field ? a->dynarray.field->name : NULL;
+	case TEP_PRINT_OP:
+		f = arg_field(a->op.left);
+		return f ? f : arg_field(a->op.right);
+	default:
+		return NULL;
+	}
+}
+
+int dp_print_convs(struct tep_event *ev, struct dp_conv *out, int max, const char **tail,
+		   size_t *tail_len)
+{
+	const char *f = ev->print_fmt.format, *lit;
+	struct tep_print_arg *a = ev->print_fmt.args;
+	int n = 0;
+	if (!f)
+		return -1;
+	lit = f;
+	while (*f) {
+		const char *spec;
+		if (*f != '%') {
+			f++;
+			continue;
+		}
+		if (f[1] == '%') { /* a literal '%': the walk cannot keep it in one span */
+			return -1;
+		}
+		spec = f++;
+		while (*f && strchr("-+ #0123456789.*lhzjLqt", *f)) {
+			if (*f == '*') { /* a width from an argument */
+				if (!a)
+					return -1;
+				a = a->next;
+			}
+			f++;
+		}
+		if (!*f || n >= max || !a)
+			return -1;
+		if (*f == 'p' && f[1] && strchr("SsFfBIiMmUhEKRrx", f[1])) {
+			f++;
+			while (*f && strchr("SsFfBIiMmUhEKRrx46bclpnsRx", *f) && *f != ' ')
+				f++;
+		} else {
+			f++;
+		}
+		out[n].lit = lit;
+		out[n].lit_len = (size_t)(spec - lit);
+		out[n].spec = spec;
+		out[n].spec_len = (size_t)(f - spec);
+		out[n].field = arg_field(a);
+		n++;
+		a = a->next;
+		lit = f;
+	}
+	*tail = lit;
+	*tail_len = (size_t)(f - lit);
+	return n;
+}
+
 void dp_push_symbols(lua_State *L, struct tep_event *ev)
 {
 	lua_newtable(L);

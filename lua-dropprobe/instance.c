@@ -2,6 +2,8 @@
  * instance.c - dropprobe.Instance: a private tracefs instance (its own ring
  * buffer, events, filters, triggers) that this process created and removes.
  */
+#include "instance.h"
+
 #include "core.h"
 
 #include <errno.h>
@@ -23,11 +25,15 @@ struct dp_instance *dp_check_instance(lua_State *L, int idx)
 	return in;
 }
 
+/* uservalue slots of an Instance: one per kind of child (enum dp_child) */
+#define UV_N 3
+
 /* Whether the instance's directory is still there (tracefs_instance_exists
  * does not follow a tracing dir set with tracefs_set_tracing_dir). */
-static int instance_dir_exists(struct tracefs_instance *ti)
+int dp_instance_exists(struct dp_instance *in)
 {
-	char *d = tracefs_instance_get_dir(ti);
+	struct tracefs_instance *ti = in->ti;
+	char *d = ti ? tracefs_instance_get_dir(ti) : NULL;
 	struct stat st;
 	int ok = d && stat(d, &st) == 0 && S_ISDIR(st.st_mode);
 	tracefs_put_tracing_file(d);
@@ -97,20 +103,20 @@ static int instance_new(lua_State *L)
 				     "removes ones left by dead dropprobe processes)",
 				  name);
 
-	in = lua_newuserdatauv(L, sizeof(*in), 3);
+	in = lua_newuserdatauv(L, sizeof(*in), UV_N);
 	memset(in, 0, sizeof(*in));
 	in->closed = 1; /* until created */
 	luaL_setmetatable(L, DP_INSTANCE_MT);
 	lua_newtable(L);
-	lua_setiuservalue(L, -2, DP_INST_UV_EVENTS);
-	lua_newtable(L); /* pipes: weak keys so an unclosed pipe can be collected */
+	lua_setiuservalue(L, -2, DP_CHILD_EVENT);
+	lua_newtable(L); /* readers: weak keys so an unclosed pipe can be collected */
 	lua_createtable(L, 0, 1);
 	lua_pushliteral(L, "k");
 	lua_setfield(L, -2, "__mode");
 	lua_setmetatable(L, -2);
-	lua_setiuservalue(L, -2, DP_INST_UV_PIPES);
+	lua_setiuservalue(L, -2, DP_CHILD_READER);
 	lua_newtable(L);
-	lua_setiuservalue(L, -2, DP_INST_UV_KPROBES);
+	lua_setiuservalue(L, -2, DP_CHILD_PROBE);
 
 	errno = 0;
 	ti = tracefs_instance_create(name);
@@ -164,9 +170,78 @@ static int instance_new(lua_State *L)
 	return 1;
 }
 
+void dp_instance_adopt(lua_State *L, int inst, int obj, enum dp_child kind, const char *key)
+{
+	obj = lua_absindex(L, obj);
+	lua_getiuservalue(L, inst, (int)kind);
+	if (key)
+		lua_pushstring(L, key);
+	else
+		lua_pushvalue(L, obj);
+	if (key)
+		lua_pushvalue(L, obj);
+	else
+		lua_pushboolean(L, 1);
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+}
+
+int dp_instance_event(lua_State *L, int inst, const char *key)
+{
+	int t;
+	lua_getiuservalue(L, inst, DP_CHILD_EVENT);
+	lua_pushstring(L, key);
+	t = lua_rawget(L, -2);
+	lua_remove(L, -2);
+	return t;
+}
+
 /*
- * Tear down in order: pipes, then events (triggers, filters, enable), then
- * the instance directory. Never raises; returns an error message or NULL.
+ * Call obj:method(arg) for each child of a kind (the object is the key,
+ * or the value when keyed by name); the first failure (a raise, or nil
+ * and a message) into err. Returns whether one failed.
+ */
+static int close_children(lua_State *L, int idx, enum dp_child kind, const char *method,
+			  int arg, char *err, size_t errlen)
+{
+	int failed = 0;
+	if (lua_getiuservalue(L, idx, (int)kind) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		int obj = kind == DP_CHILD_EVENT ? -1 : -2;
+		int n = 1;
+		if (luaL_getmetafield(L, obj, "__index") != LUA_TNIL) {
+			lua_getfield(L, -1, method);
+			lua_remove(L, -2);
+			lua_pushvalue(L, obj - 1);
+			if (arg >= 0) {
+				lua_pushboolean(L, arg);
+				n = 2;
+			}
+			if (lua_pcall(L, n, 2, 0) != LUA_OK) {
+				lua_pushnil(L);
+				lua_insert(L, -2); /* nil, message */
+			}
+			if (!lua_toboolean(L, -2) && !failed) {
+				snprintf(err, errlen, "%s", lua_isstring(L, -1) ? lua_tostring(L, -1)
+										 : "failed");
+				failed = 1;
+			}
+			lua_pop(L, 2);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	return failed;
+}
+
+/*
+ * Tear down in order: readers, then events (triggers, filters, enable),
+ * then the instance directory, then the probes its events used. Never
+ * raises; returns an error message or NULL.
  */
 static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance *in,
 				       char *err, size_t errlen)
@@ -178,29 +253,11 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 		return NULL; /* closed and removed */
 	if (in->closed)
 		goto destroy; /* an earlier removal failed: try again */
-	/* pipes first: an open trace_pipe fd makes rmdir fail with EBUSY */
-	if (lua_getiuservalue(L, idx, DP_INST_UV_PIPES) == LUA_TTABLE) {
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			lua_pop(L, 1);
-			dp_pipe_close_at(L, -1);
-		}
-	}
-	lua_pop(L, 1);
+	/* readers first: an open trace_pipe fd makes rmdir fail with EBUSY */
+	close_children(L, idx, DP_CHILD_READER, "close", -1, err, errlen);
 	/* someone else removed it (trace-cmd extract -B does): nothing to undo */
-	gone = !instance_dir_exists(in->ti);
-	if (lua_getiuservalue(L, idx, DP_INST_UV_EVENTS) == LUA_TTABLE) {
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			struct dp_event *ev = luaL_testudata(L, -1, DP_EVENT_MT);
-			if (ev && !ev->closed && dp_event_teardown(ev, !gone, err, errlen) < 0)
-				failed = 1;
-			if (ev)
-				ev->closed = 1;
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
+	gone = !dp_instance_exists(in);
+	failed = close_children(L, idx, DP_CHILD_EVENT, "_teardown", !gone, err, errlen);
 	if (!gone && in->tracer_set && tracefs_instance_file_write(in->ti, "current_tracer", "nop") < 0 &&
 	    !failed) {
 		snprintf(err, errlen, "cannot set the tracer of '%s' back to nop: %s", in->name,
@@ -224,19 +281,15 @@ destroy:
 	tracefs_instance_free(in->ti);
 	in->ti = NULL;
 	/* the probes its events used can go now that no event is enabled */
-	if (lua_getiuservalue(L, idx, DP_INST_UV_KPROBES) == LUA_TTABLE) {
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			struct dp_kprobe *kp = luaL_testudata(L, -2, DP_KPROBE_MT);
-			if (kp && dp_kprobe_destroy(kp) < 0 && !failed) {
-				snprintf(err, errlen, "cannot remove a kprobe of instance '%s': %s",
-					 in->name, strerror(errno));
-				failed = 1;
-			}
-			lua_pop(L, 1);
+	{
+		char perr[400];
+		if (close_children(L, idx, DP_CHILD_PROBE, "_destroy", -1, perr, sizeof(perr)) &&
+		    !failed) {
+			snprintf(err, errlen, "cannot remove a kprobe of instance '%s': %s", in->name,
+				 perr);
+			failed = 1;
 		}
 	}
-	lua_pop(L, 1);
 	return failed ? err : NULL;
 }
 
@@ -387,10 +440,7 @@ static int instance_hold(lua_State *L)
 {
 	dp_check_instance(L, 1);
 	luaL_checkudata(L, 2, DP_KPROBE_MT);
-	lua_getiuservalue(L, 1, DP_INST_UV_KPROBES);
-	lua_pushvalue(L, 2);
-	lua_pushboolean(L, 1);
-	lua_rawset(L, -3);
+	dp_instance_adopt(L, 1, 2, DP_CHILD_PROBE, NULL);
 	return 0;
 }
 

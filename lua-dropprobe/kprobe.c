@@ -175,7 +175,7 @@ static int kprobe_create(lua_State *L)
 
 /* Remove the probe from the kernel. 0, or -1 with errno (EBUSY while an
  * enabled event uses it). */
-int dp_kprobe_destroy(struct dp_kprobe *kp)
+static int kprobe_destroy(struct dp_kprobe *kp)
 {
 	int r;
 	if (!kp->created)
@@ -233,7 +233,7 @@ static int kprobe_close(lua_State *L)
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
 	if (kp->closed)
 		return 0;
-	if (dp_kprobe_destroy(kp) < 0)
+	if (kprobe_destroy(kp) < 0)
 		return dp_kernel_error(L, "cannot remove kprobe", NULL, errno,
 				       errno == EBUSY ? "an enabled event still uses it: close "
 							"the instance first"
@@ -242,13 +242,29 @@ static int kprobe_close(lua_State *L)
 	return 0;
 }
 
+/* kp:_destroy() -> true | nil, message: the probe out of the kernel (the
+ * instance whose events used it calls this after them); the object stays
+ * usable (create() again). */
+static int kprobe_destroy_m(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	if (kprobe_destroy(kp) < 0) {
+		int e = errno;
+		luaL_pushfail(L);
+		lua_pushfstring(L, "%s/%s: %s", DP_KPROBE_GROUP, kp->name, strerror(e));
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 static int kprobe_gc(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
 	/* EBUSY: an instance's enabled event still uses it; that instance holds
 	 * this probe and removes it after its events (name and devent stay) */
 	if (!kp->closed)
-		(void)dp_kprobe_destroy(kp);
+		(void)kprobe_destroy(kp);
 	kprobe_release(kp);
 	return 0;
 }
@@ -288,6 +304,7 @@ static int kprobe_is_created(lua_State *L)
 static const luaL_Reg kprobe_methods[] = {
 	{"definition", kprobe_definition},
 	{"create", kprobe_create},
+	{"_destroy", kprobe_destroy_m},
 	{"close", kprobe_close},
 	{"event_name", kprobe_event_name},
 	{"is_created", kprobe_is_created},

@@ -400,3 +400,68 @@ int dp_payload_next(struct dp_span payload, size_t *pos, struct dp_span *key,
 	*pos = n;
 	return 0;
 }
+
+static const char *find_span(const char *p, size_t n, struct dp_span lit)
+{
+	if (lit.n == 0 || lit.n > n)
+		return NULL;
+	for (size_t i = 0; i + lit.n <= n; i++)
+		if (p[i] == lit.p[0] && memcmp(p + i, lit.p, lit.n) == 0)
+			return p + i;
+	return NULL;
+}
+
+int dp_template_match(struct dp_span payload, const struct dp_span *lits, int n,
+		      struct dp_span tail, struct dp_span *vals)
+{
+	const char *s = payload.p, *end = payload.p + payload.n;
+	if (n <= 0)
+		return 0;
+	/* the tail ends the payload */
+	if (tail.n) {
+		if (tail.n > payload.n || memcmp(end - tail.n, tail.p, tail.n) != 0)
+			return 0;
+		end -= tail.n;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *v;
+		if (lits[i].n > (size_t)(end - s) || memcmp(s, lits[i].p, lits[i].n) != 0)
+			return 0;
+		s += lits[i].n;
+		if (i + 1 == n) {
+			v = end;
+		} else {
+			if (lits[i + 1].n == 0)
+				return 0;
+			v = find_span(s, (size_t)(end - s), lits[i + 1]);
+			if (!v)
+				return 0;
+		}
+		vals[i].p = s;
+		vals[i].n = (size_t)(v - s);
+		s = v;
+	}
+	return 1;
+}
+
+int dp_span_hex(struct dp_span s, unsigned long long *u)
+{
+	unsigned long long v = 0;
+	size_t i = 0;
+	if (s.n > 2 && s.p[0] == '0' && (s.p[1] == 'x' || s.p[1] == 'X'))
+		i = 2;
+	if (i == s.n || s.n - i > 16)
+		return 0;
+	for (; i < s.n; i++) {
+		char c = s.p[i];
+		int d = (c >= '0' && c <= '9')   ? c - '0'
+			: (c >= 'a' && c <= 'f') ? c - 'a' + 10
+			: (c >= 'A' && c <= 'F') ? c - 'A' + 10
+						 : -1;
+		if (d < 0)
+			return 0;
+		v = v << 4 | (unsigned)d;
+	}
+	*u = v;
+	return 1;
+}

@@ -70,3 +70,16 @@ int dp_span_number(struct dp_span s, long long *v, unsigned long long *u);
 void dp_hex16(char out[16], unsigned long long v);
 
 #endif
+
+/*
+ * Match a payload against a print format's literal text: lits[i] is the
+ * text before conversion i, tail what follows the last. Each value runs to
+ * the first occurrence of the next literal (the last to where tail ends
+ * the payload). Returns 1 with vals[0..n-1] set, 0 when the payload does
+ * not have that shape (or two conversions touch: nothing to split at).
+ */
+int dp_template_match(struct dp_span payload, const struct dp_span *lits, int n,
+		      struct dp_span tail, struct dp_span *vals);
+
+/* A span of hex digits (an optional 0x) as %x prints it, into *u. */
+int dp_span_hex(struct dp_span s, unsigned long long *u);

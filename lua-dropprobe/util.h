@@ -9,6 +9,9 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+/* longest instance, system or kprobe name */
+#define DP_NAME_MAX 64
+
 #define DP_INSTANCE_MT "dropprobe.Instance"
 #define DP_EVENT_MT "dropprobe.Event"
 #define DP_PIPE_MT "dropprobe.Pipe"

@@ -93,6 +93,49 @@ describe("06 raw records", function()
     state.assert_same(before)
   end)
 
+  live_it("gives text and raw records one shape: the format's field names and the same values #live", function()
+    local before = state.snapshot()
+    local inst <close> = dp.instance{ buffer_kb = 2048 }
+    inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET")
+    for _, name in ipairs{ "skb:kfree_skb", "icmp:icmp_send", "tcp:tcp_send_reset" } do
+      local ok, ev = pcall(inst.event, inst, name)
+      if ok then ev:enable() end
+    end
+    local real = inst:read_file("options/hash-ptr") == "0\n"
+    inst:tracing(true)
+    local port = net.free_udp_port()
+    net.udp_closed(port, 5)
+    net.tcp_closed(9, 3)
+    inst:tracing(false)
+    local text, raw = {}, {}
+    for rec in dp.open(inst:dir() .. "/trace") do text[#text + 1] = rec end
+    for rec in inst:records{ mode = "raw", timeout = 0.5 } do raw[#raw + 1] = rec end
+    assert.are.equal(#text, #raw)
+    local icmp = 0
+    for i = 1, #text do
+      local t, r = text[i], raw[i]
+      assert.are.equal(t.name, r.name)
+      for k, v in pairs(t.fields) do
+        -- tcp_send_reset prints state 0 as "UNKNOWN" (a ?: around its table)
+        local pointer = type(v) == "string" and #v == 16 and v:find("^%x+$")
+        if k ~= "state" and (real or not pointer) and not (k == "location" and pointer) then
+          assert.are.equal(v, r.fields[k], t.name .. "." .. k)
+        end
+        assert.is_not_nil(r.fields[k], t.name .. "." .. k)
+      end
+      if t.name == "icmp_send" then
+        icmp = icmp + 1
+        -- "From 127.0.0.1:41234 to 127.0.0.1:<port>": the format's fields
+        assert.are.equal(port, t.fields.dport)
+        assert.are.equal("127.0.0.1", t.fields.daddr)
+        assert.are.equal(3, t.fields.type)
+      end
+    end
+    assert.are.equal(5, icmp)
+    inst:close()
+    state.assert_same(before)
+  end)
+
   live_it("gives stacks to exactly 3 of 10 drops with stacktrace:3 #live", function()
     local before = state.snapshot()
     local inst <close> = dp.instance()

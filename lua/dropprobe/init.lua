@@ -487,8 +487,16 @@ function Instance:pipe(opts)
     local _, named = event_symbols(ev)
     if named and next(named) then symbols[name] = named end
   end
-  return core.pipe(self, { mode = opts.mode or "text", grace = opts.grace, names = names,
-    systems = systems, buffer_percent = opts.buffer_percent, symbols = symbols })
+  local mode = opts.mode or "text"
+  if mode == "raw" then
+    return core.raw_pipe(self, { grace = opts.grace, systems = systems,
+      buffer_percent = opts.buffer_percent, symbols = symbols })
+  elseif mode == "text" then
+    local ok, dir = pcall(core.tracefs)
+    return core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,
+      formats_dir = ok and dir or nil })
+  end
+  error(fmt("inst:pipe: bad mode '%s' (text or raw)", tostring(mode)), 2)
 end
 
 local function records_iter(pipe, opts, what)
@@ -636,7 +644,8 @@ function M.open(path, opts)
   if magic:sub(1, 3) == "\23\8\68" and magic:sub(4, 10) == "tracing" and core.open_dat then
     p = core.open_dat(path)
   else
-    p = core.open_text(path, M._known_names())
+    local ok, dir = pcall(core.tracefs)
+    p = core.open_text(path, { names = M._known_names(), formats_dir = ok and dir or nil })
   end
   return records_iter(p, opts, "dp.open")
 end
@@ -658,6 +667,9 @@ end
 local field_order = {}
 local function order_of(rec)
   local key = (rec.system or "?") .. ":" .. (rec.name or "?")
+  local mt = getmetatable(rec)
+  local own = mt and mt.__order and mt.__order[key]
+  if own then return own end -- the formats the record was decoded with
   if field_order[key] == nil then
     local ok, f = pcall(M.format, rec.system, rec.name)
     local names = {}

@@ -29,33 +29,23 @@ local QUEUE_REASONS = { SOCKET_RCVBUFF = true, PROTO_MEM = true, SOCKET_BACKLOG 
 
 M.EVENTS = { "skb:kfree_skb", "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
 
--- the port in a raw struct sockaddr_in/in6 (family little-endian, port
--- big-endian); kernels before 6.3 give a bare 4-byte address instead
-local function sockaddr_port(b)
-  if type(b) ~= "string" or #b < 16 then return nil end
-  local hi, lo = b:byte(3, 4)
-  return hi * 256 + lo
+-- the port of an address as the kernel prints %pISpc: "127.0.0.1:9", "[::1]:9"
+local function port_of(addr)
+  return type(addr) == "string" and tonumber(addr:match("[%]%d]:(%d+)$")) or nil
 end
 
--- the port in text "127.0.0.1:9" or "[::1]:9"
-local function text_port(s)
-  return s and tonumber(tostring(s):match(":(%d+)$"))
-end
-
--- What an explaining event says: proto, local port; nil when it explains nothing.
+-- What an explaining event says: proto, local port; nil when it explains
+-- nothing. Fields by their format names, the same from text and raw records.
 local function explain(rec)
   local f = rec.fields
   if rec.name == "tcp_send_reset" then
     -- a reset sent for an incoming packet: its source is our local port
-    return "tcp", sockaddr_port(f.saddr) or f.sport or text_port(f.src)
+    return "tcp", f.sport or port_of(f.saddr)
   elseif rec.name == "icmp_send" then
-    -- raw: numbers; text prints "type=3, code=3. From a:p to b:p"
-    local typ = tonumber(tostring(f.type):match("%d+"))
-    local code = tonumber(tostring(f.code):match("%d+"))
-    if typ ~= 3 or code ~= 3 then return nil end -- only "port unreachable"
-    return "udp", f.dport or (rec.payload and tonumber(rec.payload:match(" to [^ ]-:(%d+)")))
+    if f.type ~= 3 or f.code ~= 3 then return nil end -- only "port unreachable"
+    return "udp", f.dport
   elseif rec.name == "udp_fail_queue_rcv_skb" then
-    return "udp", f.dport or f.lport or f.port or text_port(f.dest)
+    return "udp", f.dport or f.lport or port_of(f.daddr)
   end
 end
 
@@ -99,7 +89,7 @@ function M.run(opts)
       last_unexplained[cpu] = nil
       if not proto then return end
       if rec.name == "udp_fail_queue_rcv_skb" then
-        if rec.fields.lport ~= nil or rec.fields.port ~= nil then
+        if rec.fields.lport ~= nil then
           -- before 6.10 (lport only) the kernel fires it after its drop:
           -- it explains the drop just before it on its CPU
           if before and QUEUE_REASONS[before] and port then

@@ -1,0 +1,583 @@
+/*
+ * decode.c - the binary decoder (see decode.h). Per record it pushes only
+ * what it returns; event, field, reason and symbol names are Lua strings
+ * made once per event and fetched by index. An event's info is found by
+ * its id in an array.
+ */
+#include "decode.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event-parse.h>
+
+#include "format.h"
+#include "parse.h"
+#include "record.h"
+
+enum fkind { FK_UNSIGNED, FK_POINTER, FK_SIGNED, FK_SYMBOL, FK_ENUM, FK_STRING, FK_BYTES,
+	     FK_ADDR };
+
+/* how an FK_ADDR field prints: %pI4, %pI6, %pI6c, %pIS[p][c] */
+enum { ADDR_V4 = 1, ADDR_V6 = 2, ADDR_SOCK = 4, ADDR_PORT = 8, ADDR_COMPACT = 16 };
+
+struct fdesc {
+	struct tep_format_field *f;
+	enum fkind kind;
+	int addr;     /* ADDR_ flags */
+	int name_idx; /* the field name in the event's cache table */
+	int addr_idx; /* "<name>_addr" for FK_SYMBOL */
+	int syms_idx; /* the field's symbol table in the event's cache table */
+};
+
+struct dp_evinfo {
+	int nf;
+	struct fdesc *fd;
+};
+
+/* stack positions of the working tables from dp_decode_begin */
+enum { W_SYM, W_COMM, W_EV, W_META, W_N };
+
+const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct tep_handle *tep,
+			    int own_tep, int symbols)
+{
+	struct tep_event *kst, *any;
+	memset(d, 0, sizeof(*d));
+	d->tep = tep;
+	d->own_tep = own_tep;
+	d->cache_ref = LUA_NOREF;
+	d->missed_pid = -1;
+	kst = tep_find_event_by_name(tep, "ftrace", "kernel_stack");
+	d->stack_id = kst ? kst->id : -1;
+	if (kst) {
+		d->stack_size = tep_find_field(kst, "size");
+		d->stack_caller = tep_find_field(kst, "caller");
+	}
+	any = kst; /* the common fields are the same for every event */
+	if (!any) {
+		struct tep_event **all = tep_list_events(tep, TEP_EVENT_SORT_ID);
+		any = all ? all[0] : NULL;
+	}
+	if (!any)
+		return "no event formats found";
+	d->common_pid = tep_find_common_field(any, "common_pid");
+	d->common_flags = tep_find_common_field(any, "common_flags");
+	d->common_preempt = tep_find_common_field(any, "common_preempt_count");
+	if (!d->common_pid || !d->common_flags || !d->common_preempt)
+		return "event formats lack the common fields";
+	lua_createtable(L, 0, 5);
+	lua_newtable(L);
+	lua_setfield(L, -2, "ev");
+	lua_newtable(L);
+	lua_setfield(L, -2, "sym");
+	lua_newtable(L);
+	lua_setfield(L, -2, "comm");
+	if (symbols)
+		lua_pushvalue(L, symbols);
+	else
+		lua_newtable(L);
+	lua_setfield(L, -2, "over");
+	dp_record_meta(L);
+	lua_setfield(L, -2, "meta");
+	d->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return NULL;
+}
+
+void dp_decoder_free(lua_State *L, struct dp_decoder *d)
+{
+	for (int i = 0; i < d->nbyid; i++)
+		if (d->byid[i]) {
+			free(d->byid[i]->fd);
+			free(d->byid[i]);
+		}
+	free(d->byid);
+	d->byid = NULL;
+	d->nbyid = 0;
+	if (d->cache_ref != LUA_NOREF)
+		luaL_unref(L, LUA_REGISTRYINDEX, d->cache_ref);
+	d->cache_ref = LUA_NOREF;
+	if (d->tep && d->own_tep)
+		tep_free(d->tep);
+	d->tep = NULL;
+}
+
+static void push_cache(lua_State *L, struct dp_decoder *d, const char *what)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+	lua_getfield(L, -1, what);
+	lua_remove(L, -2);
+}
+
+void dp_decoder_meta(lua_State *L, struct dp_decoder *d)
+{
+	push_cache(L, d, "meta");
+}
+
+void dp_decoder_comms(lua_State *L, struct dp_decoder *d)
+{
+	push_cache(L, d, "comm");
+}
+
+int dp_decode_begin(lua_State *L, struct dp_decoder *d)
+{
+	int base;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, d->cache_ref);
+	base = lua_gettop(L);
+	lua_getfield(L, base, "sym");
+	lua_getfield(L, base, "comm");
+	lua_getfield(L, base, "ev");
+	lua_getfield(L, base, "meta");
+	lua_remove(L, base);
+	return base;
+}
+
+void dp_decode_end(lua_State *L)
+{
+	lua_pop(L, W_N);
+}
+
+/* The kind of a field from how the print format prints it. */
+static void print_kinds(struct tep_event *ev, struct fdesc *fd, int nf)
+{
+	struct dp_conv cv[DP_CONV_MAX];
+	const char *tail;
+	size_t tail_len;
+	int n = dp_print_convs(ev, cv, DP_CONV_MAX, &tail, &tail_len);
+	for (int i = 0; i < n; i++) {
+		const char *s = cv[i].spec + cv[i].spec_len;
+		const char *p = memchr(cv[i].spec, 'p', cv[i].spec_len);
+		if (!cv[i].field || !p || p + 1 >= s)
+			continue;
+		for (int k = 0; k < nf; k++) {
+			struct fdesc *d = &fd[k];
+			if (strcmp(d->f->name, cv[i].field) != 0 || d->kind == FK_ENUM)
+				continue;
+			if (strchr("SsFfB", p[1])) {
+				d->kind = FK_SYMBOL;
+			} else if (p[1] == 'I' || p[1] == 'i') {
+				int a = 0;
+				if (p + 2 < s && p[2] == '4')
+					a = ADDR_V4;
+				else if (p + 2 < s && p[2] == '6')
+					a = ADDR_V6;
+				else if (p + 2 < s && p[2] == 'S')
+					a = ADDR_SOCK;
+				for (const char *q = p + 3; q < s; q++) {
+					if (*q == 'p')
+						a |= ADDR_PORT;
+					if (*q == 'c')
+						a |= ADDR_COMPACT;
+				}
+				if (a && !(d->f->flags & TEP_FIELD_IS_DYNAMIC)) {
+					d->kind = FK_ADDR;
+					d->addr = a;
+				}
+			}
+		}
+	}
+}
+
+/* A code address by its name: skb:kfree_skb's `location` is printed %pS
+ * from 6.2 and %p before; a record symbolizes it on every kernel. */
+static int is_code_address(struct tep_format_field *f)
+{
+	return strcmp(f->name, "location") == 0 && strchr(f->type, '*') && f->size == 8;
+}
+
+/* Build (once) what decoding an event needs; the event's cache table is
+ * left in the ev table (by id). */
+static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base, int id)
+{
+	struct tep_event *ev;
+	struct dp_evinfo *ei;
+	struct tep_format_field *f;
+	int n = 0, idx = 2, top;
+	if (id < 0 || id > (1 << 20))
+		return NULL;
+	ev = tep_find_event(d->tep, id);
+	if (!ev)
+		return NULL;
+	if (id >= d->nbyid) {
+		int nn = d->nbyid ? d->nbyid : 64;
+		struct dp_evinfo **nb;
+		while (nn <= id)
+			nn *= 2;
+		nb = realloc(d->byid, sizeof(*nb) * (size_t)nn);
+		if (!nb)
+			luaL_error(L, "out of memory");
+		for (int i = d->nbyid; i < nn; i++)
+			nb[i] = NULL;
+		d->byid = nb;
+		d->nbyid = nn;
+	}
+	for (f = ev->format.fields; f; f = f->next)
+		n++;
+	ei = calloc(1, sizeof(*ei));
+	if (!ei)
+		luaL_error(L, "out of memory");
+	ei->fd = calloc((size_t)(n ? n : 1), sizeof(struct fdesc));
+	if (!ei->fd) {
+		free(ei);
+		luaL_error(L, "out of memory");
+	}
+	d->byid[id] = ei;
+	/* the Lua side: [1]=name, [2]=system, then field names and tables */
+	top = lua_gettop(L);
+	lua_createtable(L, 2 + 2 * n, 1);
+	lua_pushstring(L, ev->name);
+	lua_rawseti(L, -2, 1);
+	lua_pushstring(L, ev->system ? ev->system : "");
+	lua_rawseti(L, -2, 2);
+	dp_push_symbols(L, ev); /* { field = {[n]=name} } */
+	/* tables the caller gave for fields the format names nothing for */
+	push_cache(L, d, "over");
+	if (lua_getfield(L, -1, ev->name) == LUA_TTABLE) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pushvalue(L, -2);
+			if (lua_rawget(L, -6) == LUA_TNIL) {
+				lua_pop(L, 1);
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, -6);
+			} else {
+				lua_pop(L, 2);
+			}
+		}
+	}
+	lua_pop(L, 2);
+	lua_setfield(L, -2, "syms");
+	/* the field order, for printing a record with this format */
+	lua_getfield(L, base + W_META, "__order");
+	lua_pushfstring(L, "%s:%s", ev->system ? ev->system : "", ev->name);
+	lua_createtable(L, n, 0);
+	for (f = ev->format.fields; f; f = f->next) {
+		struct fdesc *fd = &ei->fd[ei->nf++];
+		fd->f = f;
+		lua_pushstring(L, f->name);
+		lua_rawseti(L, -2, ei->nf);
+	}
+	lua_rawset(L, -3);
+	lua_pop(L, 1);
+	for (int i = 0; i < ei->nf; i++) {
+		struct fdesc *fd = &ei->fd[i];
+		f = fd->f;
+		fd->name_idx = ++idx;
+		lua_pushstring(L, f->name);
+		lua_rawseti(L, -2, idx);
+		lua_getfield(L, -1, "syms");
+		if (lua_getfield(L, -1, f->name) == LUA_TTABLE) {
+			fd->kind = FK_ENUM;
+			fd->syms_idx = ++idx;
+			lua_rawseti(L, -3, idx); /* by index: no lookup per record */
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_pop(L, 2);
+		/* libtraceevent calls u8 arrays strings too: only char is text */
+		if ((f->flags & TEP_FIELD_IS_STRING) && strstr(f->type, "char"))
+			fd->kind = FK_STRING;
+		else if (f->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC))
+			fd->kind = FK_BYTES;
+		else if (is_code_address(f))
+			fd->kind = FK_SYMBOL;
+		else if (strchr(f->type, '*') && f->size == 8)
+			fd->kind = FK_POINTER;
+		else if (f->flags & TEP_FIELD_IS_SIGNED)
+			fd->kind = FK_SIGNED;
+		else
+			fd->kind = FK_UNSIGNED;
+	}
+	print_kinds(ev, ei->fd, ei->nf);
+	for (int i = 0; i < ei->nf; i++) {
+		struct fdesc *fd = &ei->fd[i];
+		if (fd->kind == FK_SYMBOL) {
+			fd->addr_idx = ++idx;
+			lua_pushfstring(L, "%s_addr", fd->f->name);
+			lua_rawseti(L, -2, idx);
+		}
+	}
+	lua_rawseti(L, base + W_EV, id);
+	lua_settop(L, top);
+	return ei;
+}
+
+/* Push "sym+0xoff/0xsize" for a kernel address (cached), or the hex address. */
+static void push_symbol(lua_State *L, struct dp_decoder *d, int symtab, unsigned long long addr)
+{
+	const char *name;
+	unsigned long long start;
+	unsigned long size;
+	char buf[512];
+	if (lua_rawgeti(L, symtab, (lua_Integer)addr) != LUA_TNIL)
+		return;
+	lua_pop(L, 1);
+	if (addr && tep_find_function_info(d->tep, addr, &name, &start, &size) && name) {
+		if (size)
+			snprintf(buf, sizeof(buf), "%s+0x%llx/0x%lx", name, addr - start, size);
+		else
+			snprintf(buf, sizeof(buf), "%s+0x%llx", name, addr - start);
+	} else {
+		snprintf(buf, sizeof(buf), "0x%llx", addr);
+	}
+	lua_pushstring(L, buf);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, symtab, (lua_Integer)addr);
+}
+
+static void push_hex(lua_State *L, unsigned long long v)
+{
+	char hex[16];
+	dp_hex16(hex, v);
+	lua_pushlstring(L, hex, 16);
+}
+
+/* The kernel's latency flags column, e.g. "..s1." */
+static void push_flags(lua_State *L, unsigned flags, unsigned pc)
+{
+	char s[6];
+	int nmi = flags & 0x40, hard = flags & 0x08, soft = flags & 0x10;
+	s[0] = (flags & 0x01) ? 'd' : (flags & 0x80) ? 'b' : '.';
+	switch (flags & (0x04 | 0x20)) {
+	case 0x04 | 0x20: s[1] = 'N'; break;
+	case 0x04: s[1] = 'n'; break;
+	case 0x20: s[1] = 'p'; break;
+	default: s[1] = (flags & 0x02) ? 'L' : '.'; break;
+	}
+	s[2] = (nmi && hard) ? 'Z' : nmi ? 'z' : (hard && soft) ? 'H' : hard ? 'h' : soft ? 's' : '.';
+	s[3] = (pc & 0xf) ? "0123456789abcdef"[pc & 0xf] : '.';
+	s[4] = ((pc >> 4) & 0xf) ? "0123456789abcdef"[(pc >> 4) & 0xf] : '.';
+	s[5] = 0;
+	lua_pushlstring(L, s, 5);
+}
+
+/* The comm of pid from the cache or the formats' saved_cmdlines (memory
+ * only: no file is read here). A miss is not cached: the source may learn
+ * the name later (dp_misses, comm.c) and d->missed_pid tells it which. */
+static void push_comm(lua_State *L, struct dp_decoder *d, int commtab, int pid)
+{
+	const char *c;
+	if (lua_rawgeti(L, commtab, pid) != LUA_TNIL)
+		return;
+	lua_pop(L, 1);
+	if (pid == 0) {
+		lua_pushliteral(L, "<idle>");
+	} else if ((c = tep_data_comm_from_pid(d->tep, pid)) && strcmp(c, "<...>") != 0) {
+		lua_pushstring(L, c);
+	} else {
+		lua_pushliteral(L, "<...>");
+		if (!d->from_file) {
+			d->missed_pid = pid;
+			return;
+		}
+	}
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, commtab, pid);
+}
+
+static unsigned long long read_num(struct tep_format_field *f, void *data)
+{
+	unsigned long long v = 0;
+	tep_read_number_field(f, data, &v);
+	return v;
+}
+
+/* Where an array or __data_loc field's bytes are, bounded by the record. */
+static void field_span(struct tep_format_field *f, void *data, int size, int *off, int *len)
+{
+	*off = f->offset;
+	*len = f->size;
+	if (f->flags & TEP_FIELD_IS_DYNAMIC) {
+		unsigned int dl = (unsigned int)read_num(f, data);
+		*off = (int)(dl & 0xffff);
+		*len = (int)(dl >> 16);
+		if (f->flags & TEP_FIELD_IS_RELATIVE)
+			*off += f->offset + f->size;
+	}
+	if (*off < 0 || *len < 0 || *off + *len > size)
+		*off = *len = 0;
+}
+
+/* An address as the kernel's %pI4 / %pI6[c] / %pIS[p][c] prints it. */
+static void push_addr(lua_State *L, const unsigned char *b, int len, int how)
+{
+	char out[INET6_ADDRSTRLEN + 16], ip[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	int v6;
+	const unsigned char *a;
+	if (how & ADDR_SOCK) {
+		unsigned family;
+		if (len < 8) {
+			lua_pushlstring(L, (const char *)b, (size_t)len);
+			return;
+		}
+		family = b[0] | (unsigned)b[1] << 8; /* host order: little endian here */
+		port = (unsigned)b[2] << 8 | b[3];
+		if (family == 2) {
+			v6 = 0;
+			a = b + 4;
+		} else if (family == 10 && len >= 24) {
+			v6 = 1;
+			a = b + 8;
+		} else {
+			lua_pushliteral(L, "(einval)");
+			return;
+		}
+	} else {
+		v6 = (how & ADDR_V6) != 0;
+		a = b;
+		if (len < (v6 ? 16 : 4)) {
+			lua_pushlstring(L, (const char *)b, (size_t)len);
+			return;
+		}
+	}
+	if (!v6) {
+		snprintf(ip, sizeof(ip), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+	} else if ((how & (ADDR_COMPACT | ADDR_SOCK)) && inet_ntop(AF_INET6, a, ip, sizeof(ip))) {
+		/* compressed, as %pI6c (and %pISc) print */
+	} else {
+		snprintf(ip, sizeof(ip), "%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x:%02x%02x",
+			 a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11],
+			 a[12], a[13], a[14], a[15]);
+	}
+	if ((how & ADDR_SOCK) && (how & ADDR_PORT))
+		snprintf(out, sizeof(out), v6 ? "[%s]:%u" : "%s:%u", ip, port);
+	else
+		snprintf(out, sizeof(out), "%s", ip);
+	lua_pushstring(L, out);
+}
+
+/* A kernel_stack entry as a table of frames. */
+static void push_stack(lua_State *L, struct dp_decoder *d, int symtab, void *data, int size)
+{
+	long long n = (long long)read_num(d->stack_size, data);
+	int off = d->stack_caller->offset;
+	if (n < 0 || off + n * 8 > size)
+		n = (size - off) / 8;
+	if (n < 0)
+		n = 0;
+	lua_createtable(L, (int)n, 0);
+	for (long long i = 0; i < n; i++) {
+		unsigned long long a;
+		memcpy(&a, (char *)data + off + i * 8, 8);
+		if (!a)
+			break;
+		push_symbol(L, d, symtab, a);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+}
+
+int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,
+	      int size, unsigned long long ts)
+{
+	struct tep_record rec;
+	struct dp_evinfo *ei;
+	int id, pid;
+	memset(&rec, 0, sizeof(rec));
+	rec.data = data;
+	rec.size = size;
+	rec.ts = ts;
+	rec.cpu = cpu;
+	if (size < d->common_pid->offset + d->common_pid->size)
+		return d->unknown++, DP_DEC_SKIP;
+	id = tep_data_type(d->tep, &rec);
+	if (id == d->stack_id && d->stack_caller) {
+		push_stack(L, d, base + W_SYM, data, size);
+		return DP_DEC_STACK;
+	}
+	ei = id >= 0 && id < d->nbyid ? d->byid[id] : NULL;
+	if (!ei)
+		ei = event_info(L, d, base, id);
+	if (!ei) {
+		d->unknown++;
+		return DP_DEC_SKIP;
+	}
+	lua_rawgeti(L, base + W_EV, id); /* the event's cache */
+	lua_createtable(L, 0, 9);
+	lua_pushvalue(L, base + W_META);
+	lua_setmetatable(L, -2);
+	lua_rawgeti(L, -2, 1);
+	dp_setkey(L, keys, DP_K_NAME);
+	lua_rawgeti(L, -2, 2);
+	dp_setkey(L, keys, DP_K_SYSTEM);
+	pid = (int)read_num(d->common_pid, data);
+	lua_pushinteger(L, pid);
+	dp_setkey(L, keys, DP_K_PID);
+	push_comm(L, d, base + W_COMM, pid);
+	dp_setkey(L, keys, DP_K_COMM);
+	lua_pushinteger(L, cpu);
+	dp_setkey(L, keys, DP_K_CPU);
+	lua_pushnumber(L, (lua_Number)ts / 1e9);
+	dp_setkey(L, keys, DP_K_TS);
+	push_flags(L, (unsigned)read_num(d->common_flags, data),
+		   (unsigned)read_num(d->common_preempt, data));
+	dp_setkey(L, keys, DP_K_FLAGS);
+	lua_createtable(L, 0, ei->nf + 1);
+	for (int i = 0; i < ei->nf; i++) {
+		struct fdesc *fd = &ei->fd[i];
+		unsigned long long v;
+		int off, len;
+		if (fd->f->offset + (fd->f->flags & TEP_FIELD_IS_DYNAMIC ? 4 : fd->f->size) > size)
+			continue; /* a short record: what it has */
+		lua_rawgeti(L, -3, fd->name_idx); /* key */
+		switch (fd->kind) {
+		case FK_STRING:
+		case FK_BYTES:
+			field_span(fd->f, data, size, &off, &len);
+			lua_pushlstring(L, (char *)data + off,
+					fd->kind == FK_STRING ? strnlen((char *)data + off, (size_t)len)
+							      : (size_t)len);
+			break;
+		case FK_ADDR:
+			field_span(fd->f, data, size, &off, &len);
+			push_addr(L, (unsigned char *)data + off, len, fd->addr);
+			break;
+		case FK_ENUM:
+			v = read_num(fd->f, data);
+			lua_rawgeti(L, -4, fd->syms_idx);
+			if (lua_rawgeti(L, -1, (lua_Integer)v) == LUA_TNIL) {
+				lua_pop(L, 1);
+				lua_pushinteger(L, (lua_Integer)v);
+			}
+			lua_remove(L, -2);
+			break;
+		case FK_SYMBOL:
+			v = read_num(fd->f, data);
+			push_symbol(L, d, base + W_SYM, v);
+			lua_rawset(L, -3);
+			lua_rawgeti(L, -3, fd->addr_idx);
+			push_hex(L, v);
+			break;
+		case FK_SIGNED: {
+			long long sv;
+			v = read_num(fd->f, data);
+			switch (fd->f->size) {
+			case 1: sv = (int8_t)v; break;
+			case 2: sv = (int16_t)v; break;
+			case 4: sv = (int32_t)v; break;
+			default: sv = (long long)v; break;
+			}
+			lua_pushinteger(L, (lua_Integer)sv);
+			break;
+		}
+		case FK_UNSIGNED:
+			v = read_num(fd->f, data);
+			if (v > (unsigned long long)LLONG_MAX)
+				push_hex(L, v); /* as text records give it */
+			else
+				lua_pushinteger(L, (lua_Integer)v);
+			break;
+		case FK_POINTER:
+			push_hex(L, read_num(fd->f, data));
+			break;
+		}
+		lua_rawset(L, -3);
+	}
+	dp_setkey(L, keys, DP_K_FIELDS);
+	lua_remove(L, -2); /* the event's cache */
+	return DP_DEC_RECORD;
+}

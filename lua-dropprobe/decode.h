@@ -1,0 +1,59 @@
+/*
+ * decode.h - the decoder: one binary event (libtraceevent's formats) into
+ * one record of the shape in record.h, or a kernel_stack entry into a
+ * stack table. It knows nothing of pipes, files or CPUs' order: a source
+ * hands it events, and gives what it returns to the joiner.
+ */
+#ifndef DROPPROBE_DECODE_H
+#define DROPPROBE_DECODE_H
+
+#include "util.h"
+
+struct tep_handle;
+struct tep_format_field;
+struct dp_evinfo;
+
+struct dp_decoder {
+	struct tep_handle *tep;
+	int own_tep;   /* freed with the decoder (live); a trace.dat's is libtracecmd's */
+	int from_file; /* pids of another time or host: no /proc, no saved_cmdlines */
+	int stack_id;
+	struct tep_format_field *stack_size, *stack_caller;
+	struct tep_format_field *common_pid, *common_flags, *common_preempt;
+	struct dp_evinfo **byid; /* event id -> what decoding it needs */
+	int nbyid;
+	int cache_ref;   /* registry: { ev, sym, comm, over, meta } */
+	int missed_pid;  /* set by dp_decode: the comm of this pid was unknown */
+	long long unknown;
+};
+
+enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };
+
+/*
+ * Set up a decoder over tep; symbols (a stack index, or 0) is
+ * { event = { field = {[n]=name} } } for fields the formats name nothing
+ * for (a kprobe's reason). Returns NULL, or what the formats lack.
+ */
+const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct tep_handle *tep,
+			    int own_tep, int symbols);
+void dp_decoder_free(lua_State *L, struct dp_decoder *d);
+
+/* Push the decoder's working tables for a batch; returns the base index
+ * to pass to dp_decode. dp_decode_end pops them. */
+int dp_decode_begin(lua_State *L, struct dp_decoder *d);
+void dp_decode_end(lua_State *L);
+
+/*
+ * Decode one event: DP_DEC_RECORD (the record pushed), DP_DEC_STACK (the
+ * stack table pushed), DP_DEC_SKIP (an event of no known format, counted;
+ * nothing pushed). keys is the stack index of the keys table.
+ */
+int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,
+	      int size, unsigned long long ts);
+
+/* Push the record metatable of this decoder's records. */
+void dp_decoder_meta(lua_State *L, struct dp_decoder *d);
+/* The commtab of the decoder (pid -> comm) pushed. */
+void dp_decoder_comms(lua_State *L, struct dp_decoder *d);
+
+#endif

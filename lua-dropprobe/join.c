@@ -1,0 +1,201 @@
+/*
+ * join.c - the joiner (see join.h).
+ */
+#include "join.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "record.h"
+
+void dp_join_init(struct dp_join *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->open_ref = LUA_NOREF;
+}
+
+void dp_join_free(struct dp_join *j)
+{
+	free(j->pending);
+	free(j->lost_cpu);
+	free(j->mark_cpu);
+	free(j->read_cpu);
+	free(j->q);
+	dp_join_init(j);
+}
+
+static void *grow(lua_State *L, void *p, size_t elem, int n)
+{
+	void *np = realloc(p, elem * (size_t)n);
+	if (!np)
+		luaL_error(L, "out of memory");
+	return np;
+}
+
+void dp_join_cpus(lua_State *L, struct dp_join *j, int ncpu)
+{
+	if (ncpu <= j->ncpu)
+		return;
+	if (ncpu > 65536)
+		luaL_error(L, "CPU number %d out of range", ncpu - 1);
+	j->pending = grow(L, j->pending, sizeof(int), ncpu);
+	j->lost_cpu = grow(L, j->lost_cpu, sizeof(long long), ncpu);
+	j->mark_cpu = grow(L, j->mark_cpu, sizeof(long long), ncpu);
+	j->read_cpu = grow(L, j->read_cpu, sizeof(long long), ncpu);
+	for (int c = j->ncpu; c < ncpu; c++) {
+		j->pending[c] = LUA_NOREF;
+		j->lost_cpu[c] = j->mark_cpu[c] = j->read_cpu[c] = 0;
+	}
+	j->ncpu = ncpu;
+}
+
+/* A CPU beyond the arrays (a text line's, a file's): room for it, doubling. */
+static inline void have_cpu(lua_State *L, struct dp_join *j, int cpu)
+{
+	if (cpu >= j->ncpu) {
+		int n = j->ncpu ? j->ncpu : 4;
+		while (n <= cpu)
+			n *= 2;
+		dp_join_cpus(L, j, n);
+	}
+}
+
+static void q_room(lua_State *L, struct dp_join *j)
+{
+	size_t ncap;
+	struct dp_qent *nq;
+	if (j->qlen < j->qcap)
+		return;
+	ncap = j->qcap ? j->qcap * 2 : 256;
+	nq = malloc(sizeof(*nq) * ncap);
+	if (!nq)
+		luaL_error(L, "out of memory");
+	for (size_t i = 0; i < j->qlen; i++)
+		nq[i] = j->q[(j->qhead + i) % j->qcap];
+	free(j->q);
+	j->q = nq;
+	j->qhead = 0;
+	j->qcap = ncap;
+}
+
+int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int hold)
+{
+	struct dp_qent *e;
+	int ref;
+	if (cpu < 0)
+		cpu = 0;
+	have_cpu(L, j, cpu);
+	if (j->mark_cpu[cpu]) {
+		lua_pushinteger(L, j->mark_cpu[cpu]);
+		dp_setkey(L, keys, DP_K_LOST_BEFORE);
+		j->mark_cpu[cpu] = 0;
+	}
+	q_room(L, j);
+	ref = luaL_ref(L, refs);
+	e = &j->q[(j->qhead + j->qlen) % j->qcap];
+	e->ref = ref;
+	e->cpu = cpu;
+	j->qlen++;
+	j->nread++;
+	j->read_cpu[cpu]++;
+	/* a record that may get a stack holds the queue until the CPU's next
+	 * entry, or release */
+	j->pending[cpu] = hold ? ref : LUA_NOREF;
+	return ref;
+}
+
+int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int open)
+{
+	int ref;
+	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
+		j->orphan_stacks++;
+		lua_pop(L, 1);
+		return 0;
+	}
+	ref = j->pending[cpu];
+	j->pending[cpu] = LUA_NOREF; /* its stack came */
+	lua_rawgeti(L, refs, ref);
+	lua_insert(L, -2);
+	dp_setkey(L, keys, DP_K_STACK);
+	lua_pop(L, 1);
+	if (open)
+		j->open_ref = ref;
+	return 1;
+}
+
+void dp_join_stack_done(struct dp_join *j)
+{
+	j->open_ref = LUA_NOREF;
+}
+
+void dp_join_lost(lua_State *L, struct dp_join *j, int cpu, long long n)
+{
+	if (cpu < 0)
+		cpu = 0;
+	have_cpu(L, j, cpu);
+	if (n > 0) {
+		j->lost += n;
+		j->lost_cpu[cpu] += n;
+	}
+	/* -1: count unknown (the kernel's overrun counters still count it) */
+	if (n < 0 || j->mark_cpu[cpu] < 0)
+		j->mark_cpu[cpu] = -1;
+	else
+		j->mark_cpu[cpu] += n;
+}
+
+int dp_join_pop(lua_State *L, struct dp_join *j, int refs)
+{
+	int ref, cpu;
+	if (!j->qlen)
+		return 0;
+	ref = j->q[j->qhead].ref;
+	cpu = j->q[j->qhead].cpu;
+	if (ref == j->open_ref || j->pending[cpu] == ref)
+		return 0; /* its stack may still come: records stay in order */
+	j->qhead = (j->qhead + 1) % j->qcap;
+	j->qlen--;
+	lua_rawgeti(L, refs, ref);
+	luaL_unref(L, refs, ref);
+	return 1;
+}
+
+int dp_join_waiting(const struct dp_join *j)
+{
+	if (j->open_ref != LUA_NOREF)
+		return 1;
+	for (int c = 0; c < j->ncpu; c++)
+		if (j->pending[c] != LUA_NOREF)
+			return 1;
+	return 0;
+}
+
+void dp_join_release(struct dp_join *j)
+{
+	for (int c = 0; c < j->ncpu; c++)
+		j->pending[c] = LUA_NOREF;
+	j->open_ref = LUA_NOREF;
+}
+
+void dp_join_stats(lua_State *L, const struct dp_join *j)
+{
+	lua_pushinteger(L, j->nread);
+	lua_setfield(L, -2, "read");
+	lua_pushinteger(L, j->lost);
+	lua_setfield(L, -2, "lost_marked");
+	lua_pushinteger(L, j->orphan_stacks);
+	lua_setfield(L, -2, "orphan_stacks");
+	lua_newtable(L);
+	for (int c = 0; c < j->ncpu; c++)
+		if (j->lost_cpu[c]) {
+			lua_pushinteger(L, j->lost_cpu[c]);
+			lua_rawseti(L, -2, c);
+		}
+	lua_setfield(L, -2, "lost_cpu");
+	lua_newtable(L);
+	for (int c = 0; c < j->ncpu; c++) {
+		lua_pushinteger(L, j->read_cpu[c]);
+		lua_rawseti(L, -2, c);
+	}
+	lua_setfield(L, -2, "read_cpu");
+}

@@ -1,0 +1,39 @@
+/*
+ * record.h - the one shape of a record, whatever read it: a table with
+ * name, system, comm, pid, cpu, ts, flags, fields (named as the event's
+ * format names them), and optionally payload (text sources), stack and
+ * lost_before. Its keys are Lua strings made once (registry
+ * "dropprobe.keys", [0] the base record metatable) and set by index.
+ */
+#ifndef DROPPROBE_RECORD_H
+#define DROPPROBE_RECORD_H
+
+#include "util.h"
+
+enum dp_key {
+	DP_K_NAME = 1, DP_K_SYSTEM, DP_K_COMM, DP_K_PID, DP_K_CPU, DP_K_TS, DP_K_FLAGS,
+	DP_K_PAYLOAD, DP_K_FIELDS, DP_K_STACK, DP_K_LOST_BEFORE, DP_K_MAX
+};
+#define DP_KEYS_REG "dropprobe.keys"
+
+/* t[key k] = value: the value on top, the table under it (popped: value) */
+static inline void dp_setkey(lua_State *L, int keys, int k)
+{
+	lua_rawgeti(L, keys, k);
+	lua_insert(L, -2);
+	lua_rawset(L, -3);
+}
+
+/* Push the keys table (for the duration of a read). */
+int dp_push_keys(lua_State *L);
+
+/* Push a new record metatable for one source: the base metatable's
+ * entries (__tostring, __name) and __order = {} ("system:name" -> field
+ * names in format order), which the source fills so that a record prints
+ * with the formats it was decoded with. */
+void dp_record_meta(lua_State *L);
+
+/* core.Record, the keys table. */
+void dp_record_open(lua_State *L);
+
+#endif

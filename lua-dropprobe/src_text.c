@@ -1,0 +1,141 @@
+/*
+ * src_text.c - records from an instance's trace_pipe, the kernel's text
+ * (non-blocking fd and poll), through the text decoder.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <tracefs.h>
+
+#include "core.h"
+#include "instance.h"
+#include "source.h"
+#include "textdec.h"
+
+struct src_text {
+	int fd;
+	struct dp_instance *inst; /* alive while own.instance holds it */
+	struct dp_textdec td;
+};
+
+/* Records wait for a stack only where a stacktrace trigger may send one. */
+static int holding(struct src_text *s)
+{
+	return !s->inst->closed && s->inst->stack_triggers > 0;
+}
+
+/* 1: read something, 0: nothing there, -1: error */
+static int read_some(lua_State *L, struct src_text *s, struct dp_fill *f)
+{
+	size_t room;
+	char *p = dp_textdec_space(&s->td, &room);
+	ssize_t r;
+	if (!room) { /* a partial line filled the buffer: the decoder drops it */
+		dp_textdec_feed(L, &s->td, f, holding(s), 0);
+		p = dp_textdec_space(&s->td, &room);
+	}
+	r = read(s->fd, p, room);
+	if (r > 0) {
+		dp_textdec_add(&s->td, (size_t)r);
+		dp_textdec_feed(L, &s->td, f, holding(s), DP_TEXT_ENTRIES);
+		return 1;
+	}
+	if (r < 0 && errno != EAGAIN && errno != EINTR)
+		return -1;
+	return 0;
+}
+
+static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
+{
+	struct src_text *s = src;
+	struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+	int r = read_some(L, s, f);
+	if (r)
+		return r > 0 ? DP_FILL_DATA : DP_FILL_EOF;
+	if (poll(&pfd, 1, ms) < 0)
+		return errno == EINTR ? DP_FILL_INTR : DP_FILL_NONE;
+	r = read_some(L, s, f);
+	return r > 0 ? DP_FILL_DATA : r < 0 ? DP_FILL_EOF : DP_FILL_NONE;
+}
+
+static int text_fd(void *src)
+{
+	return ((struct src_text *)src)->fd;
+}
+
+static void text_stats(lua_State *L, void *src)
+{
+	dp_textdec_stats(L, &((struct src_text *)src)->td);
+}
+
+static void text_close(lua_State *L, void *src)
+{
+	struct src_text *s = src;
+	(void)L;
+	if (s->fd >= 0)
+		close(s->fd);
+	dp_textdec_free(&s->td);
+	free(s);
+}
+
+static const struct dp_source_ops text_ops = {
+	.mode = "text",
+	.fill = text_fill,
+	.fd = text_fd,
+	.stats = text_stats,
+	.close = text_close,
+	.max_wait_ms = 1000,
+};
+
+/*
+ * core.text_pipe(inst, { names =, symbols =, formats_dir =, grace = }) -> Pipe
+ * names: event -> system; symbols: event -> { field = {[n]=name} } for
+ * fields whose format names nothing; formats_dir: tracefs, to map printed
+ * labels to field names.
+ */
+static int text_pipe(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	static const char *const opts[] = {"names", "symbols", "formats_dir", "grace", NULL};
+	const char *dir;
+	double grace;
+	struct src_text *s;
+	char msg[256];
+	dp_check_fields(L, 2, opts);
+	dir = dp_opt_string(L, 2, "formats_dir", NULL);
+	grace = dp_opt_number(L, 2, "grace", 0.1);
+	lua_createtable(L, 0, 4);
+	lua_pushvalue(L, 1);
+	lua_setfield(L, -2, "instance");
+	lua_getfield(L, 2, "names");
+	lua_setfield(L, -2, "names");
+	lua_getfield(L, 2, "symbols");
+	lua_setfield(L, -2, "syms");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return luaL_error(L, "out of memory");
+	s->fd = -1;
+	s->inst = in;
+	dp_pipe_new(L, &text_ops, s, -1, grace);
+	if (dp_textdec_init(&s->td, dir, 1) < 0)
+		return dp_pipe_fail(L, -1, "out of memory");
+	s->fd = tracefs_instance_file_open(in->ti, "trace_pipe", O_RDONLY | O_NONBLOCK);
+	if (s->fd < 0) {
+		snprintf(msg, sizeof(msg), "cannot open the instance's trace_pipe: %s",
+			 strerror(errno));
+		return dp_pipe_fail(L, -1, msg);
+	}
+	dp_instance_adopt(L, 1, -1, DP_CHILD_READER, NULL);
+	return 1;
+}
+
+void dp_src_text_open(lua_State *L)
+{
+	lua_pushcfunction(L, text_pipe);
+	lua_setfield(L, -2, "text_pipe");
+}
