@@ -18,7 +18,7 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace \
 	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2
 
-.PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench vmtest
+.PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench vmtest layers
 
 all: build
 
@@ -35,19 +35,41 @@ build/parse_driver: spec/c/parse_driver.c lua-dropprobe/parse.c lua-dropprobe/pa
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -g -o $@ spec/c/parse_driver.c lua-dropprobe/parse.c
 
-# libFuzzer over the text parser, FUZZ_SECONDS long (CI: 60); a crash stops
-# it with a non-zero exit and leaves build/fuzz-crash-* to turn into a fixture
+# the C core's dependency picture from its object files (nm): each file's
+# layer and what it uses; fails on a dependency circle
+OBJ = $(patsubst lua-dropprobe/%.c,build/obj/%.o,$(SRC))
+build/obj/%.o: lua-dropprobe/%.c $(HDR)
+	@mkdir -p build/obj
+	$(CC) $(CFLAGS_W) -O2 -fPIC $(INCS) -c -o $@ $<
+
+layers: $(OBJ)
+	@rm -f $(filter-out $(OBJ),$(wildcard build/obj/*.o))
+	$(LUA) tools/layers.lua build/obj
+
+# libFuzzer over the text parser and over the binary decoder, FUZZ_SECONDS
+# each (CI: 60); a crash stops it with a non-zero exit and leaves
+# build/fuzz-crash-* (or build/fuzz-raw-crash-*) to turn into a fixture
 FUZZ_SECONDS ?= 60
+FUZZ_CC = clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h
 	@mkdir -p build/fuzz-corpus
-	clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c
+	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c
 
-fuzz: build/fuzz_parse
+RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/parse.c \
+	lua-dropprobe/record.c lua-dropprobe/join.c
+build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
+	@mkdir -p build/fuzz-raw-corpus
+	$(FUZZ_CC) $(INCS) -o $@ fuzz/fuzz_raw.c $(RAW_SRC) -llua$(LUA_VERSION) -ltraceevent
+
+fuzz: build/fuzz_parse build/fuzz_raw
 	@echo "fuzzing the text parser for $(FUZZ_SECONDS) s (log: build/fuzz.log)"
 	@build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz- \
 		build/fuzz-corpus spec/fixtures spec/fixtures/fuzz > build/fuzz.log 2>&1; \
 		rc=$$?; tail -n 3 build/fuzz.log; exit $$rc
+	@echo "fuzzing the binary decoder for $(FUZZ_SECONDS) s (log: build/fuzz-raw.log)"
+	@build/fuzz_raw -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz-raw- \
+		build/fuzz-raw-corpus fuzz/corpus-raw > build/fuzz-raw.log 2>&1; \
+		rc=$$?; tail -n 3 build/fuzz-raw.log; exit $$rc
 
 # the specs against a module built with AddressSanitizer and UBSan (the
 # sanitizer runtime preloaded into lua5.4); any report aborts the run
@@ -82,7 +104,7 @@ deps:
 # everything CI checks; the specs run last: on this host, then the live
 # specs on Debian 12's 6.1 and 6.12 kernels under qemu (tools/testall), so
 # that one "N passed, N failed" line over all three closes the output
-test: deps build lint
+test: deps build lint layers
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory sanitize
 	$(MAKE) --no-print-directory valgrind

@@ -1,7 +1,9 @@
 /*
  * fuzz_parse.c - libFuzzer target over the text trace parser (parse.c):
  * any bytes, split into lines as the reader splits them, every line parsed
- * and every payload pair walked. Crashes and sanitizer reports are findings;
+ * every payload pair walked, and every payload matched against two print
+ * formats' literal text (kfree_skb's, icmp_send's) as the text decoder
+ * matches them. Crashes and sanitizer reports are findings;
  * each one found becomes a fixture in spec/fixtures/.
  */
 #include <stddef.h>
@@ -11,6 +13,26 @@
 #include "../lua-dropprobe/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SP(s) {s, sizeof(s) - 1}
+static const struct dp_span kfree_lits[] = {SP("skbaddr="), SP(" rx_sk="), SP(" protocol="),
+					     SP(" location="), SP(" reason: ")};
+static const struct dp_span icmp_lits[] = {SP("icmp_send: type="), SP(", code="), SP(". From "),
+					    SP(":"), SP(" to "), SP(":"), SP(" ulen="),
+					    SP(" skbaddr=")};
+
+static void match(struct dp_span payload, const struct dp_span *lits, int n, struct dp_span tail)
+{
+	struct dp_span vals[16];
+	unsigned long long u;
+	if (!dp_template_match(payload, lits, n, tail, vals))
+		return;
+	for (int i = 0; i < n; i++) {
+		if (vals[i].p < payload.p || vals[i].p + vals[i].n > payload.p + payload.n)
+			__builtin_trap();
+		(void)dp_span_hex(vals[i], &u);
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -41,6 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				}
 				if (pos > ln.payload.n)
 					__builtin_trap();
+				match(ln.payload, kfree_lits, 5, (struct dp_span)SP(""));
+				match(ln.payload, icmp_lits, 8, (struct dp_span)SP(""));
 			} else if (k == DP_LINE_FRAME) {
 				if (ln.frame.p + ln.frame.n > s + i)
 					__builtin_trap();
