@@ -138,8 +138,9 @@ static int pipe_close(lua_State *L)
 int dp_pipe_fail(lua_State *L, int idx, const char *msg)
 {
 	struct dp_pipe *p = luaL_checkudata(L, idx, DP_PIPE_MT);
+	idx = lua_absindex(L, idx);
 	lua_pushstring(L, msg); /* msg may live in what close frees */
-	pipe_close_at(L, p, lua_absindex(L, idx));
+	pipe_close_at(L, p, idx);
 	return lua_error(L);
 }
 

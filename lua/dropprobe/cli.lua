@@ -62,15 +62,32 @@ local function parser()
   return p
 end
 
-local function json() return require "cjson" end
+-- JSON through lua-cjson. It writes an empty table as {}; Debian's 2.1.0
+-- has no empty-array marker, so lists that may be empty are marked with a
+-- metatable the encoder hook below turns into [] (see as_list).
+local cjson = require "cjson"
+local LIST = {}
 
--- lua-cjson writes an empty table as {}: the lists in reports stay lists
-local function encode_list(list)
-  return #list > 0 and json().encode(list) or "[]"
+-- a list to encode as [] when empty
+local function as_list(t)
+  return setmetatable(t, LIST)
 end
 
-local function encode_map(map)
-  return next(map) and json().encode(map) or "{}"
+local EMPTY = "__dropprobe_empty_list__"
+local function mark(v)
+  if type(v) ~= "table" then return v end
+  if getmetatable(v) == LIST and next(v) == nil then return EMPTY end
+  local out = {}
+  for k, x in pairs(v) do out[k] = mark(x) end
+  return out
+end
+
+local function encode(v)
+  return (cjson.encode(mark(v)):gsub('"' .. EMPTY .. '"', "[]"))
+end
+
+local function json_line(v)
+  io.write(encode(v), "\n")
 end
 
 local function lost_note(n)
@@ -88,9 +105,9 @@ function cmds.reasons(dp, args)
   for k in pairs(r) do if math.type(k) == "integer" then nums[#nums + 1] = k end end
   table.sort(nums)
   if args.json then
-    local out = {}
-    for _, n in ipairs(nums) do out[#out + 1] = '{"number":' .. n .. ',"name":' .. json().encode(r[n]) .. '}' end
-    print('{"reasons":[' .. table.concat(out, ",") .. "]}")
+    local out = as_list{}
+    for _, n in ipairs(nums) do out[#out + 1] = { number = n, name = r[n] } end
+    json_line{ reasons = out }
   else
     if #nums == 0 then print("this kernel's skb:kfree_skb has no drop reasons (before 5.17)") end
     for _, n in ipairs(nums) do print(string.format("%4d  %s", n, r[n])) end
@@ -98,24 +115,17 @@ function cmds.reasons(dp, args)
   return 0
 end
 
-function cmds.watch(dp, args)
-  local inst <close> = dp.instance{ buffer_kb = dp.DEFAULTS.buffer_kb }
-  local ev = inst:event("skb:kfree_skb")
-  local cond = args.filter or dp.drop_condition()
-  ev:filter(cond)
-  if args.stack then ev:trigger(dp.trigger_if("stacktrace", cond)) end
-  ev:enable()
-  local pipe <close> = inst:pipe{ mode = args.mode }
+function cmds.watch(_, args)
+  local hunt = require "dropprobe.hunt"
+  local h <close> = hunt.open{ condition = args.filter, stacks = args.stack, mode = args.mode }
   local n = 0
-  dp.each(pipe, { duration = args.duration }, function(rec)
+  h:run({ duration = args.duration }, function(rec)
     if rec.name ~= "kfree_skb" then return end
     n = n + 1
     local reason, location = tostring(rec.fields.reason), tostring(rec.fields.location)
     if args.json then
-      local t = { name = rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
-        reason = reason, location = location, stack = rec.stack }
-      if rec.lost_before then t.lost_before = rec.lost_before end
-      io.write(json().encode(t), "\n")
+      json_line{ name = rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
+        reason = reason, location = location, stack = rec.stack, lost_before = rec.lost_before }
     else
       io.write(("%.6f cpu%d %s/%d %s %s\n"):format(rec.ts, rec.cpu, rec.comm, rec.pid, reason, location))
       if rec.lost_before then io.write(("  (%d events lost before this one)\n"):format(rec.lost_before)) end
@@ -123,8 +133,7 @@ function cmds.watch(dp, args)
     end
     io.stdout:flush()
   end)
-  local st = pipe:stats()
-  io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(n, st.lost))
+  io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(n, h:totals().lost))
   return 0
 end
 
@@ -133,9 +142,8 @@ function cmds.stacks(_, args)
   local report = recipe.run{ filter = args.filter, limit = args.limit, duration = args.duration,
     mode = args.mode }
   if args.json then
-    print(('{"stacks":%s,"matched":%d,"with_stack":%d,"sampled":%s,"lost":%d}'):format(
-      encode_list(report.stacks), report.matched, report.with_stack, tostring(report.sampled),
-      report.lost))
+    json_line{ stacks = as_list(report.stacks), matched = report.matched,
+      with_stack = report.with_stack, sampled = report.sampled, lost = report.lost }
   elseif args.folded then
     for _, l in ipairs(recipe.folded(report)) do print(l) end
   else
@@ -149,8 +157,9 @@ function cmds.ports(_, args)
   local recipe = require "dropprobe.recipes.ports"
   local report = recipe.run{ filter = args.filter, duration = args.duration, mode = args.mode }
   if args.json then
-    print(('{"ports":%s,"unattributed":%s,"lost":%d}'):format(encode_list(report.ports),
-      encode_map(report.unattributed), report.lost))
+    local j = recipe.json(report)
+    j.ports = as_list(j.ports)
+    json_line(j)
   else
     io.write(recipe.format(report))
   end
@@ -169,12 +178,11 @@ end
 function cmds.doctor(dp, args)
   local checks = dp.doctor()
   if args.json then
-    local out = {}
+    local out = as_list{}
     for _, c in ipairs(checks) do
-      out[#out + 1] = ('{"name":%s,"ok":%s,"detail":%s%s}'):format(json().encode(c.name),
-        tostring(c.ok), json().encode(c.detail or ""), c.fix and (',"fix":' .. json().encode(c.fix)) or "")
+      out[#out + 1] = { name = c.name, ok = c.ok, detail = c.detail or "", fix = c.fix }
     end
-    print('{"checks":[' .. table.concat(out, ",") .. "]}")
+    json_line{ checks = out }
   else
     for _, c in ipairs(checks) do
       print(("%-22s %-4s %s"):format(c.name, c.ok and "yes" or "NO", c.detail or ""))

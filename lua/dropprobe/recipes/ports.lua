@@ -21,13 +21,15 @@
 -- local report = ports.run{ duration = 10 }
 -- io.write(ports.format(report))
 local dp = require "dropprobe"
+local hunt = require "dropprobe.hunt"
 
 local M = {}
 
 -- the reasons of a failed UDP enqueue (udp_fail_queue_rcv_skb's drop)
 local QUEUE_REASONS = { SOCKET_RCVBUFF = true, PROTO_MEM = true, SOCKET_BACKLOG = true, NOMEM = true }
 
-M.EVENTS = { "skb:kfree_skb", "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
+-- the events that carry ports, read beside the drops
+M.EVENTS = { "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
 
 -- the port of an address as the kernel prints %pISpc: "127.0.0.1:9", "[::1]:9"
 local function port_of(addr)
@@ -58,13 +60,8 @@ end
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready", "progress", "every" },
     "ports.run")
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
-  for _, name in ipairs(M.EVENTS) do
-    local ok, ev = pcall(inst.event, inst, name)
-    if ok then ev:enable() elseif name == "skb:kfree_skb" then error(ev, 2) end
-  end
-  inst:event("skb:kfree_skb"):filter(opts.filter or dp.drop_condition())
-  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
+  local h <close> = hunt.open{ condition = opts.filter, events = M.EVENTS, mode = opts.mode,
+    buffer_kb = opts.buffer_kb }
 
   -- per CPU: the last skbaddr event; a pending udp fail; the last drop if
   -- nothing explained it (its reason)
@@ -81,7 +78,7 @@ function M.run(opts)
     c.count = c.count + 1
     report.attributed = report.attributed + 1
   end
-  report.ended = dp.each(pipe, opts, function(rec)
+  report.ended = h:run(opts, function(rec)
     local cpu = rec.cpu
     if rec.name ~= "kfree_skb" then
       local proto, port = explain(rec)
@@ -133,7 +130,7 @@ function M.run(opts)
     if x.port ~= y.port then return x.port < y.port end
     return x.reason < y.reason
   end)
-  local st = pipe:stats()
+  local st = h:totals()
   report.ports, report.unattributed, report.lost, report.read = list, unattributed, st.lost, st.read
   return report
 end

@@ -10,6 +10,7 @@
 -- local report = stacks.run{ filter = "reason == NO_SOCKET", duration = 10 }
 -- io.write(stacks.format(report))
 local dp = require "dropprobe"
+local hunt = require "dropprobe.hunt"
 
 local M = {}
 
@@ -28,20 +29,15 @@ end
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "limit", "duration", "idle", "mode", "buffer_kb",
     "ready", "progress", "every" }, "stacks.run")
-  local cond = opts.filter or dp.drop_condition()
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
   end
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
-  local ev = inst:event("skb:kfree_skb")
-  ev:filter(cond)
-  ev:trigger(dp.trigger_if(opts.limit and ("stacktrace:" .. opts.limit) or "stacktrace", cond))
-  ev:enable()
-  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
+  local h <close> = hunt.open{ condition = opts.filter, stacks = opts.limit or true,
+    mode = opts.mode, buffer_kb = opts.buffer_kb }
 
   local byKey, list = {}, {}
-  local report = { matched = 0, with_stack = 0, filter = cond or "every drop", stacks = list }
-  report.ended = dp.each(pipe, opts, function(rec)
+  local report = { matched = 0, with_stack = 0, filter = h.condition or "every drop", stacks = list }
+  report.ended = h:run(opts, function(rec)
     if rec.name ~= "kfree_skb" then return end
     report.matched = report.matched + 1
     if not rec.stack then return end
@@ -59,7 +55,7 @@ function M.run(opts)
     local r = tostring(rec.fields.reason)
     s.reasons[r] = (s.reasons[r] or 0) + 1
   end)
-  local st = pipe:stats()
+  local st = h:totals()
   report.lost, report.read = st.lost, st.read
   report.sampled = report.with_stack < report.matched
   table.sort(list, function(a, b) return a.count > b.count end)

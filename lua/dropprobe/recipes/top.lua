@@ -4,6 +4,7 @@
 -- @module dropprobe.recipes.top
 -- @usage require("dropprobe.recipes.top").run{ interval = 1, duration = 30 }
 local dp = require "dropprobe"
+local hunt = require "dropprobe.hunt"
 
 local M = {}
 
@@ -68,43 +69,22 @@ function M.run(opts)
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local inst <close> = dp.instance{ buffer_kb = opts.buffer_kb or dp.DEFAULTS.buffer_kb }
-  local ev = inst:event("skb:kfree_skb")
-  ev:filter(opts.filter or dp.drop_condition())
-  ev:enable()
-  local pipe <close> = inst:pipe{ mode = opts.mode or dp.DEFAULTS.mode }
+  local h <close> = hunt.open{ condition = opts.filter, mode = opts.mode, buffer_kb = opts.buffer_kb }
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0 }
   local t0 = dp.now()
   local last = t0
-  local next_tick = t0 + interval
-  local deadline = opts.duration and t0 + opts.duration
-  if opts.ready then opts.ready() end
-  while true do
-    local now = dp.now()
-    local wait = next_tick - now
-    if deadline and deadline - now < wait then wait = deadline - now end
-    local rec, why = pipe:read(wait > 0 and wait or 0)
-    if rec then
-      if rec.name == "kfree_skb" then
-        state.drops, state.tick = state.drops + 1, state.tick + 1
-        bump(state.reasons, tostring(rec.fields.reason))
-        bump(state.locations, sym(rec.fields.location))
-      end
-    elseif why ~= "timeout" then
-      break
-    end
-    now = dp.now()
-    local done = deadline and now >= deadline
-    if now >= next_tick or done then
-      state.lost = pipe:stats().lost
-      state.elapsed = now - t0
-      draw(out, tty, state, now - last, opts.rows or 10)
-      last = now
-      next_tick = now + interval
-    end
-    if done then break end
-  end
-  state.lost = pipe:stats().lost
+  h:run({ duration = opts.duration, ready = opts.ready, tick = interval, on_tick = function(now)
+    state.lost = h:totals().lost
+    state.elapsed = now - t0
+    draw(out, tty, state, math.max(now - last, 1e-3), opts.rows or 10)
+    last = now
+  end }, function(rec)
+    if rec.name ~= "kfree_skb" then return end
+    state.drops, state.tick = state.drops + 1, state.tick + 1
+    bump(state.reasons, tostring(rec.fields.reason))
+    bump(state.locations, sym(rec.fields.location))
+  end)
+  state.lost = h:totals().lost
   return state
 end
 

@@ -1,0 +1,96 @@
+--- What every drop hunt opens and runs, in one place: a private instance
+-- with its events, the condition as the drop event's filter (and, for
+-- stacks, as the condition of its stacktrace trigger: the kernel runs
+-- triggers before, and regardless of, the filter), one reader; then the
+-- read loop with `duration`, `idle` and a periodic tick; then the loss,
+-- totalled. The recipes and the CLI are this plus what they count.
+-- @module dropprobe.hunt
+-- @usage
+-- local hunt = require "dropprobe.hunt"
+-- local h <close> = hunt.open{ stacks = true }
+-- h:run({ duration = 10 }, function(rec) print(rec) end)
+-- print(h:totals().lost)
+local util = require "dropprobe.util"
+local format = require "dropprobe.format"
+local instance = require "dropprobe.instance"
+local pipe = require "dropprobe.pipe"
+
+local M = {}
+
+--- What a hunt uses unless told otherwise: a per-CPU ring buffer of
+-- `buffer_kb`, read in `mode`, and the drop event. The condition's default
+-- is `dp.drop_condition()` (every drop, in this kernel's names).
+-- @table DEFAULTS
+M.DEFAULTS = { buffer_kb = 8192, mode = "raw", drop_event = "skb:kfree_skb" }
+
+local Hunt = {}
+Hunt.__index = Hunt
+
+--- Open a hunt.
+-- @tparam[opt] table opts `condition` (which drops; reason names allowed;
+-- default every drop), `stacks` (true: a stack for each matching drop; N: for
+-- the first N), `events` (more events to read beside the drop event, each
+-- enabled where this kernel has it), `mode` ("raw" or "text"), `buffer_kb`
+-- @treturn Hunt with `inst`, `pipe`, `condition`; close it (or `<close>`)
+-- @raise not root, no tracefs, a refused condition
+function M.open(opts)
+  opts = util.check_options(opts, { "condition", "stacks", "events", "mode", "buffer_kb" },
+    "hunt.open")
+  local cond = opts.condition
+  if cond == nil then cond = format.drop_condition() end
+  if opts.stacks ~= nil and opts.stacks ~= true and opts.stacks ~= false
+      and (math.type(opts.stacks) ~= "integer" or opts.stacks < 1) then
+    error("hunt.open: stacks is true, false or a whole number of stacks >= 1", 2)
+  end
+  local h = setmetatable({ condition = cond }, Hunt)
+  h.inst = instance.instance{ buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb }
+  local ok, err = pcall(function()
+    local ev = h.inst:event(M.DEFAULTS.drop_event)
+    if cond then ev:filter(cond) end
+    if opts.stacks then
+      local spec = opts.stacks == true and "stacktrace" or ("stacktrace:" .. opts.stacks)
+      ev:trigger(format.trigger_if(spec, cond))
+    end
+    ev:enable()
+    for _, name in ipairs(opts.events or {}) do
+      local found, other = pcall(h.inst.event, h.inst, name)
+      if found then other:enable() end -- a kernel without it: counted as unexplained
+    end
+    h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode }
+  end)
+  if not ok then
+    h.inst:close()
+    error(err, 2)
+  end
+  return h
+end
+
+--- Read until `duration`, `idle`, a signal or the end, calling fn with each
+-- record. See `dropprobe.pipe.each` for opts (`duration`, `idle`, `tick`,
+-- `on_tick`, `ready`, `progress`, `every`); other keys are ignored, so a
+-- recipe can pass its own options through.
+-- @function Hunt:run
+-- @treturn string why it ended
+function Hunt:run(opts, fn)
+  return pipe.each(self.pipe, {
+    duration = opts.duration, idle = opts.idle, tick = opts.tick, on_tick = opts.on_tick,
+    ready = opts.ready, progress = opts.progress, every = opts.every,
+  }, fn)
+end
+
+--- What was read and lost so far (`Pipe:stats()`).
+-- @function Hunt:totals
+-- @treturn table `{ read=, lost=, ... }`
+function Hunt:totals()
+  return self.pipe:stats()
+end
+
+--- Close the reader and the instance (everything the hunt set is removed).
+-- @function Hunt:close
+function Hunt:close()
+  if self.pipe then self.pipe:close() end
+  self.inst:close()
+end
+Hunt.__close = Hunt.close
+
+return M

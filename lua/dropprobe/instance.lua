@@ -1,0 +1,188 @@
+--- The methods of Instance and Event that are easier in Lua: events by
+-- "system:name", reason names in filters and triggers, readers.
+-- @module dropprobe.instance
+local core = require "dropprobe.core"
+local util = require "dropprobe.util"
+local check_options = util.check_options
+local fmt = string.format
+local format = require "dropprobe.format"
+local pipe = require "dropprobe.pipe"
+local event_symbols, translate = format.event_symbols, format.translate
+local records_iter = pipe.records_iter
+local Instance, Event = core.Instance, core.Event
+
+local M = {}
+
+--- Set the event's filter (an ftrace filter expression), or clear it with nil.
+-- Reason names become this kernel's numbers (`reason == NO_SOCKET`).
+-- A refused filter raises with the kernel's own words and leaves the
+-- previous filter in force.
+-- @function Event:filter
+-- @tparam string|nil expr
+-- @return the event
+function Event:filter(expr)
+  if expr ~= nil then
+    core.check_command(expr, "filter")
+    local ok, t = pcall(translate, expr, event_symbols(self), "filter")
+    if not ok then error(t, 2) end
+    expr = t
+  end
+  self:_filter(expr)
+  return self
+end
+
+--- Add a trigger: `stacktrace`, `stacktrace:N`, `traceon`, `traceoff`,
+-- `enable_event:sys:ev`, each with an optional `if <filter>`. Reason names
+-- are allowed in the condition. Removed again when the instance closes.
+-- @function Event:trigger
+-- @tparam string spec
+-- @return the event
+function Event:trigger(spec)
+  core.check_command(spec, "trigger")
+  local head, cond = spec:match("^(.-)%s+if%s+(.*)$")
+  if head then
+    local ok, t = pcall(translate, cond, event_symbols(self), "trigger")
+    if not ok then error(t, 2) end
+    spec = head .. " if " .. t
+  end
+  self:_trigger(spec)
+  return self
+end
+
+--- The event's fields (from its format): `{ {name=, type=, offset=, size=, signed=}, ... }`
+-- without the common_ fields.
+-- @function Event:fields
+-- @treturn table
+function Event:fields()
+  local f = core.parse_format(self:read_file("format"))
+  local out = {}
+  for _, fld in ipairs(f.fields) do
+    if not fld.common then out[#out + 1] = fld end
+  end
+  return out
+end
+
+-- names of the events an instance uses: name -> system, for text records;
+-- and name -> Event, for the symbol tables of their fields
+local inst_names = setmetatable({}, { __mode = "k" })
+local inst_events = setmetatable({}, { __mode = "k" })
+
+--- An event of this instance: `inst:event("skb:kfree_skb")` or
+-- `inst:event("skb", "kfree_skb")`. The same event twice is the same object.
+-- @function Instance:event
+-- @tparam string system "sys:name", or the system
+-- @tparam[opt] string name
+-- @treturn Event
+-- @raise unknown event
+function Instance:event(system, name)
+  if getmetatable(system) == core.KprobeMT then
+    -- a kprobe: into the kernel if it is not yet, then its event here; the
+    -- instance removes the probe after its own events on close
+    local kp = system
+    if not kp:is_created() then kp:create() end
+    self:_hold(kp)
+    system, name = kp:event_name()
+  elseif name == nil then
+    if type(system) ~= "string" then
+      error("inst:event: give \"system:event\" or (system, event)", 2)
+    end
+    core.check_command(system, "event")
+    local s, n = system:match("^([^:]+):([^:]+)$")
+    if not s then
+      error(fmt("inst:event: '%s' is not \"system:event\" (e.g. \"skb:kfree_skb\")", system), 2)
+    end
+    system, name = s, n
+  end
+  local ev = core.event(self, system, name)
+  local names = inst_names[self]
+  if not names then names = {} inst_names[self] = names end
+  names[name] = system
+  local evs = inst_events[self]
+  if not evs then evs = {} inst_events[self] = evs end
+  evs[name] = ev
+  return ev
+end
+
+--- Set this instance's tracer (never the top level's), e.g. the function
+-- tracer on `__kfree_skb` as in the seed. The function filter is written
+-- first: where the kernel refuses it (EPERM under lockdown) nothing changes.
+-- Back to `nop`, filter cleared, on close.
+-- @function Instance:tracer
+-- @tparam string name "function", "nop", ...
+-- @tparam[opt] table opts `filter = { "__kfree_skb", ... }`
+-- @return the instance
+function Instance:tracer(name, opts)
+  opts = check_options(opts, { "filter" }, "inst:tracer")
+  local filter
+  if opts.filter ~= nil then
+    if type(opts.filter) ~= "table" or #opts.filter == 0 then
+      error("inst:tracer: filter is a list of function names", 2)
+    end
+    for _, f in ipairs(opts.filter) do
+      if type(f) ~= "string" or not f:match("^[%w_.*:!]+$") then
+        error(fmt("inst:tracer: bad function name %q in filter", tostring(f)), 2)
+      end
+    end
+    filter = table.concat(opts.filter, " ")
+  end
+  self:_tracer(name, filter)
+  return self
+end
+
+--- A reader of this instance's records.
+-- @function Instance:pipe
+-- @tparam[opt] table opts `mode` ("text" or "raw", default "text"), `grace`
+-- (seconds a record waits for its stack, default 0.1)
+-- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
+function Instance:pipe(opts)
+  opts = check_options(opts, { "mode", "grace", "buffer_percent" }, "inst:pipe")
+  local names = inst_names[self]
+  if not names then names = {} inst_names[self] = names end
+  local systems, seen = {}, {}
+  for _, sys in pairs(names) do
+    if not seen[sys] then seen[sys] = true systems[#systems + 1] = sys end
+  end
+  -- names for the fields whose format has none (a kprobe's reason)
+  local symbols = {}
+  for name, ev in pairs(inst_events[self] or {}) do
+    local _, named = event_symbols(ev)
+    if named and next(named) then symbols[name] = named end
+  end
+  local mode = opts.mode or "text"
+  if mode == "raw" then
+    return core.raw_pipe(self, { grace = opts.grace, systems = systems,
+      buffer_percent = opts.buffer_percent, symbols = symbols })
+  elseif mode == "text" then
+    local ok, dir = pcall(core.tracefs)
+    return core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,
+      formats_dir = ok and dir or nil })
+  end
+  error(fmt("inst:pipe: bad mode '%s' (text or raw)", tostring(mode)), 2)
+end
+
+--- Iterate over this instance's records.
+-- The loop ends after `timeout` seconds without a record (nil: waits), after
+-- `limit` records, or after `duration` seconds; breaking out of it closes the
+-- pipe (the fourth value is a to-be-closed pipe).
+-- @function Instance:records
+-- @tparam[opt] table opts `mode`, `timeout`, `limit`, `duration`, `grace`
+-- @usage for rec in inst:records{ mode = "raw", timeout = 2 } do print(rec) end
+function Instance:records(opts)
+  opts = check_options(opts, { "mode", "timeout", "limit", "duration", "grace",
+    "buffer_percent" }, "inst:records")
+  local p = self:pipe{ mode = opts.mode, grace = opts.grace, buffer_percent = opts.buffer_percent }
+  return records_iter(p, opts, "inst:records")
+end
+
+--- A private tracefs instance (its own ring buffer), removed with
+-- everything in it on close, `<close>` or garbage collection.
+-- @tparam[opt] table opts `name` (default `dropprobe-<pid>-<n>`), `buffer_kb`
+-- (per CPU), `clock` (default "mono")
+-- @treturn Instance
+-- @raise not root, tracefs missing, bad name, existing instance
+function M.instance(opts)
+  opts = check_options(opts, { "name", "buffer_kb", "clock" }, "dp.instance")
+  return core.instance(opts)
+end
+
+return M

@@ -1,0 +1,181 @@
+--- Reading records: the loop the recipes share, what was read and lost,
+-- saved traces (text or trace.dat).
+-- @module dropprobe.pipe
+local core = require "dropprobe.core"
+local util = require "dropprobe.util"
+local readfile = util.readfile
+local check_options = util.check_options
+local fmt = string.format
+local Pipe = core.Pipe
+
+local M = {}
+
+function M.records_iter(pipe, opts, what)
+  local limit, timeout = opts.limit, opts.timeout
+  if limit ~= nil and (math.type(limit) ~= "integer" or limit < 0) then
+    error(what .. ": limit must be a whole number >= 0", 3)
+  end
+  if timeout ~= nil and (type(timeout) ~= "number" or timeout < 0) then
+    error(what .. ": timeout must be a number of seconds >= 0", 3)
+  end
+  if opts.duration ~= nil and (type(opts.duration) ~= "number" or opts.duration < 0) then
+    error(what .. ": duration must be a number of seconds >= 0", 3)
+  end
+  local deadline = opts.duration and core.now() + opts.duration
+  local n = 0
+  local function iter(p)
+    if limit and n >= limit then return nil end
+    local wait = timeout
+    if deadline then
+      local left = deadline - core.now()
+      if left <= 0 then return nil end
+      if not wait or left < wait then wait = left end
+    end
+    local rec = p:read(wait)
+    if rec then n = n + 1 end
+    return rec
+  end
+  return iter, pipe, nil, pipe
+end
+local records_iter = M.records_iter
+
+local function cpu_stats(inst)
+  local out = {}
+  local cpu = 0
+  while true do
+    local s = inst:read_file(fmt("per_cpu/cpu%d/stats", cpu))
+    if not s then break end
+    out[cpu] = {
+      entries = tonumber(s:match("entries:%s*(%d+)")) or 0,
+      overrun = tonumber(s:match("\noverrun:%s*(%d+)") or s:match("^overrun:%s*(%d+)")) or 0,
+      dropped = tonumber(s:match("dropped events:%s*(%d+)")) or 0,
+    }
+    cpu = cpu + 1
+  end
+  return out
+end
+
+--- Read a pipe until a time limit, a quiet spell or a signal, calling fn
+-- for each record. The loop the recipes share (through `dropprobe.hunt`).
+-- @tparam Pipe pipe
+-- @tparam table opts `duration` (seconds in all), `idle` (end after that many
+-- seconds without a record), `tick` and `on_tick` (on_tick(now) every tick
+-- seconds, records or not, and once at the end), `ready` (called once,
+-- before the first read), `progress` (called with the count every `every`
+-- records, default 100000)
+-- @tparam function fn called with each record
+-- @treturn string why it ended: "duration", "idle", "interrupted", "eof"
+function M.each(pipe, opts, fn)
+  local now = core.now()
+  local deadline = opts.duration and now + opts.duration
+  local tick, on_tick = opts.tick, opts.on_tick
+  local next_tick = tick and now + tick
+  local progress, every, n = opts.progress, opts.every or 100000, 0
+  local function ended(why)
+    if on_tick then on_tick(core.now()) end
+    return why
+  end
+  if opts.ready then opts.ready() end
+  while true do
+    now = core.now()
+    if next_tick and now >= next_tick then
+      on_tick(now)
+      next_tick = now + tick
+    end
+    local wait = opts.idle or 0.25
+    local whole = true -- a quiet spell of the whole idle time
+    if deadline then
+      local left = deadline - now
+      if left <= 0 then return ended("duration") end
+      if left < wait then wait, whole = left, false end
+    end
+    if next_tick and next_tick - now < wait then wait, whole = math.max(0, next_tick - now), false end
+    local rec, why = pipe:read(wait)
+    if rec then
+      fn(rec)
+      if progress then
+        n = n + 1
+        if n % every == 0 then progress(n) end
+      end
+    elseif why == "timeout" then
+      if opts.idle and whole then return ended("idle") end
+    else
+      return ended(why)
+    end
+  end
+end
+
+--- What the pipe read and what was lost.
+-- `lost` is never silent: per CPU it is the larger of what the reader saw
+-- marked lost and the ring buffer's overrun counter, plus events the kernel
+-- dropped when the buffer was full (overwrite off).
+-- @function Pipe:stats
+-- @treturn table `{ read=, lost=, lost_marked=, overrun=, dropped=, per_cpu={[cpu]={...}}, ... }`
+function Pipe:stats()
+  local s = self:_stats()
+  local inst = self:instance()
+  s.overrun, s.dropped = 0, 0
+  s.per_cpu = {}
+  local lost = 0
+  local kernel = (inst and not inst:is_closed()) and cpu_stats(inst) or {}
+  local marked = s.lost_cpu or {}
+  local seen = {}
+  for cpu, k in pairs(kernel) do seen[cpu] = true
+    s.overrun = s.overrun + k.overrun
+    s.dropped = s.dropped + k.dropped
+  end
+  for cpu in pairs(marked) do seen[cpu] = true end
+  for cpu in pairs(seen) do
+    local k = kernel[cpu] or { overrun = 0, dropped = 0 }
+    local m = marked[cpu] or 0
+    local l = math.max(m, k.overrun) + k.dropped
+    s.per_cpu[cpu] = { lost = l, marked = m, overrun = k.overrun, dropped = k.dropped,
+      read = s.read_cpu and s.read_cpu[cpu] or nil }
+    lost = lost + l
+  end
+  s.lost = lost
+  s.lost_cpu = nil
+  return s
+end
+
+--- Records from a saved trace: the text of `trace`/`trace_pipe`, parsed by
+-- the same C parser as live text mode (or a trace-cmd `trace.dat`, where
+-- supported).
+-- @tparam string path
+-- @tparam[opt] table opts `limit`: stop after that many records
+-- @treturn function iterator, plus the to-be-closed reader
+-- @usage for rec in dp.open("saved-trace.txt") do print(rec.fields.reason) end
+function M.open(path, opts)
+  opts = check_options(opts, { "limit" }, "dp.open")
+  local f = io.open(path, "rb")
+  if not f then
+    local _, err = io.open(path, "rb")
+    error(fmt("dp.open: cannot open '%s': %s", tostring(path), err), 2)
+  end
+  local magic = f:read(10) or ""
+  f:close()
+  local p
+  if magic:sub(1, 3) == "\23\8\68" and magic:sub(4, 10) == "tracing" and core.open_dat then
+    p = core.open_dat(path)
+  else
+    local ok, dir = pcall(core.tracefs)
+    p = core.open_text(path, { names = M.known_names(), formats_dir = ok and dir or nil })
+  end
+  return records_iter(p, opts, "dp.open")
+end
+
+-- name -> system of every event this kernel knows, when tracefs is readable
+function M.known_names()
+  local ok, dir = pcall(core.tracefs)
+  if not ok then return nil end
+  local text = readfile(dir .. "/available_events")
+  if not text then return nil end
+  local names = {}
+  for sys, name in text:gmatch("([^:\n]+):([^\n]+)") do
+    if names[name] == nil then names[name] = sys end
+  end
+  return names
+end
+
+
+return M
