@@ -57,15 +57,18 @@
 -- @tparam string name
 -- @treturn string
 
---- A reader of records (`pipe.c` text mode and saved files, `raw.c` raw
--- mode, `dat.c` trace.dat). Made by `Instance:pipe`, `Instance:records` and
--- `dropprobe.open`.
+--- A reader of records (`pipe.c`, the read loop) over one source:
+-- `src_text.c` (trace_pipe), `src_raw.c` (the per-CPU binary buffers),
+-- `src_file.c` (a saved text), `src_dat.c` (a trace.dat). Made by
+-- `Instance:pipe` (`core.text_pipe`, `core.raw_pipe`), `Instance:records` and
+-- `dropprobe.open` (`core.open_text`, `core.open_dat`). Closing its instance
+-- closes it.
 -- @type Pipe
 
 --- The next record, waiting at most `timeout` seconds (nil: waits).
 -- @function Pipe:read
 -- @tparam[opt] number timeout
--- @treturn table|nil a record, or nil and "timeout", "eof", "interrupted" or "closed"
+-- @treturn table|nil a record, or nil and "timeout", "eof" or "interrupted"
 
 --- The file descriptor to poll (text: trace_pipe; raw: CPU 0's buffer).
 -- @function Pipe:fd

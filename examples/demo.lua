@@ -7,7 +7,7 @@ local socket = require "socket"
 local mode = arg[1] or "text"
 print(("dropprobe demo: tracefs at %s, %s mode"):format(dp.tracefs(), mode))
 
-local inst <close> = dp.instance{ buffer_kb = 1024 }
+local inst <close> = dp.instance{ buffer_kb = dp.DEFAULTS.buffer_kb }
 local ev = inst:event("skb:kfree_skb")
 -- every drop: all reasons but the non-drops this kernel has, by name (the
 -- numbers differ between kernels: NO_SOCKET is 2 on 6.1 and 3 on 6.12)

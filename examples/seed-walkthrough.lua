@@ -11,7 +11,7 @@
 local dp = require "dropprobe"
 local socket = require "socket"
 
-local inst <close> = dp.instance{ buffer_kb = 1024 }
+local inst <close> = dp.instance{ buffer_kb = dp.DEFAULTS.buffer_kb }
 local ev = inst:event("skb:kfree_skb")
 local cond = dp.drop_condition()
 ev:filter(cond)

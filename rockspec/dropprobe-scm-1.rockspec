@@ -28,9 +28,13 @@ build = {
   modules = {
     ["dropprobe.core"] = {
       sources = {
-        "lua-dropprobe/btf.c", "lua-dropprobe/core.c", "lua-dropprobe/dat.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
-        "lua-dropprobe/instance.c", "lua-dropprobe/kprobe.c", "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c",
-        "lua-dropprobe/raw.c", "lua-dropprobe/tracefs.c", "lua-dropprobe/util.c",
+        "lua-dropprobe/btf.c", "lua-dropprobe/comm.c", "lua-dropprobe/core.c",
+        "lua-dropprobe/decode.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
+        "lua-dropprobe/instance.c", "lua-dropprobe/join.c", "lua-dropprobe/kprobe.c",
+        "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c", "lua-dropprobe/record.c",
+        "lua-dropprobe/src_dat.c", "lua-dropprobe/src_file.c", "lua-dropprobe/src_raw.c",
+        "lua-dropprobe/src_text.c", "lua-dropprobe/textdec.c", "lua-dropprobe/tracefs.c",
+        "lua-dropprobe/util.c",
       },
       libraries = { "tracefs", "traceevent", "tracecmd", "bpf" },
       incdirs = {
@@ -44,6 +48,14 @@ build = {
     ["dropprobe"] = "lua/dropprobe/init.lua",
     ["dropprobe.cli"] = "lua/dropprobe/cli.lua",
     ["dropprobe.kprobe"] = "lua/dropprobe/kprobe.lua",
+    ["dropprobe.util"] = "lua/dropprobe/util.lua",
+    ["dropprobe.tracefs"] = "lua/dropprobe/tracefs.lua",
+    ["dropprobe.format"] = "lua/dropprobe/format.lua",
+    ["dropprobe.instance"] = "lua/dropprobe/instance.lua",
+    ["dropprobe.pipe"] = "lua/dropprobe/pipe.lua",
+    ["dropprobe.record"] = "lua/dropprobe/record.lua",
+    ["dropprobe.doctor"] = "lua/dropprobe/doctor.lua",
+    ["dropprobe.hunt"] = "lua/dropprobe/hunt.lua",
     ["dropprobe.shell"] = "lua/dropprobe/shell.lua",
     ["dropprobe.recipes.stacks"] = "lua/dropprobe/recipes/stacks.lua",
     ["dropprobe.recipes.ports"] = "lua/dropprobe/recipes/ports.lua",
