@@ -63,11 +63,11 @@ build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 
 fuzz: build/fuzz_parse build/fuzz_raw
 	@echo "fuzzing the text parser for $(FUZZ_SECONDS) s (log: build/fuzz.log)"
-	@build/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz- \
+	@build/fuzz_parse -timeout=10 -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz- \
 		build/fuzz-corpus spec/fixtures spec/fixtures/fuzz > build/fuzz.log 2>&1; \
 		rc=$$?; tail -n 3 build/fuzz.log; exit $$rc
 	@echo "fuzzing the binary decoder for $(FUZZ_SECONDS) s (log: build/fuzz-raw.log)"
-	@build/fuzz_raw -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz-raw- \
+	@build/fuzz_raw -timeout=10 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz-raw- \
 		build/fuzz-raw-corpus fuzz/corpus-raw > build/fuzz-raw.log 2>&1; \
 		rc=$$?; tail -n 3 build/fuzz-raw.log; exit $$rc
 

@@ -85,6 +85,43 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/*
+ * libtraceevent's kbuffer trusts the kernel: an event whose length field
+ * points backwards (type_len 0 with a length under 4, a padding length
+ * beyond the page) makes kbuffer_next_event loop for ever. The kernel never
+ * writes such a page, so the harness keeps to pages whose every length
+ * moves forward (walking the event headers of header_event: type_len:5,
+ * time_delta:27, array[]) and fuzzes what dropprobe does with the rest.
+ */
+static int lengths_forward(const unsigned char *page, unsigned long long commit)
+{
+	size_t off = 16, end = 16 + (size_t)commit;
+	while (off + 4 <= end) {
+		uint32_t w, len;
+		memcpy(&w, page + off, 4);
+		switch (w & 31) {
+		case 0:
+		case 29: /* data with its length in array[0]; padding */
+			if (off + 8 > end)
+				return 1;
+			memcpy(&len, page + off + 4, 4);
+			if ((w & 31) == 0 && len < 4)
+				return 0;
+			if (len > PAGE)
+				return 0;
+			off += 8 + ((w & 31) == 0 ? len - 4 : len);
+			break;
+		case 30:
+		case 31: /* time extend, time stamp */
+			off += 8;
+			break;
+		default:
+			off += 4 + (size_t)(w & 31) * 4;
+		}
+	}
+	return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -94,8 +131,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned long long ts, commit;
 	void *ev;
 	int base, keys, refs, cpu = 0, n = 0;
+	static unsigned long runs;
 	if (size < 16)
 		return 0;
+	if (++runs % 20000 == 0) { /* the caches grow with random pids and addresses */
+		dp_decoder_free(L, &dec);
+		lua_gc(L, LUA_GCCOLLECT);
+		if (dp_decoder_init(L, &dec, tep, 0, 0))
+			abort();
+	}
 	memset(page, 0, sizeof(page));
 	memcpy(page, data, size < PAGE ? size : PAGE);
 	/* the kernel never hands out a page whose commit exceeds it: kbuffer
@@ -105,6 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (commit > PAGE - 16)
 		commit = PAGE - 16;
 	memcpy(page + 8, &commit, 8);
+	if (!lengths_forward(page, commit))
+		return 0;
 	kb = kbuffer_alloc(KBUFFER_LSIZE_8, KBUFFER_ENDIAN_LITTLE);
 	if (!kb || kbuffer_load_subbuffer(kb, page) < 0) {
 		kbuffer_free(kb);

@@ -106,6 +106,7 @@ static int text_pipe(lua_State *L)
 	double grace;
 	struct src_text *s;
 	char msg[256];
+	luaL_checktype(L, 2, LUA_TTABLE);
 	dp_check_fields(L, 2, opts);
 	dir = dp_opt_string(L, 2, "formats_dir", NULL);
 	grace = dp_opt_number(L, 2, "grace", 0.1);

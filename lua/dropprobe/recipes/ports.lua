@@ -51,6 +51,67 @@ local function explain(rec)
   end
 end
 
+-- The join, per CPU (addresses are reused: never a global map). Returns
+-- on_event(rec) for the explaining events, on_drop(rec) for the drops, and
+-- the tallies.
+local function join()
+  local by_addr, next_drop, last_unexplained = {}, {}, {}
+  local t = { counts = {}, unattributed = {}, drops = 0, attributed = 0 }
+  local function attribute(proto, port, reason)
+    local key = proto .. "/" .. port .. "/" .. reason
+    local c = t.counts[key]
+    if not c then
+      c = { proto = proto, port = port, reason = reason, count = 0 }
+      t.counts[key] = c
+    end
+    c.count = c.count + 1
+    t.attributed = t.attributed + 1
+  end
+  local function unattributed(reason, n)
+    local v = (t.unattributed[reason] or 0) + n
+    t.unattributed[reason] = v ~= 0 and v or nil
+  end
+
+  local function on_event(rec)
+    local cpu = rec.cpu
+    local proto, port = explain(rec)
+    local before = last_unexplained[cpu]
+    last_unexplained[cpu] = nil
+    if not proto then return end
+    if rec.name ~= "udp_fail_queue_rcv_skb" then
+      by_addr[cpu] = { proto, port, rec.fields.skbaddr }
+    elseif rec.fields.lport == nil then
+      next_drop[cpu] = { proto, port }
+    elseif before and QUEUE_REASONS[before] and port then
+      -- before 6.10 (lport only) the kernel fires it after its drop: it
+      -- explains the drop just before it on its CPU
+      unattributed(before, -1)
+      attribute(proto, port, before)
+    end
+  end
+
+  local function on_drop(rec)
+    local cpu, reason = rec.cpu, tostring(rec.fields.reason)
+    t.drops = t.drops + 1
+    local a, hit = by_addr[cpu], nil
+    if a and a[3] == rec.fields.skbaddr then hit = a end
+    by_addr[cpu] = nil -- nearest-before only: an event explains the next drop or none
+    -- a failed UDP enqueue explains its own drop, the next on its CPU with
+    -- a receive-queue reason; a drop between them (an interrupt) is another
+    if not hit and next_drop[cpu] and QUEUE_REASONS[reason] then
+      hit, next_drop[cpu] = next_drop[cpu], nil
+    end
+    if hit and hit[2] then
+      attribute(hit[1], hit[2], reason)
+      last_unexplained[cpu] = nil
+    else
+      unattributed(reason, 1)
+      last_unexplained[cpu] = reason
+    end
+  end
+  return on_event, on_drop, t
+end
+
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
 -- @tparam[opt] table opts `filter` (which drops; default: every drop, `dp.drop_condition()`),
 -- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`,
@@ -58,72 +119,16 @@ end
 -- @treturn table `{ ports = {{proto=, port=, reason=, count=}...}, unattributed =
 -- {REASON = n}, lost =, drops =, attributed =, read = }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready", "progress", "every" },
-    "ports.run")
+  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready",
+    "progress", "every" }, "ports.run")
   local h <close> = hunt.open{ condition = opts.filter, events = M.EVENTS, mode = opts.mode,
     buffer_kb = opts.buffer_kb }
-
-  -- per CPU: the last skbaddr event; a pending udp fail; the last drop if
-  -- nothing explained it (its reason)
-  local by_addr, next_drop, last_unexplained = {}, {}, {}
-  local counts, unattributed = {}, {}
-  local report = { drops = 0, attributed = 0 }
-  local function attribute(proto, port, reason)
-    local key = proto .. "/" .. port .. "/" .. reason
-    local c = counts[key]
-    if not c then
-      c = { proto = proto, port = port, reason = reason, count = 0 }
-      counts[key] = c
-    end
-    c.count = c.count + 1
-    report.attributed = report.attributed + 1
-  end
-  report.ended = h:run(opts, function(rec)
-    local cpu = rec.cpu
-    if rec.name ~= "kfree_skb" then
-      local proto, port = explain(rec)
-      local before = last_unexplained[cpu]
-      last_unexplained[cpu] = nil
-      if not proto then return end
-      if rec.name == "udp_fail_queue_rcv_skb" then
-        if rec.fields.lport ~= nil then
-          -- before 6.10 (lport only) the kernel fires it after its drop:
-          -- it explains the drop just before it on its CPU
-          if before and QUEUE_REASONS[before] and port then
-            unattributed[before] = unattributed[before] - 1
-            if unattributed[before] == 0 then unattributed[before] = nil end
-            attribute(proto, port, before)
-          end
-        else
-          next_drop[cpu] = { proto, port }
-        end
-      else
-        by_addr[cpu] = { proto, port, rec.fields.skbaddr }
-      end
-      return
-    end
-    report.drops = report.drops + 1
-    local reason = tostring(rec.fields.reason)
-    local hit
-    local a = by_addr[cpu]
-    if a and a[3] == rec.fields.skbaddr then hit = a end
-    by_addr[cpu] = nil -- nearest-before only: an event explains the next drop or none
-    -- a failed UDP enqueue explains its own drop, the next on its CPU with
-    -- a receive-queue reason; a drop between them (an interrupt) is another
-    if not hit and next_drop[cpu] and QUEUE_REASONS[reason] then
-      hit = next_drop[cpu]
-      next_drop[cpu] = nil
-    end
-    if hit and hit[2] then
-      attribute(hit[1], hit[2], reason)
-      last_unexplained[cpu] = nil
-    else
-      unattributed[reason] = (unattributed[reason] or 0) + 1
-      last_unexplained[cpu] = reason
-    end
+  local on_event, on_drop, t = join()
+  local ended = h:run(opts, function(rec)
+    if rec.name == "kfree_skb" then on_drop(rec) else on_event(rec) end
   end)
   local list = {}
-  for _, c in pairs(counts) do list[#list + 1] = c end
+  for _, c in pairs(t.counts) do list[#list + 1] = c end
   table.sort(list, function(x, y)
     if x.count ~= y.count then return x.count > y.count end
     if x.proto ~= y.proto then return x.proto < y.proto end
@@ -131,8 +136,8 @@ function M.run(opts)
     return x.reason < y.reason
   end)
   local st = h:totals()
-  report.ports, report.unattributed, report.lost, report.read = list, unattributed, st.lost, st.read
-  return report
+  return { ports = list, unattributed = t.unattributed, drops = t.drops,
+    attributed = t.attributed, lost = st.lost, read = st.read, ended = ended }
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`.
