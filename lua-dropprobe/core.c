@@ -101,6 +101,27 @@ static int core_now(lua_State *L)
 	return 1;
 }
 
+/* core.sleep(s) -> true, or nil, "interrupted" when SIGINT/SIGTERM (with
+ * catch_signals) ended it early */
+static int core_sleep(lua_State *L)
+{
+	double s = luaL_checknumber(L, 1);
+	struct timespec ts;
+	if (s < 0)
+		s = 0;
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR && !dp_signal_caught)
+		;
+	if (dp_signal_caught) {
+		luaL_pushfail(L);
+		lua_pushliteral(L, "interrupted");
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* core.isatty(fd) -> whether the fd is a terminal */
 static int core_isatty(lua_State *L)
 {
@@ -146,6 +167,7 @@ static int core_dir(lua_State *L)
 static const luaL_Reg core_funcs[] = {
 	{"dir", core_dir},
 	{"now", core_now},
+	{"sleep", core_sleep},
 	{"isatty", core_isatty},
 	{"systems", core_systems},
 	{"events", core_events},
@@ -174,5 +196,6 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_src_file_open(L);
 	dp_src_raw_open(L);
 	dp_src_dat_open(L);
+	dp_count_open(L);
 	return 1;
 }

@@ -28,5 +28,7 @@ void dp_src_text_open(lua_State *L); /* core.text_pipe(inst, opts): trace_pipe *
 void dp_src_file_open(lua_State *L); /* core.open_text(path, opts): saved text */
 void dp_src_raw_open(lua_State *L);  /* core.raw_pipe(inst, opts): per-CPU buffers */
 void dp_src_dat_open(lua_State *L);  /* core.open_dat(path): trace.dat */
+/* counting in C, where the kernel has no hist triggers, and over trace.dat */
+void dp_count_open(lua_State *L);    /* count.c: core.counter, core.count_dat */
 
 #endif

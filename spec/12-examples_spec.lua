@@ -51,7 +51,7 @@ describe("12 examples #proc", function()
     local before = state.snapshot()
     local cases = {
       { "conditional-stacks.lua", function() net.udp_closed(9999, 7) end,
-        { "7 drops matched", "\nfolded:\n", ";__udp4_lib_rcv;" } },
+        { "7 drops matched", "\nfolded:\n", ";__udp4_lib_rcv 7" } },
       { "drops-per-port.lua", function() net.udp_closed(9999, 9) end,
         { "udp     9999  NO_SOCKET", "udp port 9999 lost 9 datagrams" } },
       { "top-reasons.lua", function() net.udp_closed(9999, 11) end,

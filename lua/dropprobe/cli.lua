@@ -37,7 +37,9 @@ local function parser()
   stacks:flag("--folded", "Folded lines for flame graphs: outer;...;inner count.")
   stacks:option("--limit", "Sample at most N stacks."):convert(tonumber)
   stacks:option("--duration", "Stop after S seconds."):convert(positive)
-  stacks:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
+  stacks:option("--mode", "With --limit: read records in raw or text mode.", "raw"):choices({ "raw", "text" })
+  stacks:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
+    :choices({ "kernel", "c" })
   stacks:flag("--json", "Print one JSON object.")
 
   local ports = p:command("ports", "Drops per protocol, local port and reason.")
@@ -50,7 +52,8 @@ local function parser()
   top:option("--interval", "Seconds between updates.", "1"):convert(positive)
   top:option("--duration", "Stop after S seconds."):convert(positive)
   top:option("--filter", "Which drops. " .. EVERY)
-  top:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
+  top:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
+    :choices({ "kernel", "c" })
 
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :flag("--json", "Print one JSON object.")
@@ -140,10 +143,11 @@ end
 function cmds.stacks(_, args)
   local recipe = require "dropprobe.recipes.stacks"
   local report = recipe.run{ filter = args.filter, limit = args.limit, duration = args.duration,
-    mode = args.mode }
+    mode = args.mode, where = args.where }
   if args.json then
     json_line{ stacks = as_list(report.stacks), matched = report.matched,
-      with_stack = report.with_stack, sampled = report.sampled, lost = report.lost }
+      with_stack = report.with_stack, sampled = report.sampled, lost = report.lost,
+      dropped = report.dropped, where = report.where }
   elseif args.folded then
     for _, l in ipairs(recipe.folded(report)) do print(l) end
   else
@@ -170,7 +174,7 @@ end
 function cmds.top(_, args)
   local recipe = require "dropprobe.recipes.top"
   local st = recipe.run{ interval = args.interval, duration = args.duration, filter = args.filter,
-    mode = args.mode }
+    where = args.where }
   lost_note(st.lost)
   return 0
 end

@@ -8,7 +8,8 @@
 -- reasons by name), `instance` (Instance and Event methods), `pipe` (the
 -- read loop, stats, saved traces), `record` (printing, where a drop
 -- happened), `kprobe`, `doctor` (checks and cleanup), `hunt` (what every
--- recipe opens and runs). This file only assembles the public module.
+-- recipe opens and runs), `hist` (counting in the kernel or in C). This
+-- file only assembles the public module.
 --
 -- @module dropprobe
 -- @usage
@@ -30,6 +31,7 @@ local record = require "dropprobe.record"
 local kprobe = require "dropprobe.kprobe"
 local doctor = require "dropprobe.doctor"
 local hunt = require "dropprobe.hunt"
+local hist = require "dropprobe.hist"
 
 local M = { core = core, VERSION = "0.1.0" }
 
@@ -52,6 +54,8 @@ M.each, M.open, M._known_names = pipe.each, pipe.open, pipe.known_names
 M.where = record.where
 -- kprobe.lua
 M.kprobe, M.arg, M.drop_hook = kprobe.kprobe, kprobe.arg, kprobe.drop_hook
+-- hist.lua
+M.hist = hist.open
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
 -- util.lua

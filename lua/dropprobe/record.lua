@@ -64,6 +64,26 @@ local function matches(fn, pats)
   return false
 end
 
+--- The frames of a drop's stack from the function that dropped it: the
+-- tracing machinery and the freeing function (`kfree_skb_reason`,
+-- `sk_skb_reason_drop`) at its top left out, as a kernel hist stack has it.
+-- @tparam {string,...} stack
+-- @tparam[opt] integer depth at most this many frames
+-- @treturn {string,...}
+function M.drop_frames(stack, depth)
+  local after = 0
+  for i = 1, math.min(#stack, 12) do
+    local fn = stack[i]:match("^[^+]*")
+    if matches(fn, FREEING) or matches(fn, MACHINERY) then after = i else break end
+  end
+  local out = {}
+  for i = after + 1, #stack do
+    if depth and #out >= depth then break end
+    out[#out + 1] = stack[i]
+  end
+  return out
+end
+
 --- Where the kernel dropped the packet of a drop record: its `location`
 -- when the kernel named it (`tcp_v4_rcv+0x91/0x13f0`), else the stack's
 -- frame that called the freeing function (a kprobe's record, or text mode

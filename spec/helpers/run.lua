@@ -24,6 +24,21 @@ local function slurp(path)
 end
 
 --- Start a command in the background: { pid =, wait = fn -> out, code, signal = fn(sig) }.
+-- whether process pid has a hist trigger on an event of its own instance
+local function counting(pid)
+  local dir = "/sys/kernel/tracing/instances"
+  local p = io.popen("ls " .. dir .. " 2>/dev/null")
+  local names = p:read("a")
+  p:close()
+  for name in names:gmatch("[^\n]+") do
+    if name:match("^dropprobe%-" .. pid .. "%-%d+$") then
+      local t = slurp(dir .. "/" .. name .. "/events/skb/kfree_skb/trigger") or ""
+      if t:find("\nhist:", 1, true) or t:find("^hist:") then return true end
+    end
+  end
+  return false
+end
+
 function run.bg(cmd)
   local base = os.tmpname()
   local sh = ("(%s > %s.out 2> %s.err & echo $! > %s.pid; wait $!; echo $? > %s.rc) &"):format(
@@ -40,6 +55,8 @@ function run.bg(cmd)
   --- Wait until the process reads its tracefs pipe (everything is set up
   -- then: drops made from now on are its to see). Startup is slow under
   -- qemu's emulator, so no fixed sleep is long enough.
+  -- ready when reading its trace pipe, or counting with a kernel hist
+  -- trigger in its own instance (nothing to read then)
   function h.ready(timeout)
     local t = socket.gettime() + (timeout or 30)
     repeat
@@ -47,6 +64,7 @@ function run.bg(cmd)
       local fds = p:read("a")
       p:close()
       if fds:find("trace_pipe", 1, true) then return true end
+      if counting(pid) then return true end
       socket.sleep(0.05)
     until socket.gettime() > t or not slurp(("/proc/%d/stat"):format(pid))
     error(("the process %d never opened a trace pipe"):format(pid), 2)

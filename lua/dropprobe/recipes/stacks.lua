@@ -1,16 +1,20 @@
 --- Stack traces only for the drops that matter: the seed's
 -- `stacktrace if <condition>`, counted and de-duplicated.
 --
--- Each matching drop gets its kernel stack (the trigger carries the same
--- condition as the filter: a trigger runs before, and regardless of, the
--- event filter); stacks are keyed by their function names, counted, ranked,
--- and the reasons seen on each are kept.
+-- Every matching drop is counted under its kernel stack: by the kernel
+-- where it has hist triggers (`hist:keys=reason,stacktrace`), else in C over
+-- the raw buffers (a stacktrace trigger with the same condition as the
+-- filter: a trigger runs before, and regardless of, the filter); stacks are
+-- keyed by their function names, counted, ranked, and the reasons seen on
+-- each are kept. With a limit, the first N drops get a stack instead.
 -- @module dropprobe.recipes.stacks
 -- @usage local stacks = require "dropprobe.recipes.stacks"
 -- local report = stacks.run{ filter = "reason == NO_SOCKET", duration = 10 }
 -- io.write(stacks.format(report))
 local dp = require "dropprobe"
 local hunt = require "dropprobe.hunt"
+local hist = require "dropprobe.hist"
+local record = require "dropprobe.record"
 
 local M = {}
 
@@ -18,48 +22,83 @@ local function frame_name(f)
   return (f:gsub("%+0x%x+/0x%x+$", ""):gsub("%+0x%x+$", ""))
 end
 
+-- The ranked stacks of a report from stacks -> reason -> count.
+local function ranked(by)
+  local list = {}
+  for _, st in pairs(by) do list[#list + 1] = st end
+  table.sort(list, function(x, y) return x.count > y.count end)
+  return list
+end
+
+local function add(by, frames, reason, n)
+  local names = {}
+  for i, f in ipairs(frames) do names[i] = frame_name(f) end
+  local key = table.concat(names, ";")
+  local st = by[key]
+  if not st then
+    st = { frames = names, count = 0, reasons = {} }
+    by[key] = st
+  end
+  st.count = st.count + n
+  st.reasons[reason] = (st.reasons[reason] or 0) + n
+end
+
+-- A stack for every matching drop: counted where the kernel can (hist
+-- trigger keyed by reason and stacktrace), else in C; nothing per drop in Lua.
+local function counted(opts)
+  local h <close> = hist.open{ keys = { "reason", "stacktrace" }, condition = opts.filter,
+    where = opts.where, buffer_kb = opts.buffer_kb }
+  local ended = h:run(opts)
+  local r = h:read()
+  local by, with_stack = {}, 0
+  for _, row in ipairs(r.rows) do
+    if #row.stack > 0 then
+      with_stack = with_stack + row.hitcount
+      add(by, row.stack, tostring(row.reason), row.hitcount)
+    end
+  end
+  return { matched = r.hits, with_stack = with_stack, sampled = false, stacks = ranked(by),
+    filter = h.condition or "every drop", lost = r.lost, dropped = r.dropped, read = r.hits,
+    where = r.where, ended = ended }
+end
+
+-- The first `limit` matching drops get a stack (stacktrace:N), read as records.
+local function sampled(opts)
+  local h <close> = hunt.open{ condition = opts.filter, stacks = opts.limit, mode = opts.mode,
+    buffer_kb = opts.buffer_kb }
+  local by, matched, with_stack = {}, 0, 0
+  local ended = h:run(opts, function(rec)
+    if rec.name ~= "kfree_skb" then return end
+    matched = matched + 1
+    if not rec.stack then return end
+    with_stack = with_stack + 1
+    add(by, record.drop_frames(rec.stack), tostring(rec.fields.reason), 1)
+  end)
+  local st = h:totals()
+  return { matched = matched, with_stack = with_stack, sampled = with_stack < matched,
+    stacks = ranked(by), filter = h.condition or "every drop", lost = st.lost, dropped = 0,
+    read = st.read, where = "records", ended = ended }
+end
+
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
+-- Without `limit`, every matching drop is counted under its stack where the
+-- kernel counts (hist triggers) or in C (`dropprobe.hist`); with `limit`, the
+-- first N matching drops get a stack, read as records.
 -- @tparam[opt] table opts `filter` (default: every drop, `dp.drop_condition()`; reason names
--- allowed), `limit` (stacks to sample; default: every matching drop),
--- `duration`, `idle`, `mode` ("raw" or "text"), `buffer_kb`, `ready` (called
--- once everything is set up), `progress` (called with the record count every
--- `every` records)
+-- allowed), `limit` (stacks to sample), `where` ("kernel" or "c": where to
+-- count), `duration`, `idle`, `mode` (records, with `limit`), `buffer_kb`,
+-- `ready` (called once everything is set up), `progress` (with `limit`)
 -- @treturn table `{ stacks = {{frames=, count=, reasons={NAME=n}}...}, matched=,
--- with_stack=, sampled=, lost=, read=, filter=, ended= }`
+-- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended= }`;
+-- frames start at the function that dropped the packet
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "limit", "duration", "idle", "mode", "buffer_kb",
-    "ready", "progress", "every" }, "stacks.run")
+    "ready", "progress", "every", "where" }, "stacks.run")
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
   end
-  local h <close> = hunt.open{ condition = opts.filter, stacks = opts.limit or true,
-    mode = opts.mode, buffer_kb = opts.buffer_kb }
-
-  local byKey, list = {}, {}
-  local report = { matched = 0, with_stack = 0, filter = h.condition or "every drop", stacks = list }
-  report.ended = h:run(opts, function(rec)
-    if rec.name ~= "kfree_skb" then return end
-    report.matched = report.matched + 1
-    if not rec.stack then return end
-    report.with_stack = report.with_stack + 1
-    local names = {}
-    for i, f in ipairs(rec.stack) do names[i] = frame_name(f) end
-    local key = table.concat(names, ";")
-    local s = byKey[key]
-    if not s then
-      s = { frames = names, count = 0, reasons = {} }
-      byKey[key] = s
-      list[#list + 1] = s
-    end
-    s.count = s.count + 1
-    local r = tostring(rec.fields.reason)
-    s.reasons[r] = (s.reasons[r] or 0) + 1
-  end)
-  local st = h:totals()
-  report.lost, report.read = st.lost, st.read
-  report.sampled = report.with_stack < report.matched
-  table.sort(list, function(a, b) return a.count > b.count end)
-  return report
+  if opts.limit then return sampled(opts) end
+  return counted(opts)
 end
 
 --- Folded lines for flame graphs: `outermost;...;innermost count`, one line
@@ -83,8 +122,11 @@ end
 function M.format(report, depth)
   depth = depth or 12
   local t = {}
-  t[#t + 1] = ("%d drops matched %q, %d with a stack%s; %d events lost"):format(report.matched,
-    report.filter, report.with_stack, report.sampled and " (sampled)" or "", report.lost or 0)
+  local where = report.where == "kernel" and "counted in the kernel"
+    or report.where == "c" and "counted in C" or "read as records"
+  t[#t + 1] = ("%d drops matched %q, %d with a stack%s (%s); %d events lost"):format(report.matched,
+    report.filter, report.with_stack, report.sampled and " (sampled)" or "", where,
+    (report.lost or 0) + (report.dropped or 0))
   for rank, s in ipairs(report.stacks) do
     local rs = {}
     for r, n in pairs(s.reasons) do rs[#rs + 1] = ("%s %d"):format(r, n) end

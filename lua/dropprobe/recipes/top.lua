@@ -4,13 +4,9 @@
 -- @module dropprobe.recipes.top
 -- @usage require("dropprobe.recipes.top").run{ interval = 1, duration = 30 }
 local dp = require "dropprobe"
-local hunt = require "dropprobe.hunt"
+local hist = require "dropprobe.hist"
 
 local M = {}
-
-local function sym(loc)
-  return (tostring(loc):gsub("%+0x%x+/0x%x+$", ""):gsub("%+0x%x+$", ""))
-end
 
 local function ranked(t)
   local list = {}
@@ -19,17 +15,11 @@ local function ranked(t)
   return list
 end
 
-local function bump(t, key)
-  local e = t[key]
-  if not e then e = { total = 0, tick = 0 } t[key] = e end
-  e.total, e.tick = e.total + 1, e.tick + 1
-end
-
 local function draw(out, tty, state, dt, rows)
   local reasons, locations = ranked(state.reasons), ranked(state.locations)
   if tty then
-    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d lost  (Ctrl-C ends)\n\n")
-      :format(state.drops, state.tick / dt, state.lost) }
+    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d lost, counted %s  (Ctrl-C ends)\n\n")
+      :format(state.drops, state.tick / dt, state.lost, state.where == "kernel" and "in the kernel" or "in C") }
     t[#t + 1] = ("%-28s %10s %10s\n"):format("REASON", "TOTAL", "PER SEC")
     for i = 1, math.min(rows, #reasons) do
       local r = reasons[i]
@@ -47,8 +37,8 @@ local function draw(out, tty, state, dt, rows)
       local r = reasons[i]
       parts[#parts + 1] = ("%s=%d(%.1f/s)"):format(r[1], r[2].total, r[2].tick / dt)
     end
-    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d %s\n"):format(state.elapsed, state.drops,
-      state.tick / dt, state.lost, table.concat(parts, " ")))
+    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d where=%s %s\n"):format(state.elapsed, state.drops,
+      state.tick / dt, state.lost, state.where, table.concat(parts, " ")))
   end
   out:flush()
   for _, e in pairs(state.reasons) do e.tick = 0 end
@@ -56,35 +46,55 @@ local function draw(out, tty, state, dt, rows)
   state.tick = 0
 end
 
---- Count drops live and print every `interval` seconds.
+--- Count drops live and print every `interval` seconds. Counted by the
+-- kernel where it has hist triggers, else in C (`dropprobe.hist`): a storm
+-- costs no Lua per drop.
 -- @tparam[opt] table opts `interval` (default 1), `duration`, `filter`
--- (default: every drop, `dp.drop_condition()`), `mode`, `rows` (default 10), `out` (default
--- io.stdout), `tty` (default: whether stdout is a terminal), `ready`
--- @treturn table totals `{ drops=, lost=, reasons={NAME={total=}}, locations={fn={total=}} }`
+-- (default: every drop, `dp.drop_condition()`), `where` ("kernel" or "c"),
+-- `rows` (default 10), `out` (default io.stdout), `tty` (default: whether
+-- stdout is a terminal), `ready`, `buffer_kb`
+-- @treturn table totals `{ drops=, lost=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "interval", "duration", "filter", "mode", "rows", "out", "tty",
+  opts = dp._check_options(opts, { "interval", "duration", "filter", "where", "rows", "out", "tty",
     "ready", "buffer_kb" }, "top.run")
   local interval = opts.interval or 1
   if type(interval) ~= "number" or interval <= 0 then error("top.run: interval must be > 0", 2) end
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local h <close> = hunt.open{ condition = opts.filter, mode = opts.mode, buffer_kb = opts.buffer_kb }
-  local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0 }
+  local h <close> = hist.open{ keys = { "reason", "location.sym" }, condition = opts.filter,
+    where = opts.where, buffer_kb = opts.buffer_kb }
+  local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0,
+    where = h.where }
   local t0 = dp.now()
   local last = t0
-  h:run({ duration = opts.duration, ready = opts.ready, tick = interval, on_tick = function(now)
-    state.lost = h:totals().lost
+  -- the counts so far become totals, and what they grew by since the last tick
+  local function update()
+    local r = h:read()
+    local reasons, locations = {}, {}
+    for _, row in ipairs(r.rows) do
+      local reason, loc = tostring(row.reason), tostring(row.location)
+      reasons[reason] = (reasons[reason] or 0) + row.hitcount
+      locations[loc] = (locations[loc] or 0) + row.hitcount
+    end
+    local function into(t, counts)
+      for k, n in pairs(counts) do
+        local e = t[k] or { total = 0, tick = 0 }
+        e.tick, e.total = n - e.total, n
+        t[k] = e
+      end
+    end
+    into(state.reasons, reasons)
+    into(state.locations, locations)
+    state.tick, state.drops = r.hits - state.drops, r.hits
+    state.lost = r.lost + r.dropped
+  end
+  h:run{ duration = opts.duration, ready = opts.ready, tick = interval, on_tick = function(now)
+    update()
     state.elapsed = now - t0
     draw(out, tty, state, math.max(now - last, 1e-3), opts.rows or 10)
     last = now
-  end }, function(rec)
-    if rec.name ~= "kfree_skb" then return end
-    state.drops, state.tick = state.drops + 1, state.tick + 1
-    bump(state.reasons, tostring(rec.fields.reason))
-    bump(state.locations, sym(rec.fields.location))
-  end)
-  state.lost = h:totals().lost
+  end }
   return state
 end
 

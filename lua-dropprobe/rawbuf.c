@@ -1,0 +1,193 @@
+/*
+ * rawbuf.c - the per-CPU binary buffers (see rawbuf.h). No ring-buffer
+ * format is parsed here: kbuffer does that with the kernel's header_page.
+ */
+#include "rawbuf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event-parse.h>
+#include <kbuffer.h>
+#include <tracefs.h>
+
+static int earlier(struct dp_rawbuf *rb, int a, int b)
+{
+	return rb->next_ts[rb->heap[a]] < rb->next_ts[rb->heap[b]];
+}
+
+static void swap(struct dp_rawbuf *rb, int a, int b)
+{
+	int t = rb->heap[a];
+	rb->heap[a] = rb->heap[b];
+	rb->heap[b] = t;
+}
+
+static void heap_push(struct dp_rawbuf *rb, int cpu)
+{
+	int i = rb->nheap++;
+	rb->heap[i] = cpu;
+	while (i > 0 && earlier(rb, i, (i - 1) / 2)) {
+		swap(rb, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct dp_rawbuf *rb, int i)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, m = i;
+		if (l < rb->nheap && earlier(rb, l, m))
+			m = l;
+		if (r < rb->nheap && earlier(rb, r, m))
+			m = r;
+		if (m == i)
+			return;
+		swap(rb, i, m);
+		i = m;
+	}
+}
+
+/* Read one sub-buffer of cpu. 1: an event is there, 0: none */
+static int load_page(struct dp_rawbuf *rb, int cpu)
+{
+	ssize_t n = read(rb->fds[cpu], rb->page[cpu], (size_t)rb->psize);
+	int missed;
+	if (n <= 0)
+		return 0;
+	rb->pages++;
+	if (kbuffer_load_subbuffer(rb->kb[cpu], rb->page[cpu]) < 0)
+		return 0;
+	missed = kbuffer_missed_events(rb->kb[cpu]);
+	if (missed)
+		rb->missed[cpu] += missed;
+	rb->next[cpu] = kbuffer_read_event(rb->kb[cpu], &rb->next_ts[cpu]);
+	return rb->next[cpu] != NULL;
+}
+
+static int load_all(struct dp_rawbuf *rb)
+{
+	for (int c = 0; c < rb->ncpu; c++)
+		if (!rb->next[c] && load_page(rb, c))
+			heap_push(rb, c);
+	return rb->nheap;
+}
+
+int dp_rawbuf_load(struct dp_rawbuf *rb, int ms)
+{
+	if (load_all(rb))
+		return rb->nheap;
+	/* poll wakes only at buffer_percent: a timeout still reads */
+	if (poll(rb->pfd, (nfds_t)rb->ncpu, ms) < 0 && errno == EINTR)
+		return -1;
+	return load_all(rb);
+}
+
+int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
+		   unsigned long long *ts)
+{
+	int c;
+	if (!rb->nheap)
+		return 0;
+	c = rb->heap[0];
+	*cpu = c;
+	*data = rb->next[c];
+	*size = kbuffer_event_size(rb->kb[c]);
+	*ts = rb->next_ts[c];
+	rb->next[c] = kbuffer_next_event(rb->kb[c], &rb->next_ts[c]);
+	if (!rb->next[c])
+		rb->heap[0] = rb->heap[--rb->nheap];
+	heap_down(rb, 0);
+	return 1;
+}
+
+void dp_rawbuf_close(struct dp_rawbuf *rb)
+{
+	for (int c = 0; c < rb->ncpu; c++) {
+		if (rb->fds && rb->fds[c] >= 0)
+			close(rb->fds[c]);
+		if (rb->kb && rb->kb[c])
+			kbuffer_free(rb->kb[c]);
+		if (rb->page)
+			free(rb->page[c]);
+	}
+	free(rb->fds);
+	free(rb->pfd);
+	free(rb->kb);
+	free(rb->page);
+	free(rb->next);
+	free(rb->next_ts);
+	free(rb->missed);
+	free(rb->heap);
+	if (rb->tep)
+		tep_free(rb->tep);
+	memset(rb, 0, sizeof(*rb));
+}
+
+const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
+			   const char *const *systems, const char *dir)
+{
+	const char *sys[66];
+	int ns = 0;
+	long long kb = 0;
+	struct tep_handle *tep;
+	memset(rb, 0, sizeof(*rb));
+	for (; systems && systems[ns] && ns < 64; ns++)
+		sys[ns] = systems[ns];
+	sys[ns++] = "ftrace";
+	sys[ns] = NULL;
+	rb->tep = tep = tracefs_local_events_system(dir, sys);
+	if (!tep)
+		return "cannot load the event formats (events/header_page, formats)";
+	tracefs_load_cmdlines(dir, tep);
+	rb->psize = tep_get_sub_buffer_size(tep);
+	/* a per-instance sub-buffer size overrides header_page's */
+	if (tracefs_instance_file_read_number(ti, "buffer_subbuf_size_kb", &kb) == 0 && kb > 0 &&
+	    kb * 1024 > rb->psize)
+		rb->psize = (int)(kb * 1024);
+	if (rb->psize <= 0)
+		rb->psize = getpagesize();
+	rb->ncpu = tep_get_cpus(tep);
+	if (rb->ncpu <= 0)
+		rb->ncpu = (int)sysconf(_SC_NPROCESSORS_CONF);
+	rb->fds = malloc(sizeof(int) * (size_t)rb->ncpu);
+	for (int c = 0; rb->fds && c < rb->ncpu; c++)
+		rb->fds[c] = -1;
+	rb->pfd = calloc((size_t)rb->ncpu, sizeof(*rb->pfd));
+	rb->kb = calloc((size_t)rb->ncpu, sizeof(*rb->kb));
+	rb->page = calloc((size_t)rb->ncpu, sizeof(void *));
+	rb->next = calloc((size_t)rb->ncpu, sizeof(void *));
+	rb->next_ts = calloc((size_t)rb->ncpu, sizeof(unsigned long long));
+	rb->missed = calloc((size_t)rb->ncpu, sizeof(long long));
+	rb->heap = calloc((size_t)rb->ncpu, sizeof(int));
+	if (!rb->fds || !rb->pfd || !rb->kb || !rb->page || !rb->next || !rb->next_ts ||
+	    !rb->missed || !rb->heap) {
+		errno = ENOMEM;
+		return "out of memory";
+	}
+	for (int c = 0; c < rb->ncpu; c++) {
+		char file[64];
+		snprintf(file, sizeof(file), "per_cpu/cpu%d/trace_pipe_raw", c);
+		rb->fds[c] = tracefs_instance_file_open(ti, file, O_RDONLY | O_NONBLOCK);
+		if (rb->fds[c] < 0 && tracefs_file_exists(ti, file))
+			return "cannot open per_cpu trace_pipe_raw";
+		if (rb->fds[c] < 0) /* an offline CPU: an fd that never has data */
+			rb->fds[c] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		rb->kb[c] = kbuffer_alloc(tep_get_header_page_size(tep) == 4 ? KBUFFER_LSIZE_4
+									  : KBUFFER_LSIZE_8,
+					  tep_is_file_bigendian(tep) ? KBUFFER_ENDIAN_BIG
+								     : KBUFFER_ENDIAN_LITTLE);
+		rb->page[c] = malloc((size_t)rb->psize);
+		if (!rb->kb[c] || !rb->page[c]) {
+			errno = ENOMEM;
+			return "out of memory";
+		}
+		rb->pfd[c].fd = rb->fds[c];
+		rb->pfd[c].events = POLLIN;
+	}
+	return NULL;
+}

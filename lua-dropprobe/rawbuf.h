@@ -1,0 +1,50 @@
+/*
+ * rawbuf.h - an instance's per-CPU binary ring buffers
+ * (per_cpu/cpuN/trace_pipe_raw): whole sub-buffers read without blocking,
+ * split into events by kbuffer with the kernel's formats, handed out in
+ * timestamp order across CPUs (the CPUs with a loaded page sit in a heap
+ * by the time of their next event). What reads them decides what an event
+ * becomes: a record (src_raw.c) or a count (count.c).
+ */
+#ifndef DROPPROBE_RAWBUF_H
+#define DROPPROBE_RAWBUF_H
+
+#include <poll.h>
+
+struct tracefs_instance;
+struct tep_handle;
+struct kbuffer;
+
+struct dp_rawbuf {
+	struct tep_handle *tep; /* the formats of the systems asked for, and ftrace */
+	int ncpu;
+	int *fds;
+	struct pollfd *pfd;
+	struct kbuffer **kb;
+	void **page;
+	void **next;                 /* per CPU: the next event of its loaded page */
+	unsigned long long *next_ts; /* and its time */
+	long long *missed;           /* per CPU: events the kernel reported lost, not yet taken */
+	int *heap, nheap;
+	int psize;
+	long long pages;
+};
+
+/*
+ * Open the buffers of ti with the formats of the given systems (a
+ * NULL-terminated list; ftrace is added), the saved comms loaded. NULL,
+ * or what failed (errno set where it tells more). dir: the tracing
+ * directory when the library was pointed at one, else NULL.
+ */
+const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
+			   const char *const *systems, const char *dir);
+void dp_rawbuf_close(struct dp_rawbuf *rb);
+/* Load what the buffers have; when nothing, wait up to ms and try once
+ * more. Returns the CPUs with events ready, or -1 when a signal came. */
+int dp_rawbuf_load(struct dp_rawbuf *rb, int ms);
+/* The next event in time order among what is loaded; 0 when none. The
+ * data stays valid until the next dp_rawbuf_load. */
+int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
+		   unsigned long long *ts);
+
+#endif

@@ -1,0 +1,277 @@
+--- Counting events by keys, storm-proof: in the kernel where it has hist
+-- triggers (`hist:keys=reason,location.sym:vals=hitcount`, nothing read
+-- per event), in C over the raw buffers where it has not (each event read
+-- straight into a C hash table, no Lua value per event). One object, one
+-- shape of answer, and it says where it counted.
+-- @module dropprobe.hist
+-- @usage
+-- local hist = require "dropprobe.hist"
+-- local h <close> = hist.open{ keys = { "reason", "location.sym" } }
+-- h:run{ duration = 10 }
+-- for _, row in ipairs(h:read().rows) do print(row.reason, row.location, row.hitcount) end
+local core = require "dropprobe.core"
+local util = require "dropprobe.util"
+local tracefs = require "dropprobe.tracefs"
+local format = require "dropprobe.format"
+local instance = require "dropprobe.instance"
+local record = require "dropprobe.record"
+
+local M = {}
+local fmt = string.format
+
+-- the depth of a kernel hist stacktrace key (HIST_STACKTRACE_DEPTH)
+local STACK_DEPTH = 16
+
+local Hist = {}
+Hist.__index = Hist
+
+-- the field of a key: "location.sym" -> "location", "sym"
+local function split_key(k)
+  local field, how = k:match("^([%w_]+)%.([%w%-]+)$")
+  return field or k, how
+end
+
+--- Open a histogram on an event of a new private instance.
+-- @tparam[opt] table opts `event` (default "skb:kfree_skb"), `keys` (fields,
+-- with `.sym` or `.sym-offset` for addresses, and `stacktrace`; default
+-- `{ "reason", "location.sym" }`), `values` (numeric fields to sum beside
+-- hitcount), `condition` (reason names allowed; default every drop for the
+-- drop event), `size` (most entries, default 2048, as the kernel's), `where`
+-- ("kernel" or "c"; default the kernel when it has hist triggers),
+-- `buffer_kb` (C counting's ring buffer per CPU; default the hunts')
+-- @treturn Hist with `read()`, `run()`, `close()`, and `where`
+-- @raise not root, no tracefs, an unknown event or field, "kernel" where the
+-- kernel has no hist triggers
+function M.open(opts)
+  opts = util.check_options(opts, { "event", "keys", "values", "condition", "size", "where",
+    "buffer_kb" }, "hist.open")
+  local defaults = require("dropprobe.hunt").DEFAULTS
+  local event = opts.event or defaults.drop_event
+  local keys = opts.keys or { "reason", "location.sym" }
+  local values = opts.values or {}
+  local size = opts.size or 2048
+  if type(keys) ~= "table" or #keys == 0 then error("hist.open: keys is a list of fields", 2) end
+  if math.type(size) ~= "integer" or size < 1 or size > 1048576 then
+    error("hist.open: size is a whole number of entries (1 to 1048576)", 2)
+  end
+  local where = opts.where
+  local has_hist = tracefs.features().hist
+  if where == nil then where = has_hist and "kernel" or "c" end
+  if where ~= "kernel" and where ~= "c" then
+    error(fmt("hist.open: where is \"kernel\" or \"c\", not %q", tostring(where)), 2)
+  end
+  if where == "kernel" and not has_hist then
+    error("hist.open: this kernel has no hist triggers (CONFIG_HIST_TRIGGERS): count with where = \"c\"", 2)
+  end
+  -- the stack key last: the kernel prints it over several lines
+  local ordered, stack = {}, false
+  for _, k in ipairs(keys) do
+    if type(k) ~= "string" or not k:match("^[%w_]+[%w_.%-]*$") then
+      error(fmt("hist.open: bad key %q", tostring(k)), 2)
+    end
+    if k == "stacktrace" then stack = true else ordered[#ordered + 1] = k end
+  end
+  for _, v in ipairs(values) do
+    if type(v) ~= "string" or not v:match("^[%w_]+$") then
+      error(fmt("hist.open: bad value %q", tostring(v)), 2)
+    end
+  end
+  local cond = opts.condition
+  if cond == nil and event == defaults.drop_event then cond = format.drop_condition() end
+
+  local self = setmetatable({ where = where, keys = ordered, stack = stack, values = values,
+    event = event, condition = cond }, Hist)
+  self.inst = instance.instance{ buffer_kb = where == "c" and (opts.buffer_kb or defaults.buffer_kb)
+    or nil }
+  local ok, err = pcall(function()
+    local ev = self.inst:event(event)
+    self.ev = ev
+    self.system, self.name = ev:info().system, ev:info().name
+    self.symbols = format.event_symbols(ev) or {}
+    if where == "kernel" then
+      local ks = {}
+      for _, k in ipairs(ordered) do ks[#ks + 1] = k end
+      if stack then ks[#ks + 1] = "stacktrace" end
+      local vals = { "hitcount" }
+      for _, v in ipairs(values) do vals[#vals + 1] = v end
+      self.spec = fmt("hist:keys=%s:vals=%s:sort=hitcount.descending:size=%d",
+        table.concat(ks, ","), table.concat(vals, ","), size)
+      -- a trigger fires on a disabled event too (soft-enabled): nothing
+      -- goes to the ring buffer, the kernel only counts
+      ev:trigger(format.trigger_if(self.spec, cond))
+    else
+      if cond then ev:filter(cond) end
+      if stack then ev:trigger(format.trigger_if("stacktrace", cond)) end
+      ev:enable()
+      local ks = {}
+      for _, k in ipairs(ordered) do ks[#ks + 1] = k end
+      if stack then ks[#ks + 1] = "stacktrace" end
+      self.counter = core.counter(self.inst, { system = self.system, event = self.name,
+        keys = ks, values = values, size = size, systems = { self.system } })
+    end
+  end)
+  if not ok then
+    self.inst:close()
+    error(err, 2)
+  end
+  return self
+end
+
+-- A key's value as records give it: a reason by its name, an address
+-- symbol without the kernel's "[address] " and padding.
+local function key_value(self, field, v)
+  if type(v) == "string" then
+    v = v:gsub("^%[%x+%]%s*", ""):gsub("%s+$", "")
+    v = math.tointeger(tonumber(v)) or v
+  end
+  local syms = self.symbols[field]
+  if syms and math.type(v) == "integer" and syms[v] then return syms[v] end
+  return v
+end
+
+-- One entry of the kernel's `hist` file: the keys between { and }, the
+-- stack frames on the lines between, the values after }.
+local function hist_row(self, head, frames, tail)
+  local row = {}
+  for part in head:gmatch("[^,]+") do
+    local name, v = part:match("^%s*([%w_]+):%s*(.-)%s*$")
+    if name and name ~= "stacktrace" and name ~= "common_stacktrace" then
+      row[name] = key_value(self, name, v)
+    end
+  end
+  if self.stack then row.stack = frames end
+  for name, n in tail:gmatch("([%w_]+):%s*(%d+)") do row[name] = math.tointeger(tonumber(n)) end
+  return row
+end
+
+-- The kernel's `hist` file as rows and its totals.
+local function parse_hist(self, text)
+  local rows, totals = {}, {}
+  local cur
+  for line in text:gmatch("[^\n]+") do
+    local tk, tv = line:match("^%s+(%a+): (%d+)%s*$")
+    if line:sub(1, 1) == "#" then -- luacheck: ignore 542
+    elseif tk and not cur then
+      totals[tk:lower()] = tonumber(tv)
+    elseif line:sub(1, 1) == "{" then
+      local head, tail = line:match("^{(.-)}(.*)$")
+      if head then
+        rows[#rows + 1] = hist_row(self, head, {}, tail)
+      else
+        cur = { head = line:sub(2), frames = {} }
+      end
+    elseif cur and line:sub(1, 1) == "}" then
+      rows[#rows + 1] = hist_row(self, cur.head, cur.frames, line:sub(2))
+      cur = nil
+    elseif cur then
+      cur.frames[#cur.frames + 1] = line:match("^%s*(.-)%s*$")
+    end
+  end
+  return rows, totals
+end
+
+-- One stack for the same drop whoever counted: from the function that
+-- dropped (a kernel hist stack starts there, a stacktrace trigger's in the
+-- tracing code), at most the kernel's 16 frames; rows that become the same
+-- are one.
+local function merge_stacks(self, rows)
+  local out, by = {}, {}
+  for _, row in ipairs(rows) do
+    row.stack = record.drop_frames(row.stack or {}, STACK_DEPTH)
+    local id = { table.concat(row.stack, ";") }
+    for _, k in ipairs(self.keys) do id[#id + 1] = tostring(row[split_key(k)]) end
+    id = table.concat(id, "|")
+    local m = by[id]
+    if m then
+      m.hitcount = (m.hitcount or 0) + (row.hitcount or 0)
+      for _, v in ipairs(self.values) do m[v] = (m[v] or 0) + (row[v] or 0) end
+    else
+      by[id] = row
+      out[#out + 1] = row
+    end
+  end
+  return out
+end
+
+--- What was counted so far.
+-- @function Hist:read
+-- @treturn table `{ rows = {{<key> = value, stack = {...}, hitcount = n, <value> = sum}...}
+-- (most first), where = "kernel"|"c", hits =, entries =, dropped = (no room
+-- in the table), lost = (C: events the ring buffer lost) }`
+function Hist:read()
+  local rows, totals
+  if self.where == "kernel" then
+    rows, totals = parse_hist(self, self.ev:read_file("hist") or "")
+    totals.lost = 0
+  else
+    rows, totals = self.counter:rows()
+    for _, row in ipairs(rows) do
+      for _, k in ipairs(self.keys) do
+        local field = split_key(k)
+        row[field] = key_value(self, field, row[field])
+      end
+    end
+  end
+  if self.stack then rows = merge_stacks(self, rows) end
+  table.sort(rows, function(a, b) return (a.hitcount or 0) > (b.hitcount or 0) end)
+  return { rows = rows, where = self.where, hits = totals.hits or 0, entries = totals.entries or #rows,
+    dropped = totals.dropped or 0, lost = totals.lost or 0 }
+end
+
+--- Count until `duration` seconds, `idle` seconds without an event, or a
+-- signal, calling `on_tick(now)` every `tick` seconds (and once at the
+-- end). The kernel counts on its own; C counting reads the buffers here.
+-- @function Hist:run
+-- @tparam table opts `duration`, `idle`, `tick`, `on_tick`, `ready`
+-- @treturn string why it ended: "duration", "idle", "interrupted"
+function Hist:run(opts)
+  opts = opts or {}
+  local now = core.now()
+  local deadline = opts.duration and now + opts.duration
+  local next_tick = opts.tick and now + opts.tick
+  local quiet_since, last_hits = now, -1
+  local function ended(why)
+    if opts.on_tick then opts.on_tick(core.now()) end
+    return why
+  end
+  if opts.ready then opts.ready() end
+  while true do
+    now = core.now()
+    if next_tick and now >= next_tick then
+      opts.on_tick(now)
+      next_tick = now + opts.tick
+    end
+    if deadline and now >= deadline then return ended("duration") end
+    local wait = 0.25
+    if deadline then wait = math.min(wait, deadline - now) end
+    if next_tick then wait = math.min(wait, next_tick - now) end
+    wait = math.max(wait, 0)
+    local got
+    if self.counter then
+      local n, why = self.counter:poll(math.floor(wait * 1000))
+      if not n then return ended(why) end
+      got = n > 0
+    else
+      local ok, why = core.sleep(wait)
+      if not ok then return ended(why) end
+      if opts.idle then
+        local hits = self:read().hits
+        got = hits ~= last_hits
+        last_hits = hits
+      end
+    end
+    if core.signal() then return ended("interrupted") end
+    if got then quiet_since = core.now()
+    elseif opts.idle and core.now() - quiet_since >= opts.idle then return ended("idle") end
+  end
+end
+
+--- Remove the histogram (its trigger, or the counter and its events) and the instance.
+-- @function Hist:close
+function Hist:close()
+  if self.counter then self.counter:close() end
+  self.inst:close()
+end
+Hist.__close = Hist.close
+
+return M

@@ -1,0 +1,174 @@
+-- Counting without a Lua value per drop: in the kernel (hist triggers)
+-- where it can, in C where it cannot; exact against the kernel's counters.
+local dp = require "dropprobe"
+local hist = require "dropprobe.hist"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local live_it = live.bind(it, pending)
+
+-- rows as { "reason|location" = hitcount }
+local function by_key(rows, a, b)
+  local t = {}
+  for _, row in ipairs(rows) do
+    local k = tostring(row[a]) .. "|" .. tostring(row[b])
+    t[k] = (t[k] or 0) + row.hitcount
+  end
+  return t
+end
+
+local function has_frame(stack, fn)
+  for _, f in ipairs(stack or {}) do
+    if f:match("^[^+]*") == fn then return true end
+  end
+  return false
+end
+
+describe("13 hist", function()
+  it("counts a trace.dat in C exactly as its records count", function()
+    local c <close> = dp.core.count_dat("spec/fixtures/trace-udp-drops.dat",
+      { keys = { "reason", "location.sym" } })
+    local rows, totals = c:rows()
+    local want = {}
+    for rec in dp.open("spec/fixtures/trace-udp-drops.dat") do
+      if rec.name == "kfree_skb" then
+        local k = rec.fields.reason .. "|" .. rec.fields.location:match("^[^+]*")
+        want[k] = (want[k] or 0) + 1
+      end
+    end
+    local reasons = dp.reasons_of(dp.parse_format(io.open("spec/fixtures/kfree_skb-6.18.format"):read("a"), "skb"))
+    local got = {}
+    for _, row in ipairs(rows) do
+      local k = (reasons[row.reason] or row.reason) .. "|" .. row.location
+      got[k] = (got[k] or 0) + row.hitcount
+    end
+    assert.are.same(want, got)
+    assert.are.equal(0, totals.dropped)
+    local n = 0
+    for _ in pairs(want) do n = n + 1 end
+    assert.are.equal(n, totals.entries)
+  end)
+
+  it("counts a trace.dat's stacks, each stack once, symbolized", function()
+    local c <close> = dp.core.count_dat("spec/fixtures/trace-udp-drops.dat", { keys = { "stacktrace" } })
+    local rows, totals = c:rows()
+    local with = 0
+    for _, row in ipairs(rows) do
+      if row.stack then
+        with = with + row.hitcount
+        assert.truthy(has_frame(row.stack, "__udp4_lib_rcv") or has_frame(row.stack, "tcp_v4_rcv"))
+      end
+    end
+    local stacks = 0
+    for rec in dp.open("spec/fixtures/trace-udp-drops.dat") do
+      if rec.name == "kfree_skb" and rec.stack then stacks = stacks + 1 end
+    end
+    assert.are.equal(stacks, with)
+    assert.are.equal(totals.hits - with, totals.without_stack)
+  end)
+
+  it("refuses what it cannot count, naming it", function()
+    local ok, err = pcall(dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat", { keys = { "nosuch" } })
+    assert.is_false(ok)
+    assert.truthy(err:find("no numeric field 'nosuch'", 1, true))
+    ok, err = pcall(dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat", { keys = { "location.bogus" } })
+    assert.is_false(ok)
+    assert.truthy(err:find(".sym", 1, true))
+    ok, err = pcall(dp.core.count_dat, "/nonexistent.dat", { keys = { "reason" } })
+    assert.is_false(ok)
+    assert.truthy(err:find("/nonexistent.dat", 1, true))
+    ok, err = pcall(hist.open, { keys = { "reason" }, where = "gpu" })
+    assert.is_false(ok)
+    assert.truthy(err:find('"kernel" or "c"', 1, true))
+  end)
+
+  live_it("counts N UDP and M TCP drops by reason and location, as the kernel's counters say #live", function()
+    local before = state.snapshot()
+    local h <close> = hist.open{ keys = { "reason", "location.sym" }, condition = "reason == NO_SOCKET" }
+    local s0 = snmp.read()
+    net.udp_closed(net.free_udp_port(), 300)
+    net.tcp_closed(9, 20)
+    local s1 = snmp.read()
+    h:run{ idle = 0.5 }
+    local r = h:read()
+    assert.are.equal(dp.features().hist and "kernel" or "c", r.where)
+    local t = by_key(r.rows, "reason", "location")
+    assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), t["NO_SOCKET|__udp4_lib_rcv"])
+    assert.are.equal(300, t["NO_SOCKET|__udp4_lib_rcv"])
+    assert.are.equal(20, t["NO_SOCKET|tcp_v4_rcv"])
+    assert.are.equal(snmp.delta(s0, s1, "Tcp.OutRsts"), t["NO_SOCKET|tcp_v4_rcv"])
+    assert.are.equal(0, r.lost)
+    assert.are.equal(0, r.dropped)
+    h:close()
+    state.assert_same(before)
+  end)
+
+  live_it("puts the TCP drops under a stack with tcp_v4_rcv #live", function()
+    local before = state.snapshot()
+    local h <close> = hist.open{ keys = { "reason", "stacktrace" }, condition = "reason == NO_SOCKET" }
+    net.tcp_closed(9, 12)
+    net.udp_closed(net.free_udp_port(), 30)
+    h:run{ idle = 0.5 }
+    local tcp, udp = 0, 0
+    for _, row in ipairs(h:read().rows) do
+      assert.are.equal("NO_SOCKET", row.reason)
+      assert.is_true(#row.stack <= 16)
+      if has_frame(row.stack, "tcp_v4_rcv") then tcp = tcp + row.hitcount end
+      if has_frame(row.stack, "__udp4_lib_rcv") then udp = udp + row.hitcount end
+    end
+    assert.are.equal(12, tcp)
+    assert.are.equal(30, udp)
+    h:close()
+    state.assert_same(before)
+  end)
+
+  live_it("gives the same rows counted in the kernel and in C for the same drops #live", function()
+    local before = state.snapshot()
+    for _, keys in ipairs{ { "reason", "location.sym" }, { "reason", "stacktrace" } } do
+      local k <close> = hist.open{ keys = keys, condition = "reason == NO_SOCKET", where = "kernel" }
+      local c <close> = hist.open{ keys = keys, condition = "reason == NO_SOCKET", where = "c" }
+      net.udp_closed(net.free_udp_port(), 40)
+      net.tcp_closed(9, 7)
+      c:run{ idle = 0.5 }
+      local kr, cr = k:read(), c:read()
+      assert.are.equal("kernel", kr.where)
+      assert.are.equal("c", cr.where)
+      assert.are.equal(47, kr.hits)
+      assert.are.equal(kr.hits, cr.hits)
+      local second = keys[2] == "stacktrace" and "stack" or "location"
+      local function key(row)
+        return row.reason .. "|" .. (second == "stack" and table.concat(row.stack, ";") or row.location)
+      end
+      local kt, ct = {}, {}
+      for _, row in ipairs(kr.rows) do kt[key(row)] = row.hitcount end
+      for _, row in ipairs(cr.rows) do ct[key(row)] = row.hitcount end
+      if second == "stack" then
+        -- the kernel and a stacktrace trigger unwind from different places:
+        -- the same drops fall under stacks with the same dropping function
+        local function by_top(t)
+          local out = {}
+          for s, n in pairs(t) do
+            local top = s:match("|([^+;]*)") or s
+            out[top] = (out[top] or 0) + n
+          end
+          return out
+        end
+        assert.are.same(by_top(kt), by_top(ct))
+      else
+        assert.are.same(kt, ct)
+      end
+      c:close()
+      k:close()
+    end
+    state.assert_same(before)
+  end, "hist")
+
+  live_it("where = \"kernel\" is refused where the kernel has no hist triggers, nothing left #live", function()
+    local before = state.snapshot()
+    local ok, err = pcall(hist.open, { keys = { "reason" }, where = "kernel" })
+    assert.is_false(ok)
+    assert.truthy(err:find("CONFIG_HIST_TRIGGERS", 1, true))
+    state.assert_same(before)
+  end, "!hist")
+end)
