@@ -1,7 +1,7 @@
 -- One reader of the bench flood, run under /usr/bin/time by bench/run.lua.
 -- Prints "ready" once it is set up, reads until the flood is over (a quiet
 -- spell), then prints one line of JSON: what it got and what was lost.
---   lua5.4 bench/consumer.lua text|raw|ports|stacks|memory
+--   lua5.4 bench/consumer.lua text|raw|ports|stacks|count|memory
 --   lua5.4 bench/consumer.lua naive TRACE_PIPE EXPECTED_COUNT
 local kind, path, expect = arg[1], arg[2], tonumber(arg[3])
 local cjson = require "cjson"
@@ -60,12 +60,20 @@ elseif kind == "ports" then
 elseif kind == "stacks" then
   local r = require("dropprobe.recipes.stacks").run(opts)
   done({ got = r.matched, lost = r.lost, stacks = r.with_stack })
+elseif kind == "count" then
+  -- counting by reason and location: the kernel where it has hist
+  -- triggers, C over the raw buffers here
+  local h <close> = dp.hist{ keys = { "reason", "location.sym" }, condition = opts.filter,
+    buffer_kb = opts.buffer_kb }
+  h:run{ idle = idle, ready = ready }
+  local r = h:read()
+  done({ got = r.hits, lost = r.lost + r.dropped, where = r.where })
 elseif kind == "memory" then
   local rss = {}
   opts.every, opts.progress = 500000, function(n) rss[#rss + 1] = { n, rss_kb() } end
   local r = require("dropprobe.recipes.ports").run(opts)
   done({ got = r.drops, lost = r.lost, rss = rss })
 else
-  io.stderr:write("usage: consumer.lua text|raw|ports|stacks|memory|naive [trace_pipe]\n")
+  io.stderr:write("usage: consumer.lua text|raw|ports|stacks|count|memory|naive [trace_pipe]\n")
   os.exit(2)
 end

@@ -7,8 +7,10 @@
  * trigger's ftrace:kernel_stack entry that follows the event on its CPU)
  * and is symbolized once per distinct stack, when rows are asked for.
  *
- * Sources: an instance's per-CPU buffers (rawbuf.c), read on poll(); or a
- * trace.dat (libtracecmd), read whole on open.
+ * Sources: an instance's per-CPU buffers (rawbuf.c), read on poll(); a
+ * trace.dat (libtracecmd), read whole on open; a saved trace text, read
+ * whole on open with the text parser (parse.c), its values and frames
+ * interned as strings.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -20,8 +22,13 @@
 #include <trace-cmd.h>
 #include <tracefs.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "core.h"
+#include "format.h"
 #include "instance.h"
+#include "parse.h"
 #include "rawbuf.h"
 
 #define DP_COUNTER_MT "dropprobe.Counter"
@@ -57,6 +64,7 @@ struct counter {
 	struct dp_rawbuf rb;
 	struct tracecmd_input *dat;
 	struct tep_handle *tep;
+	struct tep_event *ev;
 	int event_id;
 	int nk, nv, stack_key;
 	struct tep_format_field *kf[MAXK], *vf[MAXV];
@@ -70,6 +78,13 @@ struct counter {
 	size_t nstacks, capstacks;
 	struct pend *pend; /* per CPU, for a stack key */
 	int npend;
+	/* a saved text: key values and frames are strings, interned */
+	int text;
+	char tname[128];
+	char **str;
+	size_t *slen, nstr, capstr;
+	uint32_t *sidx; /* hash index of str: id + 1, 0 free */
+	size_t capidx;
 	long long hits, dropped, lost, other, nostack;
 };
 
@@ -333,6 +348,10 @@ static int counter_rows(lua_State *L)
 	if (c->inst)
 		poll_live(c, 0); /* what is there now */
 	flush_all(c);
+	if (c->ev)
+		dp_push_symbols(L, c->ev); /* a number a key field's table names */
+	else
+		lua_newtable(L);
 	lua_createtable(L, (int)c->n, 0);
 	lua_createtable(L, 0, (int)c->nstacks); /* stack id -> frames, made once */
 	for (size_t i = 0; i < c->cap; i++) {
@@ -341,11 +360,29 @@ static int counter_rows(lua_State *L)
 			continue;
 		lua_createtable(L, 0, c->nk + c->nv + 2);
 		for (int k = 0; k < c->nk; k++) {
-			if (c->how[k] == HOW_NUM) {
-				if (e->k[k] > (uint64_t)INT64_MAX)
-					lua_pushnumber(L, (lua_Number)e->k[k]);
+			if (c->text) {
+				size_t id = (size_t)e->k[k];
+				long long x;
+				struct dp_span sp = {id ? c->str[id - 1] : "", id ? c->slen[id - 1] : 0};
+				if (!id)
+					lua_pushnil(L); /* the line had no such field */
+				else if (dp_span_integer(sp, &x))
+					lua_pushinteger(L, x); /* a number as raw records give it */
 				else
-					lua_pushinteger(L, (lua_Integer)e->k[k]);
+					lua_pushlstring(L, sp.p, sp.n);
+			} else if (c->how[k] == HOW_NUM) {
+				int named = 0;
+				if (lua_getfield(L, -4, c->kname[k]) == LUA_TTABLE) {
+					named = lua_rawgeti(L, -1, (lua_Integer)e->k[k]) == LUA_TSTRING;
+					lua_remove(L, -2); /* the table: its name, or nil */
+				}
+				if (!named) {
+					lua_pop(L, 1);
+					if (e->k[k] > (uint64_t)INT64_MAX)
+						lua_pushnumber(L, (lua_Number)e->k[k]);
+					else
+						lua_pushinteger(L, (lua_Integer)e->k[k]);
+				}
 			} else {
 				push_sym(L, c, e->k[k], c->how[k] == HOW_SYM_OFFSET);
 			}
@@ -358,7 +395,11 @@ static int counter_rows(lua_State *L)
 					lua_pop(L, 1);
 					lua_createtable(L, s->n, 0);
 					for (int f = 0; f < s->n; f++) {
-						push_sym(L, c, s->addr[f], 1);
+						if (c->text && s->addr[f])
+							lua_pushlstring(L, c->str[s->addr[f] - 1],
+									c->slen[s->addr[f] - 1]);
+						else
+							push_sym(L, c, s->addr[f], 1);
 						lua_rawseti(L, -2, f + 1);
 					}
 					lua_pushvalue(L, -1);
@@ -376,6 +417,7 @@ static int counter_rows(lua_State *L)
 		lua_rawseti(L, -3, ++r);
 	}
 	lua_pop(L, 1);
+	lua_remove(L, -2); /* the symbol tables */
 	lua_createtable(L, 0, 5);
 	lua_pushinteger(L, c->hits);
 	lua_setfield(L, -2, "hits");
@@ -406,6 +448,15 @@ static void counter_release(struct counter *c)
 	free(c->stacks);
 	free(c->tab);
 	free(c->pend);
+	for (size_t i = 0; i < c->nstr; i++)
+		free(c->str[i]);
+	free(c->str);
+	free(c->slen);
+	free(c->sidx);
+	c->str = NULL;
+	c->slen = NULL;
+	c->sidx = NULL;
+	c->nstr = 0;
 	c->stacks = NULL;
 	c->tab = NULL;
 	c->pend = NULL;
@@ -429,7 +480,7 @@ static int counter_tostring(lua_State *L)
 {
 	struct counter *c = luaL_checkudata(L, 1, DP_COUNTER_MT);
 	lua_pushfstring(L, DP_COUNTER_MT " (%s, %I hits, %I entries)",
-			c->closed ? "closed" : c->inst ? "live" : "trace.dat", (lua_Integer)c->hits,
+			c->closed ? "closed" : c->inst ? "live" : c->text ? "text" : "trace.dat", (lua_Integer)c->hits,
 			(lua_Integer)c->n);
 	return 1;
 }
@@ -446,6 +497,7 @@ static const char *setup_keys(lua_State *L, struct counter *c, int opts)
 		return msg;
 	}
 	c->event_id = ev->id;
+	c->ev = ev;
 	kst = tep_find_event_by_name(c->tep, "ftrace", "kernel_stack");
 	c->stack_id = kst ? kst->id : -1;
 	if (kst) {
@@ -620,6 +672,228 @@ static int count_dat(lua_State *L)
 	return 1;
 }
 
+/* The id (1...) of a string, interned once; 0 when out of memory. */
+static uint64_t intern(struct counter *c, const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t j;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	if ((c->nstr + 1) * 2 > c->capidx) {
+		size_t ncap = c->capidx ? c->capidx * 2 : 1024;
+		uint32_t *ni = calloc(ncap, sizeof(*ni));
+		if (!ni)
+			return 0;
+		for (size_t i = 0; i < c->nstr; i++) {
+			uint64_t g = 1469598103934665603ULL;
+			for (size_t k = 0; k < c->slen[i]; k++)
+				g = (g ^ (unsigned char)c->str[i][k]) * 1099511628211ULL;
+			for (j = g & (ncap - 1); ni[j]; j = (j + 1) & (ncap - 1))
+				;
+			ni[j] = (uint32_t)i + 1;
+		}
+		free(c->sidx);
+		c->sidx = ni;
+		c->capidx = ncap;
+	}
+	for (j = h & (c->capidx - 1); c->sidx[j]; j = (j + 1) & (c->capidx - 1)) {
+		size_t i = c->sidx[j] - 1;
+		if (c->slen[i] == n && memcmp(c->str[i], p, n) == 0)
+			return i + 1;
+	}
+	if (c->nstr == c->capstr) {
+		size_t nc = c->capstr ? c->capstr * 2 : 256;
+		char **ns = realloc(c->str, sizeof(*ns) * nc);
+		size_t *nl;
+		if (!ns)
+			return 0;
+		c->str = ns;
+		nl = realloc(c->slen, sizeof(*nl) * nc);
+		if (!nl)
+			return 0;
+		c->slen = nl;
+		c->capstr = nc;
+	}
+	c->str[c->nstr] = malloc(n + 1);
+	if (!c->str[c->nstr])
+		return 0;
+	memcpy(c->str[c->nstr], p, n);
+	c->str[c->nstr][n] = 0;
+	c->slen[c->nstr] = n;
+	c->sidx[j] = (uint32_t)c->nstr + 1;
+	return ++c->nstr;
+}
+
+/* the state of a text being counted: the stack being collected */
+struct tstate {
+	int cpu;   /* of the open stack, -1 none */
+	int n;
+	uint64_t frames[MAXFRAMES];
+};
+
+static void text_stack_end(struct counter *c, struct tstate *t)
+{
+	if (t->cpu >= 0 && t->cpu < c->npend && c->pend[t->cpu].waiting) {
+		c->pend[t->cpu].waiting = 0;
+		add(c, c->pend[t->cpu].k, stack_of(c, t->frames, t->n), c->pend[t->cpu].v);
+	}
+	t->cpu = -1;
+}
+
+static void text_line(struct counter *c, struct tstate *t, const char *p, size_t n)
+{
+	struct dp_line ln;
+	enum dp_line_kind k = dp_parse_line(p, n, &ln);
+	uint64_t key[MAXK] = {0}, val[MAXV] = {0};
+	if (k == DP_LINE_FRAME) {
+		if (t->cpu >= 0 && t->n < MAXFRAMES)
+			t->frames[t->n++] = intern(c, ln.frame.p, ln.frame.n);
+		return;
+	}
+	text_stack_end(c, t);
+	if (k == DP_LINE_LOST && ln.lost > 0)
+		c->lost += ln.lost;
+	if (k == DP_LINE_STACK) {
+		if (c->stack_key && pend_room(c, ln.cpu) == 0 && c->pend[ln.cpu].waiting) {
+			t->cpu = ln.cpu;
+			t->n = 0;
+		}
+		return;
+	}
+	if (k != DP_LINE_EVENT)
+		return;
+	if (ln.name.n != strlen(c->tname) || memcmp(ln.name.p, c->tname, ln.name.n) != 0) {
+		c->other++;
+		if (c->stack_key)
+			flush_cpu(c, ln.cpu);
+		return;
+	}
+	{
+		struct dp_span kk, vv;
+		size_t pos = 0;
+		while (dp_payload_next(ln.payload, &pos, &kk, &vv)) {
+			for (int i = 0; i < c->nk; i++) {
+				if (kk.n != strlen(c->kname[i]) || memcmp(kk.p, c->kname[i], kk.n) != 0)
+					continue;
+				if (c->how[i] == HOW_SYM) { /* the function, without +0xoff/0xsize */
+					const char *plus = memchr(vv.p, '+', vv.n);
+					if (plus)
+						vv.n = (size_t)(plus - vv.p);
+				}
+				key[i] = intern(c, vv.p, vv.n);
+			}
+			for (int i = 0; i < c->nv; i++) {
+				long long x;
+				if (kk.n == strlen(c->vname[i]) && memcmp(kk.p, c->vname[i], kk.n) == 0 &&
+				    dp_span_integer(vv, &x))
+					val[i] = (uint64_t)x;
+			}
+		}
+	}
+	if (!c->stack_key) {
+		add(c, key, 0, val);
+		return;
+	}
+	if (pend_room(c, ln.cpu) < 0)
+		return;
+	flush_cpu(c, ln.cpu);
+	memcpy(c->pend[ln.cpu].k, key, sizeof(key));
+	memcpy(c->pend[ln.cpu].v, val, sizeof(val));
+	c->pend[ln.cpu].waiting = 1;
+}
+
+/* Keys of a text counter: fields by their printed labels. */
+static const char *text_keys(lua_State *L, struct counter *c, int opts)
+{
+	static char msg[200];
+	snprintf(c->tname, sizeof(c->tname), "%s", dp_opt_string(L, opts, "event", "kfree_skb"));
+	c->max = (size_t)dp_opt_integer(L, opts, "size", 2048);
+	if (lua_getfield(L, opts, "keys") != LUA_TTABLE)
+		return "keys: give a list of fields, e.g. { \"reason\", \"location.sym\" }";
+	for (int i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+		const char *k = lua_tostring(L, -1), *dot = strchr(k, '.');
+		if (strcmp(k, "stacktrace") == 0) {
+			c->stack_key = 1;
+		} else {
+			if (c->nk == MAXK)
+				return "at most 4 key fields (and stacktrace)";
+			snprintf(c->kname[c->nk], sizeof(c->kname[0]), "%.*s", dot ? (int)(dot - k) : 63, k);
+			c->how[c->nk] = !dot ? HOW_NUM : strcmp(dot, ".sym") == 0 ? HOW_SYM
+					  : strcmp(dot, ".sym-offset") == 0 ? HOW_SYM_OFFSET : -1;
+			if (c->how[c->nk] < 0) {
+				snprintf(msg, sizeof(msg), "key '%s': the modifiers are .sym and .sym-offset", k);
+				return msg;
+			}
+			c->nk++;
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
+	if (lua_getfield(L, opts, "values") == LUA_TTABLE) {
+		for (int i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
+			if (strcmp(lua_tostring(L, -1), "hitcount") != 0 && c->nv < MAXV)
+				snprintf(c->vname[c->nv++], sizeof(c->vname[0]), "%s", lua_tostring(L, -1));
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	if (!c->nk && !c->stack_key)
+		return "keys: at least one field or stacktrace";
+	return NULL;
+}
+
+/* core.count_text(path, { event =, keys =, values =, size = }) -> Counter
+ * over a saved trace text, counted in C: the keys are the printed labels */
+static int count_text(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	const char *fail;
+	struct counter *c;
+	struct tstate t = {.cpu = -1};
+	char *buf;
+	size_t len = 0, cap = 1 << 20;
+	ssize_t r;
+	int fd;
+	luaL_checktype(L, 2, LUA_TTABLE);
+	dp_check_fields(L, 2, count_opts);
+	c = new_counter(L);
+	c->text = 1;
+	fail = text_keys(L, c, 2);
+	if (fail)
+		return fail_counter(L, c, path, fail);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail_counter(L, c, path, strerror(errno));
+	buf = malloc(cap);
+	if (!buf) {
+		close(fd);
+		return fail_counter(L, c, path, "out of memory");
+	}
+	while ((r = read(fd, buf + len, cap - len)) > 0 || (r < 0 && errno == EINTR)) {
+		size_t start = 0;
+		if (r < 0)
+			continue;
+		len += (size_t)r;
+		for (size_t i = 0; i < len; i++)
+			if (buf[i] == '\n') {
+				text_line(c, &t, buf + start, i - start);
+				start = i + 1;
+			}
+		memmove(buf, buf + start, len - start);
+		len -= start;
+		if (len == cap) /* a line longer than the buffer is no trace line */
+			len = 0;
+	}
+	if (len)
+		text_line(c, &t, buf, len);
+	text_stack_end(c, &t);
+	free(buf);
+	close(fd);
+	flush_all(c);
+	return 1;
+}
+
 static const luaL_Reg counter_methods[] = {
 	{"poll", counter_poll},
 	{"rows", counter_rows},
@@ -648,4 +922,6 @@ void dp_count_open(lua_State *L)
 	lua_setfield(L, -2, "counter");
 	lua_pushcfunction(L, count_dat);
 	lua_setfield(L, -2, "count_dat");
+	lua_pushcfunction(L, count_text);
+	lua_setfield(L, -2, "count_text");
 }

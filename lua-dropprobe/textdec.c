@@ -145,8 +145,10 @@ static void make_entry(lua_State *L, struct dp_textdec *t, struct dp_fill *f, in
 	if (lua_type(L, -1) == LUA_TSTRING)
 		sys = lua_tostring(L, -1); /* anchored in uv below */
 	lua_pushvalue(L, -1);
-	lua_setfield(L, -3, "system");
+	lua_rawseti(L, -3, -1); /* [-1] = system, [0] = name: by index per record */
 	lua_pop(L, 1);
+	lua_pushvalue(L, nameidx);
+	lua_rawseti(L, -2, 0);
 	if (sys && !fn_line)
 		ev = load_format(t, sys, lua_tostring(L, nameidx));
 	lua_newtable(L); /* labels */
@@ -243,9 +245,14 @@ static void name_fields(lua_State *L, int uv)
 	lua_pop(L, 1);
 }
 
-/* working stack slots during a feed */
+/* working stack slots during a feed; cur holds the uservalue of the last
+ * record's event, whose name is in last (records of one event in a row
+ * skip the lookup) */
 struct slots {
-	int evtab, names, syms, stack, meta;
+	int evtab, names, syms, stack, meta, cur;
+	struct tev *last_e;
+	char last[64];
+	size_t last_len;
 };
 
 static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s,
@@ -253,22 +260,38 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 {
 	struct tev *e;
 	int nameidx, uv, ref;
-	lua_pushlstring(L, ln->name.p, ln->name.n);
-	nameidx = lua_gettop(L);
-	lua_pushvalue(L, nameidx);
-	if (lua_rawget(L, s->evtab) == LUA_TNIL) {
+	if (s->last_len && ln->name.n == s->last_len && memcmp(ln->name.p, s->last, s->last_len) == 0 &&
+	    !ln->fn_ip.n) {
+		e = s->last_e; /* the same event as the record before */
+		uv = s->cur;
+		nameidx = lua_gettop(L) + 1;
+		lua_rawgeti(L, uv, 0);
+	} else {
+		lua_pushlstring(L, ln->name.p, ln->name.n);
+		nameidx = lua_gettop(L);
+		lua_pushvalue(L, nameidx);
+		if (lua_rawget(L, s->evtab) == LUA_TNIL) {
+			lua_pop(L, 1);
+			make_entry(L, t, f, s->evtab, s->names, s->syms, nameidx, ln->fn_ip.n != 0);
+		}
+		e = lua_touserdata(L, -1);
+		lua_getiuservalue(L, -1, 1);
+		lua_replace(L, s->cur);
 		lua_pop(L, 1);
-		make_entry(L, t, f, s->evtab, s->names, s->syms, nameidx, ln->fn_ip.n != 0);
+		uv = s->cur;
+		s->last_len = 0;
+		if (ln->name.n < sizeof(s->last) && !ln->fn_ip.n) {
+			memcpy(s->last, ln->name.p, ln->name.n);
+			s->last_len = ln->name.n;
+			s->last_e = e;
+		}
 	}
-	e = lua_touserdata(L, -1);
-	lua_getiuservalue(L, -1, 1);
-	uv = lua_gettop(L);
 	lua_createtable(L, 0, 10);
 	lua_pushvalue(L, s->meta);
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, nameidx);
 	dp_setkey(L, f->keys, DP_K_NAME);
-	if (lua_getfield(L, uv, "system") == LUA_TSTRING)
+	if (lua_rawgeti(L, uv, -1) == LUA_TSTRING)
 		dp_setkey(L, f->keys, DP_K_SYSTEM);
 	else
 		lua_pop(L, 1);
@@ -395,6 +418,10 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.stack = lua_gettop(L);
 	lua_rawgeti(L, f->keys, 0);
 	s.meta = lua_gettop(L);
+	lua_pushnil(L);
+	s.cur = lua_gettop(L);
+	s.last_len = 0;
+	s.last_e = NULL;
 	for (size_t i = 0; i < t->len; i++) {
 		if (t->buf[i] == '\n') {
 			text_line(L, t, f, &s, t->buf + start, i - start, hold);

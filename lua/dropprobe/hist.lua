@@ -266,11 +266,49 @@ function Hist:run(opts)
   end
 end
 
+--- Count a saved trace in C: a trace.dat (its own formats name the
+-- reasons) or the text of `trace`/`trace_pipe` (keys are the printed
+-- labels, `reason: NO_SOCKET` gives "NO_SOCKET"). No record is made.
+-- @tparam string path
+-- @tparam[opt] table opts `event` ("skb:kfree_skb" or "kfree_skb"), `keys`
+-- (default `{ "reason", "location.sym" }`), `values`, `size`
+-- @treturn Hist whose `read()` gives the rows (`where = "c"`)
+-- @usage local r = dp.hist_file("trace.dat", { keys = { "reason" } }):read()
+function M.file(path, opts)
+  opts = util.check_options(opts, { "event", "keys", "values", "size" }, "hist.file")
+  local defaults = require("dropprobe.hunt").DEFAULTS
+  local sys, name = (opts.event or defaults.drop_event):match("^([^:]+):([^:]+)$")
+  if not sys then sys, name = nil, opts.event end
+  local keys = opts.keys or { "reason", "location.sym" }
+  local f = io.open(path, "rb")
+  if not f then
+    local _, err = io.open(path, "rb")
+    error(fmt("hist.file: cannot open '%s': %s", tostring(path), err), 2)
+  end
+  local magic = f:read(10) or ""
+  f:close()
+  local spec = { event = name, system = sys, keys = keys, values = opts.values, size = opts.size }
+  local ok, counter
+  if magic:sub(1, 3) == "\23\8\68" and magic:sub(4, 10) == "tracing" then
+    ok, counter = pcall(core.count_dat, path, spec)
+  else
+    spec.system = nil
+    ok, counter = pcall(core.count_text, path, spec)
+  end
+  if not ok then error(counter, 2) end
+  local ordered, stack = {}, false
+  for _, k in ipairs(keys) do
+    if k == "stacktrace" then stack = true else ordered[#ordered + 1] = k end
+  end
+  return setmetatable({ where = "c", counter = counter, keys = ordered, stack = stack,
+    values = opts.values or {}, symbols = {}, file = true }, Hist)
+end
+
 --- Remove the histogram (its trigger, or the counter and its events) and the instance.
 -- @function Hist:close
 function Hist:close()
   if self.counter then self.counter:close() end
-  self.inst:close()
+  if self.inst then self.inst:close() end
 end
 Hist.__close = Hist.close
 

@@ -55,7 +55,7 @@ M.where = record.where
 -- kprobe.lua
 M.kprobe, M.arg, M.drop_hook = kprobe.kprobe, kprobe.arg, kprobe.drop_hook
 -- hist.lua
-M.hist = hist.open
+M.hist, M.hist_file = hist.open, hist.file
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
 -- util.lua

@@ -52,6 +52,17 @@ do
 end
 collectgarbage()
 
+-- counting a trace.dat in C: by fields, by stack, a refusal, a bad file
+for _, keys in ipairs({ { "reason", "location.sym" }, { "reason", "stacktrace" } }) do
+  local c = dp.core.count_dat("spec/fixtures/trace-udp-drops.dat", { keys = keys })
+  c:rows()
+  c:close()
+  dp.core.count_dat("spec/fixtures/trace-udp-drops.dat", { keys = keys }) -- left to the GC
+end
+pcall(dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat", { keys = { "nosuch" } })
+pcall(dp.core.count_dat, "/nonexistent.dat", { keys = { "reason" } })
+collectgarbage()
+
 -- kprobes on a fake tree: created, closed, collected
 local dir = fake.make()
 dp.tracefs(dir)
@@ -90,8 +101,18 @@ if ok and dp.core.is_root() then
     if mode == "text" then pipe:close() inst:close() end
     -- raw: left to the garbage collector and lua_close
   end
-  local dat = os.getenv("DROPPROBE_DAT")
-  if dat then for _ in dp.open(dat) do end end
+  -- counting: in C over the raw buffers (and in the kernel where it can),
+  -- by fields and by stack, closed and left to the collector
+  local hist = require "dropprobe.hist"
+  for _, keys in ipairs({ { "reason", "location.sym" }, { "reason", "stacktrace" } }) do
+    local h = hist.open{ keys = keys, where = "c", buffer_kb = 256 }
+    local u = socket.udp4()
+    for _ = 1, 30 do u:sendto("x", "127.0.0.1", 9) end
+    u:close()
+    h:run{ idle = 0.3 }
+    assert(h:read().hits >= 30)
+    if keys[2] == "stacktrace" then h:close() end
+  end
 end
 print("leakcheck workload done")
 os.exit(0, true)
