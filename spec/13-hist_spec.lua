@@ -37,10 +37,10 @@ describe("13 hist", function()
         want[k] = (want[k] or 0) + 1
       end
     end
-    local reasons = dp.reasons_of(dp.parse_format(io.open("spec/fixtures/kfree_skb-6.18.format"):read("a"), "skb"))
     local got = {}
     for _, row in ipairs(rows) do
-      local k = (reasons[row.reason] or row.reason) .. "|" .. row.location
+      -- named with the file's own format, as its records are
+      local k = row.reason .. "|" .. row.location
       got[k] = (got[k] or 0) + row.hitcount
     end
     assert.are.same(want, got)
@@ -66,6 +66,38 @@ describe("13 hist", function()
     end
     assert.are.equal(stacks, with)
     assert.are.equal(totals.hits - with, totals.without_stack)
+  end)
+
+  it("counts saved texts in C exactly as their records count, stacks too", function()
+    for _, name in ipairs({ "trace-tcp-udp-stacks.txt", "trace-seed-6.1.txt", "trace-hostile.txt",
+        "trace-truncated.txt" }) do
+      local path = "spec/fixtures/" .. name
+      local want, stacks = {}, 0
+      for rec in dp.open(path) do
+        if rec.name == "kfree_skb" then
+          local k = tostring(rec.fields.reason) .. "|" .. tostring(rec.fields.location):match("^[^+]*")
+          want[k] = (want[k] or 0) + 1
+          if rec.stack then stacks = stacks + 1 end
+        end
+      end
+      local r = hist.file(path):read()
+      assert.are.equal("c", r.where)
+      local got = {}
+      for _, row in ipairs(r.rows) do
+        local k = tostring(row.reason) .. "|" .. tostring(row.location)
+        got[k] = (got[k] or 0) + row.hitcount
+      end
+      assert.are.same(want, got, name)
+      local s = hist.file(path, { keys = { "reason", "stacktrace" } }):read()
+      local with = 0
+      for _, row in ipairs(s.rows) do
+        if #row.stack > 0 then
+          with = with + row.hitcount
+          assert.is_nil(row.stack[1]:find("^trace_event_raw")) -- from the dropping function
+        end
+      end
+      assert.are.equal(stacks, with, name)
+    end
   end)
 
   it("refuses what it cannot count, naming it", function()
