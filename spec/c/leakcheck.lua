@@ -60,6 +60,12 @@ for _, keys in ipairs({ { "reason", "location.sym" }, { "reason", "stacktrace" }
   dp.core.count_dat("spec/fixtures/trace-udp-drops.dat", { keys = keys }) -- left to the GC
 end
 pcall(dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat", { keys = { "nosuch" } })
+-- and a saved text: values and frames interned as strings
+for _, keys in ipairs({ { "reason", "location.sym" }, { "reason", "stacktrace" } }) do
+  dp.hist_file("spec/fixtures/trace-tcp-udp-stacks.txt", { keys = keys }):read()
+  dp.hist_file("spec/fixtures/trace-hostile.txt", { keys = keys }):close()
+end
+pcall(dp.hist_file, "spec/fixtures/trace-hostile.txt", { keys = { "x.bogus" } })
 pcall(dp.core.count_dat, "/nonexistent.dat", { keys = { "reason" } })
 collectgarbage()
 
