@@ -16,7 +16,7 @@ INTREE      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;
 DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd-dev \
 	libbpf-dev lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
 	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace \
-	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2
+	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables
 
 .PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench vmtest layers
 
@@ -51,12 +51,12 @@ layers: $(OBJ)
 # build/fuzz-crash-* (or build/fuzz-raw-crash-*) to turn into a fixture
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h
+build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h lua-dropprobe/packet.c lua-dropprobe/packet.h
 	@mkdir -p build/fuzz-corpus
-	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c
+	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c
 
 RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/parse.c \
-	lua-dropprobe/record.c lua-dropprobe/join.c
+	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c
 build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 	@mkdir -p build/fuzz-raw-corpus
 	$(FUZZ_CC) $(INCS) -o $@ fuzz/fuzz_raw.c $(RAW_SRC) -llua$(LUA_VERSION) -ltraceevent

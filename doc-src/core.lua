@@ -97,6 +97,31 @@
 -- @function Kprobe:is_created
 -- @treturn boolean
 
+--- Counting in C (`count.c`): events read straight from the raw buffers (or a
+-- trace.dat, or a saved text) into a C hash table keyed by fields and, with a
+-- `stacktrace` key, by the stack that follows the event on its CPU. Made by
+-- `core.counter(inst, spec)`, `core.count_dat(path, spec)`,
+-- `core.count_text(path, spec)`; `dropprobe.hist` is the public face. spec:
+-- `system`, `event`, `keys` (fields, `.sym`/`.sym-offset`, `stacktrace`),
+-- `values` (fields summed), `size` (most entries), `systems` (live).
+-- @type Counter
+
+--- Read what the buffers have (live counters), waiting up to `ms` when nothing.
+-- @function Counter:poll
+-- @tparam[opt=0] integer ms
+-- @treturn integer|nil events read, or nil and "interrupted"
+
+--- The counts: rows (keys by field name, a reason by the format's name,
+-- `stack` = frames, `hitcount`, summed values) and totals (`hits`,
+-- `entries`, `dropped` for a full table, `lost` ring-buffer events,
+-- `without_stack`).
+-- @function Counter:rows
+-- @treturn table rows
+-- @treturn table totals
+
+--- Close it; idempotent; also `__close` and `__gc`.
+-- @function Counter:close
+
 --- Module functions of `dropprobe.core`.
 -- @section functions
 
@@ -106,6 +131,22 @@
 -- @tparam string name the enum's name
 -- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
 -- @treturn table|nil `{ NAME = value, ... }`, or nil and a message
+
+--- Where the members of a kernel struct are, from its BTF (`btf.c`, libbpf):
+-- `core.btf_struct("sk_buff").head.offset`; anonymous structs and unions are
+-- walked into, bitfields left out.
+-- @function btf_struct
+-- @tparam string name the struct's name
+-- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+-- @treturn table|nil `{ member = { offset =, size =, pointer = } }`, or nil and a message
+
+--- The headers in bytes a drop probe fetched from `skb->head` (`packet.c`):
+-- IPv4, IPv6 behind its extension headers, TCP, UDP, ICMP, ICMPv6.
+-- @function decode_packet
+-- @tparam string bytes
+-- @tparam integer nh the network header's offset in bytes
+-- @treturn table|nil `{ family, saddr, daddr, proto, sport, dport, type, code, len }`,
+-- or nil when no IP header is there
 
 --- The entries of a directory, sorted, without `.` and `..` (no shell).
 -- @function dir

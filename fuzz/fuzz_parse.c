@@ -3,13 +3,14 @@
  * any bytes, split into lines as the reader splits them, every line parsed
  * every payload pair walked, and every payload matched against two print
  * formats' literal text (kfree_skb's, icmp_send's) as the text decoder
- * matches them. Crashes and sanitizer reports are findings;
+ * matches them; and the same bytes through the packet header decoder. Crashes and sanitizer reports are findings;
  * each one found becomes a fixture in spec/fixtures/.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "../lua-dropprobe/packet.h"
 #include "../lua-dropprobe/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -38,6 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
 	size_t start = 0;
+	struct dp_packet pk;
+	/* the same bytes as a packet fetched at a drop: the header decoder */
+	if (size > 1 && dp_packet_decode(data + 1, size - 1, data[0] % 80, &pk) &&
+	    (pk.family != 4 && pk.family != 6))
+		__builtin_trap();
 	for (size_t i = 0; i <= size; i++) {
 		if (i == size || s[i] == '\n') {
 			struct dp_line ln;

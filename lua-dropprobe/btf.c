@@ -73,8 +73,77 @@ static int btf_enum_values(lua_State *L)
 	return 1;
 }
 
+/* Members of a struct or union into the table on top, by name, with their
+ * byte offset from the outer struct (base bytes); anonymous struct and
+ * union members are walked into, as C lets a program name their members. */
+static void members(lua_State *L, const struct btf *btf, const struct btf_type *t, long base,
+		    int depth)
+{
+	const struct btf_member *m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++) {
+		const char *name = btf__name_by_offset(btf, m[i].name_off);
+		__u32 bits = btf_member_bit_offset(t, (__u32)i);
+		const struct btf_type *mt = btf__type_by_id(btf, m[i].type);
+		__s64 size;
+		if (btf_member_bitfield_size(t, (__u32)i) || bits % 8)
+			continue; /* a bitfield: no byte offset to fetch from */
+		while (mt && (btf_is_mod(mt) || btf_is_typedef(mt)))
+			mt = btf__type_by_id(btf, mt->type);
+		if ((!name || !*name) && mt && (btf_is_struct(mt) || btf_is_union(mt))) {
+			if (depth < 8)
+				members(L, btf, mt, base + (long)(bits / 8), depth + 1);
+			continue;
+		}
+		if (!name || !*name)
+			continue;
+		size = btf__resolve_size(btf, m[i].type);
+		lua_createtable(L, 0, 3);
+		lua_pushinteger(L, base + (long)(bits / 8));
+		lua_setfield(L, -2, "offset");
+		lua_pushinteger(L, size < 0 ? 0 : (lua_Integer)size);
+		lua_setfield(L, -2, "size");
+		lua_pushboolean(L, mt && btf_is_ptr(mt));
+		lua_setfield(L, -2, "pointer");
+		lua_setfield(L, -2, name);
+	}
+}
+
+/*
+ * core.btf_struct(name [, path]) -> { member = { offset =, size =, pointer = } } |
+ * nil, message: where the members of struct `name` are in this kernel (the
+ * offsets a kprobe fetches from where it cannot name them, before 6.6)
+ */
+static int btf_struct_members(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
+	libbpf_print_fn_t old = libbpf_set_print(quiet);
+	struct btf *btf = btf__parse_raw(path);
+	int err = errno;
+	__s32 id;
+	libbpf_set_print(old);
+	if (!btf) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "cannot read BTF from %s: %s", path, strerror(err));
+		return 2;
+	}
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
+	if (id < 0) {
+		btf__free(btf);
+		luaL_pushfail(L);
+		lua_pushfstring(L, "the kernel's BTF has no struct %s", name);
+		return 2;
+	}
+	lua_newtable(L);
+	members(L, btf, btf__type_by_id(btf, (__u32)id), 0, 0);
+	btf__free(btf);
+	return 1;
+}
+
 void dp_btf_open(lua_State *L)
 {
+	lua_pushcfunction(L, btf_struct_members);
+	lua_setfield(L, -2, "btf_struct");
 	lua_pushcfunction(L, btf_enum_values);
 	lua_setfield(L, -2, "btf_enum");
 }

@@ -191,6 +191,7 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_event_open(L);
 	dp_kprobe_open(L);
 	dp_pipe_open(L);
+	dp_decode_open(L);
 	/* the record sources: one file and one line each */
 	dp_src_text_open(L);
 	dp_src_file_open(L);

@@ -23,6 +23,7 @@ void dp_instance_open(lua_State *L); /* instance.c: core.instance */
 void dp_event_open(lua_State *L);    /* event.c: core.event */
 void dp_kprobe_open(lua_State *L);   /* kprobe.c: core.kprobe */
 void dp_pipe_open(lua_State *L);     /* pipe.c: core.Pipe */
+void dp_decode_open(lua_State *L);   /* decode.c: core.decode_packet */
 /* the record sources, one file each */
 void dp_src_text_open(lua_State *L); /* core.text_pipe(inst, opts): trace_pipe */
 void dp_src_file_open(lua_State *L); /* core.open_text(path, opts): saved text */

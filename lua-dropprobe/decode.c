@@ -16,6 +16,7 @@
 #include <event-parse.h>
 
 #include "format.h"
+#include "packet.h"
 #include "parse.h"
 #include "record.h"
 
@@ -37,6 +38,9 @@ struct fdesc {
 struct dp_evinfo {
 	int nf;
 	struct fdesc *fd;
+	/* a drop probe's packet: the bytes from skb->head and the network
+	 * header's offset from head (kprobe fields pkt and nh) */
+	struct tep_format_field *pkt, *nh;
 };
 
 /* stack positions of the working tables from dp_decode_begin */
@@ -182,10 +186,12 @@ static void print_kinds(struct tep_event *ev, struct fdesc *fd, int nf)
 }
 
 /* A code address by its name: skb:kfree_skb's `location` is printed %pS
- * from 6.2 and %p before; a record symbolizes it on every kernel. */
+ * from 6.2 and %p before, a drop probe's `location` (a return address,
+ * fetched as :symbol) is a u64; a record symbolizes it everywhere. */
 static int is_code_address(struct tep_format_field *f)
 {
-	return strcmp(f->name, "location") == 0 && strchr(f->type, '*') && f->size == 8;
+	return strcmp(f->name, "location") == 0 && f->size == 8 &&
+	       !(f->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC | TEP_FIELD_IS_SIGNED));
 }
 
 /* Build (once) what decoding an event needs; the event's cache table is
@@ -293,6 +299,13 @@ static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base
 			fd->kind = FK_UNSIGNED;
 	}
 	print_kinds(ev, ei->fd, ei->nf);
+	{
+		struct tep_format_field *pkt = tep_find_field(ev, "pkt"), *nh = tep_find_field(ev, "nh");
+		if (pkt && nh && (pkt->flags & TEP_FIELD_IS_ARRAY) && !(nh->flags & TEP_FIELD_IS_ARRAY)) {
+			ei->pkt = pkt;
+			ei->nh = nh;
+		}
+	}
 	for (int i = 0; i < ei->nf; i++) {
 		struct fdesc *fd = &ei->fd[i];
 		if (fd->kind == FK_SYMBOL) {
@@ -471,6 +484,89 @@ static void push_stack(lua_State *L, struct dp_decoder *d, int symtab, void *dat
 	}
 }
 
+static const char *proto_name(int proto)
+{
+	switch (proto) {
+	case 6: return "tcp";
+	case 17: return "udp";
+	case 1: return "icmp";
+	case 58: return "icmpv6";
+	case 132: return "sctp";
+	default: return NULL;
+	}
+}
+
+/* The Lua table of a decoded packet. */
+static void packet_table(lua_State *L, const struct dp_packet *pp)
+{
+	struct dp_packet p = *pp;
+	const char *pn;
+	lua_createtable(L, 0, 9);
+	lua_pushinteger(L, p.family);
+	lua_setfield(L, -2, "family");
+	lua_pushstring(L, p.saddr);
+	lua_setfield(L, -2, "saddr");
+	lua_pushstring(L, p.daddr);
+	lua_setfield(L, -2, "daddr");
+	pn = proto_name(p.proto);
+	if (pn)
+		lua_pushstring(L, pn);
+	else
+		lua_pushinteger(L, p.proto);
+	lua_setfield(L, -2, "proto");
+	if (p.sport >= 0) {
+		lua_pushinteger(L, p.sport);
+		lua_setfield(L, -2, "sport");
+		lua_pushinteger(L, p.dport);
+		lua_setfield(L, -2, "dport");
+	}
+	if (p.type >= 0) {
+		lua_pushinteger(L, p.type);
+		lua_setfield(L, -2, "type");
+		lua_pushinteger(L, p.code);
+		lua_setfield(L, -2, "code");
+	}
+	lua_pushinteger(L, p.len);
+	lua_setfield(L, -2, "len");
+}
+
+/* rec.packet from the probe's bytes, when they hold an IP header (record on top) */
+static void push_packet(lua_State *L, struct dp_evinfo *ei, int keys, void *data, int size)
+{
+	struct dp_packet p;
+	int off, len;
+	field_span(ei->pkt, data, size, &off, &len);
+	if (ei->nh->offset + ei->nh->size > size ||
+	    !dp_packet_decode((unsigned char *)data + off, (size_t)len, (size_t)read_num(ei->nh, data),
+			      &p))
+		return;
+	packet_table(L, &p);
+	dp_setkey(L, keys, DP_K_PACKET);
+}
+
+/* core.decode_packet(bytes, nh) -> { family, saddr, daddr, proto, sport, dport,
+ * type, code, len } | nil: the headers in bytes taken from skb->head, the
+ * network header nh bytes in (what a drop probe's record gets as packet) */
+static int decode_packet(lua_State *L)
+{
+	size_t n;
+	const char *b = luaL_checklstring(L, 1, &n);
+	lua_Integer nh = luaL_checkinteger(L, 2);
+	struct dp_packet p;
+	if (nh < 0 || !dp_packet_decode((const unsigned char *)b, n, (size_t)nh, &p)) {
+		luaL_pushfail(L);
+		return 1;
+	}
+	packet_table(L, &p);
+	return 1;
+}
+
+void dp_decode_open(lua_State *L)
+{
+	lua_pushcfunction(L, decode_packet);
+	lua_setfield(L, -2, "decode_packet");
+}
+
 int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,
 	      int size, unsigned long long ts)
 {
@@ -578,6 +674,8 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 		lua_rawset(L, -3);
 	}
 	dp_setkey(L, keys, DP_K_FIELDS);
+	if (ei->pkt)
+		push_packet(L, ei, keys, data, size);
 	lua_remove(L, -2); /* the event's cache */
 	return DP_DEC_RECORD;
 }

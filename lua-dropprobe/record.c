@@ -26,7 +26,8 @@ void dp_record_meta(lua_State *L)
 void dp_record_open(lua_State *L)
 {
 	static const char *const keys[] = {"name", "system", "comm", "pid", "cpu", "ts",
-					   "flags", "payload", "fields", "stack", "lost_before"};
+					   "flags", "payload", "fields", "stack", "lost_before",
+					   "packet"};
 	luaL_newmetatable(L, DP_RECORD_MT); /* __tostring comes from the Lua side */
 	lua_createtable(L, DP_K_MAX, 1);
 	lua_pushvalue(L, -2);

@@ -1,8 +1,8 @@
 /*
  * record.h - the one shape of a record, whatever read it: a table with
  * name, system, comm, pid, cpu, ts, flags, fields (named as the event's
- * format names them), and optionally payload (text sources), stack and
- * lost_before. Its keys are Lua strings made once (registry
+ * format names them), and optionally payload (text sources), stack,
+ * lost_before and packet (the headers a drop probe fetched, packet.c). Its keys are Lua strings made once (registry
  * "dropprobe.keys", [0] the base record metatable) and set by index.
  */
 #ifndef DROPPROBE_RECORD_H
@@ -12,7 +12,7 @@
 
 enum dp_key {
 	DP_K_NAME = 1, DP_K_SYSTEM, DP_K_COMM, DP_K_PID, DP_K_CPU, DP_K_TS, DP_K_FLAGS,
-	DP_K_PAYLOAD, DP_K_FIELDS, DP_K_STACK, DP_K_LOST_BEFORE, DP_K_MAX
+	DP_K_PAYLOAD, DP_K_FIELDS, DP_K_STACK, DP_K_LOST_BEFORE, DP_K_PACKET, DP_K_MAX
 };
 #define DP_KEYS_REG "dropprobe.keys"
 

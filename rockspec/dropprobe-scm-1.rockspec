@@ -29,9 +29,10 @@ build = {
     ["dropprobe.core"] = {
       sources = {
         "lua-dropprobe/btf.c", "lua-dropprobe/comm.c", "lua-dropprobe/core.c",
-        "lua-dropprobe/decode.c", "lua-dropprobe/event.c", "lua-dropprobe/format.c",
-        "lua-dropprobe/instance.c", "lua-dropprobe/join.c", "lua-dropprobe/kprobe.c",
-        "lua-dropprobe/parse.c", "lua-dropprobe/pipe.c", "lua-dropprobe/record.c",
+        "lua-dropprobe/count.c", "lua-dropprobe/decode.c", "lua-dropprobe/event.c",
+        "lua-dropprobe/format.c", "lua-dropprobe/instance.c", "lua-dropprobe/join.c",
+        "lua-dropprobe/kprobe.c", "lua-dropprobe/packet.c", "lua-dropprobe/parse.c",
+        "lua-dropprobe/pipe.c", "lua-dropprobe/rawbuf.c", "lua-dropprobe/record.c",
         "lua-dropprobe/src_dat.c", "lua-dropprobe/src_file.c", "lua-dropprobe/src_raw.c",
         "lua-dropprobe/src_text.c", "lua-dropprobe/textdec.c", "lua-dropprobe/tracefs.c",
         "lua-dropprobe/util.c",
@@ -56,6 +57,7 @@ build = {
     ["dropprobe.record"] = "lua/dropprobe/record.lua",
     ["dropprobe.doctor"] = "lua/dropprobe/doctor.lua",
     ["dropprobe.hunt"] = "lua/dropprobe/hunt.lua",
+    ["dropprobe.hist"] = "lua/dropprobe/hist.lua",
     ["dropprobe.shell"] = "lua/dropprobe/shell.lua",
     ["dropprobe.recipes.stacks"] = "lua/dropprobe/recipes/stacks.lua",
     ["dropprobe.recipes.ports"] = "lua/dropprobe/recipes/ports.lua",

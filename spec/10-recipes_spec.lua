@@ -20,7 +20,8 @@ describe("10 recipes", function()
     local ports = require "dropprobe.recipes.ports"
     local before = state.snapshot()
     local s0, s1, refused4, refused6
-    local report = ports.run{ idle = 1, ready = function()
+    -- the joins, on every kernel (spec 14 reads each drop's packet where it can)
+    local report = ports.run{ packets = false, idle = 1, ready = function()
       s0 = snmp.read()
       refused4 = net.tcp_closed(9, 120)
       net.udp_closed(9999, 700)
@@ -69,7 +70,7 @@ describe("10 recipes", function()
 
   live_it("ports: text mode gives the same counts as raw mode #live", function()
     local ports = require "dropprobe.recipes.ports"
-    local report = ports.run{ mode = "text", idle = 1, ready = function()
+    local report = ports.run{ packets = false, mode = "text", idle = 1, ready = function()
       net.tcp_closed(9, 10)
       net.udp_closed(9999, 30)
     end }

@@ -13,6 +13,12 @@ local function positive(s)
   return n
 end
 
+local function port_arg(s)
+  local n = math.tointeger(tonumber(s))
+  if not n or n < 0 or n > 65535 then return nil, "must be a port number from 0 to 65535" end
+  return n
+end
+
 -- every --filter's default, in this kernel's names (dp.drop_condition)
 local EVERY = "Default: every drop (all reasons but NOT_DROPPED_YET and CONSUMED)."
 
@@ -31,6 +37,8 @@ local function parser()
   watch:option("--mode", "Read the binary buffers (raw) or trace_pipe text.", "raw")
     :choices({ "raw", "text" })
   watch:option("--duration", "Stop after S seconds."):convert(positive)
+  watch:option("--port", "Only drops of packets from or to this port (needs kprobes)."):convert(port_arg)
+  watch:option("--host", "Only drops of packets from or to this address (needs kprobes).")
 
   local stacks = p:command("stacks", "Kernel stacks of the matching drops, counted and ranked.")
   stacks:option("--filter", "Which drops (reason names allowed). " .. EVERY)
@@ -47,6 +55,9 @@ local function parser()
   ports:option("--duration", "Stop after S seconds."):convert(positive)
   ports:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
   ports:flag("--json", "Print one JSON object.")
+  ports:option("--port", "Only drops of packets from or to this port."):convert(port_arg)
+  ports:option("--host", "Only drops of packets from or to this address (needs kprobes).")
+  ports:flag("--joins", "Attribute by joining tracepoints even where each drop's packet can be read.")
 
   local top = p:command("top", "Live drops per reason and location, with rates.")
   top:option("--interval", "Seconds between updates.", "1"):convert(positive)
@@ -118,19 +129,39 @@ function cmds.reasons(dp, args)
   return 0
 end
 
+-- "udp 127.0.0.1:43210 -> 127.0.0.1:5555 ", or "" without a packet
+local function five_tuple(p)
+  if not p then return "" end
+  local function ep(addr, port)
+    if not port then return addr end
+    return (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, port)
+  end
+  return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
+end
+
 function cmds.watch(_, args)
   local hunt = require "dropprobe.hunt"
-  local h <close> = hunt.open{ condition = args.filter, stacks = args.stack, mode = args.mode }
+  local packets, why = hunt.packets()
+  if (args.port or args.host) and not packets then
+    error("--port and --host need the packet of each drop: " .. why, 0)
+  end
+  local h <close> = hunt.open{ condition = args.filter, stacks = args.stack, mode = args.mode,
+    packets = packets }
   local n = 0
   h:run({ duration = args.duration }, function(rec)
-    if rec.name ~= "kfree_skb" then return end
+    if rec.name ~= h.drop_name then return end
+    local p = rec.packet
+    if args.port and not (p and (p.sport == args.port or p.dport == args.port)) then return end
+    if args.host and not (p and (p.saddr == args.host or p.daddr == args.host)) then return end
     n = n + 1
     local reason, location = tostring(rec.fields.reason), tostring(rec.fields.location)
     if args.json then
       json_line{ name = rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
-        reason = reason, location = location, stack = rec.stack, lost_before = rec.lost_before }
+        reason = reason, location = location, stack = rec.stack, lost_before = rec.lost_before,
+        packet = p }
     else
-      io.write(("%.6f cpu%d %s/%d %s %s\n"):format(rec.ts, rec.cpu, rec.comm, rec.pid, reason, location))
+      io.write(("%.6f cpu%d %s/%d %s%s %s\n"):format(rec.ts, rec.cpu, rec.comm, rec.pid, five_tuple(p),
+        reason, location))
       if rec.lost_before then io.write(("  (%d events lost before this one)\n"):format(rec.lost_before)) end
       for _, f in ipairs(rec.stack or {}) do io.write("    => ", f, "\n") end
     end
@@ -159,7 +190,8 @@ end
 
 function cmds.ports(_, args)
   local recipe = require "dropprobe.recipes.ports"
-  local report = recipe.run{ filter = args.filter, duration = args.duration, mode = args.mode }
+  local report = recipe.run{ filter = args.filter, duration = args.duration, mode = args.mode,
+    port = args.port, host = args.host, packets = not args.joins }
   if args.json then
     local j = recipe.json(report)
     j.ports = as_list(j.ports)

@@ -50,6 +50,11 @@ function M.doctor()
   check("function filter", f.function_filter, f.function_filter and "set_ftrace_filter usable"
     or "available_filter_functions refused (EPERM)",
     "CONFIG_DYNAMIC_FTRACE=y and no kernel lockdown (boot with lockdown=none)")
+  local hunt = require "dropprobe.hunt"
+  local pok, pwhy = hunt.packets()
+  check("packet of each drop", pok, pwhy,
+    "CONFIG_KPROBE_EVENTS=y and CONFIG_DEBUG_INFO_BTF=y (no lockdown): `ports` and `watch` then "
+      .. "give every drop's addresses and ports, firewall drops included")
   check("BTF", f.btf, f.btf and "/sys/kernel/btf/vmlinux: names of the non-drops (CONSUMED) in conditions"
     or "no /sys/kernel/btf/vmlinux: only the reason names skb:kfree_skb prints are known",
     "CONFIG_DEBUG_INFO_BTF=y")

@@ -11,6 +11,8 @@
 -- h:run({ duration = 10 }, function(rec) print(rec) end)
 -- print(h:totals().lost)
 local util = require "dropprobe.util"
+local tracefs = require "dropprobe.tracefs"
+local kprobe = require "dropprobe.kprobe"
 local format = require "dropprobe.format"
 local instance = require "dropprobe.instance"
 local pipe = require "dropprobe.pipe"
@@ -26,16 +28,46 @@ M.DEFAULTS = { buffer_kb = 8192, mode = "raw", drop_event = "skb:kfree_skb" }
 local Hunt = {}
 Hunt.__index = Hunt
 
+--- Whether this kernel lets a drop's packet be read by the drop probe:
+-- kprobe events, a drop hook, and `struct sk_buff` in the kernel's BTF.
+-- @treturn boolean
+-- @treturn string why (or why not), for reports and `dropprobe doctor`
+local packets_cache
+
+function M.packets()
+  if packets_cache then return table.unpack(packets_cache) end
+  local ok, why = M.packets_check()
+  packets_cache = { ok, why }
+  return ok, why
+end
+
+-- the check behind packets(), uncached
+function M.packets_check()
+  if not tracefs.features().kprobes then
+    return false, "no kprobe events on this kernel: ports come from joining tracepoints"
+  end
+  local ok, kp = pcall(kprobe.packet_probe)
+  if not ok then return false, tostring(kp):gsub("^[^%s:]*%.lua:%d+: ", "") end
+  local hook = kprobe.drop_hook()
+  local _ = kp -- not created: only built, to check it can be
+  return true, ("each drop's packet read at %s by a kprobe (struct sk_buff offsets from BTF)")
+    :format(hook.func)
+end
+
 --- Open a hunt.
 -- @tparam[opt] table opts `condition` (which drops; reason names allowed;
 -- default every drop), `stacks` (true: a stack for each matching drop; N: for
 -- the first N), `events` (more events to read beside the drop event, each
--- enabled where this kernel has it), `mode` ("raw" or "text"), `buffer_kb`
--- @treturn Hunt with `inst`, `pipe`, `condition`; close it (or `<close>`)
+-- enabled where this kernel has it), `mode` ("raw" or "text"), `buffer_kb`,
+-- `packets` (true: where the kernel allows, drops come from the drop probe
+-- that carries the packet, `rec.packet`, raw mode; see `packets()`)
+-- @treturn Hunt with `inst`, `pipe`, `condition`, `drop_name` (the drop
+-- records' name), `packets` (whether they carry the packet) and
+-- `packets_why`; close it (or `<close>`)
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
-  opts = util.check_options(opts, { "condition", "stacks", "events", "mode", "buffer_kb" },
-    "hunt.open")
+  opts = util.check_options(opts, { "condition", "stacks", "events", "mode", "buffer_kb",
+    "packets" }, "hunt.open")
   local cond = opts.condition
   if cond == nil then cond = format.drop_condition() end
   if opts.stacks ~= nil and opts.stacks ~= true and opts.stacks ~= false
@@ -44,8 +76,18 @@ function M.open(opts)
   end
   local h = setmetatable({ condition = cond }, Hunt)
   h.inst = instance.instance{ buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb }
+  if opts.packets then h.packets, h.packets_why = M.packets() end
   local ok, err = pcall(function()
-    local ev = h.inst:event(M.DEFAULTS.drop_event)
+    local ev
+    if h.packets then
+      -- the drop probe that carries the packet, in place of the tracepoint;
+      -- the instance removes it after its events
+      ev = h.inst:event(kprobe.packet_probe())
+      h.drop_name = ev:info().name
+    else
+      ev = h.inst:event(M.DEFAULTS.drop_event)
+      h.drop_name = ev:info().name
+    end
     if cond then ev:filter(cond) end
     if opts.stacks then
       local spec = opts.stacks == true and "stacktrace" or ("stacktrace:" .. opts.stacks)
@@ -56,7 +98,8 @@ function M.open(opts)
       local found, other = pcall(h.inst.event, h.inst, name)
       if found then other:enable() end -- a kernel without it: counted as unexplained
     end
-    h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode }
+    -- a packet is decoded from the binary buffers: raw mode
+    h.pipe = h.inst:pipe{ mode = h.packets and "raw" or opts.mode or M.DEFAULTS.mode }
   end)
   if not ok then
     h.inst:close()

@@ -69,6 +69,13 @@ pcall(dp.hist_file, "spec/fixtures/trace-hostile.txt", { keys = { "x.bogus" } })
 pcall(dp.core.count_dat, "/nonexistent.dat", { keys = { "reason" } })
 collectgarbage()
 
+-- a packet's headers, and the BTF the drop probe is built from
+assert(dp.core.decode_packet(string.rep("\0", 16) .. "\69\0\0\29\0\0\0\0\64\17\0\0\127\0\0\1\127\0\0\1"
+  .. "\0\9\0\9\0\9\0\0", 16))
+assert(not dp.core.decode_packet("garbage", 0))
+assert(dp.core.btf_struct("sk_buff"))
+assert(not dp.core.btf_struct("no_such_struct_dropprobe"))
+
 -- kprobes on a fake tree: created, closed, collected
 local dir = fake.make()
 dp.tracefs(dir)

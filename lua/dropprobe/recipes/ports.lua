@@ -1,6 +1,7 @@
 --- Drops per port: each drop attributed to protocol and local port, IPv4
--- and IPv6, without eBPF, by joining `skb:kfree_skb` with the tracepoints
--- that carry ports.
+-- and IPv6, without eBPF. Where the kernel has kprobes, from each drop's own
+-- packet (`dp.packet_probe`: firewall drops and IPv6 included). Elsewhere by
+-- joining `skb:kfree_skb` with the tracepoints that carry ports:
 --
 -- Join rules (addresses are reused, so never a global map):
 --
@@ -51,27 +52,51 @@ local function explain(rec)
   end
 end
 
--- The join, per CPU (addresses are reused: never a global map). Returns
--- on_event(rec) for the explaining events, on_drop(rec) for the drops, and
--- the tallies.
-local function join()
-  local by_addr, next_drop, last_unexplained = {}, {}, {}
+-- The tallies of attributed and unattributed drops, and the rows.
+local function tally()
   local t = { counts = {}, unattributed = {}, drops = 0, attributed = 0 }
-  local function attribute(proto, port, reason)
+  function t.attribute(proto, port, reason, remote)
     local key = proto .. "/" .. port .. "/" .. reason
     local c = t.counts[key]
     if not c then
-      c = { proto = proto, port = port, reason = reason, count = 0 }
+      c = { proto = proto, port = port, reason = reason, count = 0, by_remote = {} }
       t.counts[key] = c
     end
     c.count = c.count + 1
+    if remote then c.by_remote[remote] = (c.by_remote[remote] or 0) + 1 end
     t.attributed = t.attributed + 1
   end
-  local function unattributed(reason, n)
+  function t.unattributed_add(reason, n)
     local v = (t.unattributed[reason] or 0) + n
     t.unattributed[reason] = v ~= 0 and v or nil
   end
+  function t.rows()
+    local list = {}
+    for _, c in pairs(t.counts) do
+      local n, top, topn = 0, nil, 0
+      for addr, k in pairs(c.by_remote) do
+        n = n + 1
+        if k > topn or (k == topn and addr < top) then top, topn = addr, k end
+      end
+      c.by_remote = nil
+      if n > 0 then c.remotes, c.top_remote = n, top end
+      list[#list + 1] = c
+    end
+    table.sort(list, function(x, y)
+      if x.count ~= y.count then return x.count > y.count end
+      if x.proto ~= y.proto then return x.proto < y.proto end
+      if x.port ~= y.port then return x.port < y.port end
+      return x.reason < y.reason
+    end)
+    return list
+  end
+  return t
+end
 
+-- The join, per CPU (addresses are reused: never a global map). Returns
+-- on_event(rec) for the explaining events and on_drop(rec) for the drops.
+local function join(t)
+  local by_addr, next_drop, last_unexplained = {}, {}, {}
   local function on_event(rec)
     local cpu = rec.cpu
     local proto, port = explain(rec)
@@ -85,11 +110,10 @@ local function join()
     elseif before and QUEUE_REASONS[before] and port then
       -- before 6.10 (lport only) the kernel fires it after its drop: it
       -- explains the drop just before it on its CPU
-      unattributed(before, -1)
-      attribute(proto, port, before)
+      t.unattributed_add(before, -1)
+      t.attribute(proto, port, before)
     end
   end
-
   local function on_drop(rec)
     local cpu, reason = rec.cpu, tostring(rec.fields.reason)
     t.drops = t.drops + 1
@@ -102,42 +126,78 @@ local function join()
       hit, next_drop[cpu] = next_drop[cpu], nil
     end
     if hit and hit[2] then
-      attribute(hit[1], hit[2], reason)
+      t.attribute(hit[1], hit[2], reason)
       last_unexplained[cpu] = nil
     else
-      unattributed(reason, 1)
+      t.unattributed_add(reason, 1)
       last_unexplained[cpu] = reason
     end
   end
-  return on_event, on_drop, t
+  return on_event, on_drop
+end
+
+-- Every drop by its own packet: the port it was going to, the address it came from.
+local function by_packet(t, opts)
+  return function(rec)
+    local p, reason = rec.packet, tostring(rec.fields.reason)
+    if opts.port and not (p and (p.sport == opts.port or p.dport == opts.port)) then return end
+    if opts.host and not (p and (p.saddr == opts.host or p.daddr == opts.host)) then return end
+    t.drops = t.drops + 1
+    if p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
+      t.attribute(p.proto, p.dport, reason, p.saddr)
+    else
+      t.unattributed_add(reason, 1) -- not IP, no port (ICMP), or headers beyond the bytes read
+    end
+  end
 end
 
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
+-- Where the kernel has kprobes (and its BTF describes `struct sk_buff`),
+-- every drop comes with its packet (`dp.packet_probe`): each drop is
+-- attributed to the port it was going to, firewall drops and IPv6
+-- included. Elsewhere drops are joined with the tracepoints that carry
+-- ports (see above), and the report says so (`method`, `note`).
 -- @tparam[opt] table opts `filter` (which drops; default: every drop, `dp.drop_condition()`),
--- `duration`, `idle`, `mode` ("raw" default, or "text"), `buffer_kb`, `ready`,
--- `progress` (called with the record count every `every` records)
--- @treturn table `{ ports = {{proto=, port=, reason=, count=}...}, unattributed =
--- {REASON = n}, lost =, drops =, attributed =, read = }`
+-- `port`, `host` (only drops of packets from or to them; `host` needs the
+-- packets), `packets` (false: joins even where packets could be read),
+-- `duration`, `idle`, `mode` (joins: "raw" default, or "text"), `buffer_kb`,
+-- `ready`, `progress` (called with the record count every `every` records)
+-- @treturn table `{ ports = {{proto=, port=, reason=, count=, remotes=, top_remote=}...},
+-- unattributed = {REASON = n}, lost =, drops =, attributed =, read =, method =
+-- "packet"|"joins", note = }`
 function M.run(opts)
   opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready",
-    "progress", "every" }, "ports.run")
-  local h <close> = hunt.open{ condition = opts.filter, events = M.EVENTS, mode = opts.mode,
-    buffer_kb = opts.buffer_kb }
-  local on_event, on_drop, t = join()
-  local ended = h:run(opts, function(rec)
-    if rec.name == "kfree_skb" then on_drop(rec) else on_event(rec) end
-  end)
-  local list = {}
-  for _, c in pairs(t.counts) do list[#list + 1] = c end
-  table.sort(list, function(x, y)
-    if x.count ~= y.count then return x.count > y.count end
-    if x.proto ~= y.proto then return x.proto < y.proto end
-    if x.port ~= y.port then return x.port < y.port end
-    return x.reason < y.reason
-  end)
+    "progress", "every", "port", "host", "packets" }, "ports.run")
+  if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
+    error("ports.run: port is a number from 0 to 65535", 2)
+  end
+  local packets = opts.packets ~= false and hunt.packets()
+  if opts.host ~= nil and not packets then
+    error("ports.run: host needs the packet of each drop, which this kernel does not give (no kprobes)", 2)
+  end
+  local h <close> = hunt.open{ condition = opts.filter, events = not packets and M.EVENTS or nil,
+    packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb }
+  local t = tally()
+  local fn
+  if h.packets then
+    local on_drop = by_packet(t, opts)
+    fn = function(rec) if rec.name == h.drop_name then on_drop(rec) end end
+  else
+    local on_event, on_drop = join(t)
+    fn = function(rec) if rec.name == h.drop_name then on_drop(rec) else on_event(rec) end end
+  end
+  local ended = h:run(opts, fn)
+  local rows = t.rows()
+  if opts.port and not h.packets then -- joins: the attributed rows of that port
+    local keep = {}
+    for _, c in ipairs(rows) do if c.port == opts.port then keep[#keep + 1] = c end end
+    rows = keep
+  end
   local st = h:totals()
-  return { ports = list, unattributed = t.unattributed, drops = t.drops,
-    attributed = t.attributed, lost = st.lost, read = st.read, ended = ended }
+  local _, why = hunt.packets()
+  return { ports = rows, unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
+    lost = st.lost, read = st.read, ended = ended, method = h.packets and "packet" or "joins",
+    note = h.packets and why or (opts.packets == false and "joins asked for" or why) }
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`.
@@ -149,17 +209,22 @@ function M.count(report, proto, port, reason)
   return 0
 end
 
---- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n }`.
+--- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n,
+-- method = "packet"|"joins", note = }`.
 function M.json(report)
-  return { ports = report.ports, unattributed = report.unattributed, lost = report.lost }
+  return { ports = report.ports, unattributed = report.unattributed, lost = report.lost,
+    method = report.method, note = report.note }
 end
 
 --- The report as a table for people.
 -- @treturn string
 function M.format(report)
-  local t = { ("%-5s %6s  %-24s %8s"):format("PROTO", "PORT", "REASON", "DROPS") }
+  local t = { ("%-5s %6s  %-24s %8s  %s"):format("PROTO", "PORT", "REASON", "DROPS",
+    report.method == "packet" and "FROM" or "") }
   for _, c in ipairs(report.ports) do
-    t[#t + 1] = ("%-5s %6d  %-24s %8d"):format(c.proto, c.port, c.reason, c.count)
+    local from = c.top_remote and (c.remotes > 1 and ("%s and %d more"):format(c.top_remote, c.remotes - 1)
+      or c.top_remote) or ""
+    t[#t + 1] = ("%-5s %6d  %-24s %8d  %s"):format(c.proto, c.port, c.reason, c.count, from)
   end
   local rs = {}
   for r in pairs(report.unattributed) do rs[#rs + 1] = r end
@@ -169,6 +234,8 @@ function M.format(report)
   end
   t[#t + 1] = ("%d drops, %d attributed to a port, %d events lost"):format(report.drops,
     report.attributed, report.lost or 0)
+  t[#t + 1] = ("by %s: %s"):format(report.method == "packet" and "each drop's packet" or "joins",
+    report.note or "")
   return table.concat(t, "\n") .. "\n"
 end
 

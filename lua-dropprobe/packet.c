@@ -1,0 +1,105 @@
+/*
+ * packet.c - headers of a dropped packet (see packet.h).
+ */
+#include "packet.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+static unsigned be16(const unsigned char *b)
+{
+	return (unsigned)b[0] << 8 | b[1];
+}
+
+static void transport(const unsigned char *buf, size_t n, size_t off, int proto,
+		      struct dp_packet *p)
+{
+	p->proto = proto;
+	switch (proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (off + 4 <= n) {
+			p->sport = (int)be16(buf + off);
+			p->dport = (int)be16(buf + off + 2);
+		}
+		break;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (off + 2 <= n) {
+			p->type = buf[off];
+			p->code = buf[off + 1];
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p)
+{
+	const unsigned char *ip;
+	memset(p, 0, sizeof(*p));
+	p->sport = p->dport = p->type = p->code = -1;
+	if (nh >= n || n - nh < 20)
+		return 0;
+	ip = buf + nh;
+	if ((ip[0] >> 4) == 4) {
+		size_t ihl = (size_t)(ip[0] & 15) * 4;
+		if (ihl < 20)
+			return 0;
+		p->family = 4;
+		p->len = be16(ip + 2);
+		inet_ntop(AF_INET, ip + 12, p->saddr, sizeof(p->saddr));
+		inet_ntop(AF_INET, ip + 16, p->daddr, sizeof(p->daddr));
+		/* a fragment after the first has no transport header */
+		if ((be16(ip + 6) & 0x1fff) == 0)
+			transport(buf, n, nh + ihl, ip[9], p);
+		else
+			p->proto = ip[9];
+		return 1;
+	}
+	if ((ip[0] >> 4) == 6 && n - nh >= 40) {
+		size_t off = nh + 40;
+		int next = ip[6];
+		p->family = 6;
+		p->len = be16(ip + 4) + 40;
+		inet_ntop(AF_INET6, ip + 8, p->saddr, sizeof(p->saddr));
+		inet_ntop(AF_INET6, ip + 24, p->daddr, sizeof(p->daddr));
+		for (int hops = 0; hops < 8; hops++) {
+			switch (next) {
+			case 0:  /* hop-by-hop */
+			case 43: /* routing */
+			case 60: /* destination options */
+				if (off + 2 > n)
+					return 1;
+				next = buf[off];
+				off += ((size_t)buf[off + 1] + 1) * 8;
+				continue;
+			case 44: /* fragment: only the first has the transport header */
+				if (off + 8 > n)
+					return 1;
+				if (be16(buf + off + 2) & 0xfff8) {
+					p->proto = buf[off];
+					return 1;
+				}
+				next = buf[off];
+				off += 8;
+				continue;
+			case 51: /* authentication header */
+				if (off + 2 > n)
+					return 1;
+				next = buf[off];
+				off += ((size_t)buf[off + 1] + 2) * 4;
+				continue;
+			default:
+				break;
+			}
+			break;
+		}
+		transport(buf, n, off, next, p);
+		return 1;
+	}
+	return 0;
+}
