@@ -55,6 +55,7 @@ const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct tep_handl
 	d->own_tep = own_tep;
 	d->cache_ref = LUA_NOREF;
 	d->missed_pid = -1;
+	d->want_port = -1;
 	kst = tep_find_event_by_name(tep, "ftrace", "kernel_stack");
 	d->stack_id = kst ? kst->id : -1;
 	if (kst) {
@@ -530,18 +531,35 @@ static void packet_table(lua_State *L, const struct dp_packet *pp)
 	lua_setfield(L, -2, "len");
 }
 
-/* rec.packet from the probe's bytes, when they hold an IP header (record on top) */
-static void push_packet(lua_State *L, struct dp_evinfo *ei, int keys, void *data, int size)
+/* Whether a packet passes the decoder's port and host condition. */
+static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int have)
+{
+	if (d->want_port >= 0 && !(have && (p->sport == d->want_port || p->dport == d->want_port)))
+		return 0;
+	if (d->want_host[0] && !(have && (strcmp(p->saddr, d->want_host) == 0 ||
+					  strcmp(p->daddr, d->want_host) == 0)))
+		return 0;
+	return 1;
+}
+
+/* rec.packet from the probe's bytes, when they hold an IP header (record
+ * on top); 0 when the packet fails the decoder's condition */
+static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinfo *ei, int keys,
+		       void *data, int size)
 {
 	struct dp_packet p;
-	int off, len;
+	int off, len, have;
 	field_span(ei->pkt, data, size, &off, &len);
-	if (ei->nh->offset + ei->nh->size > size ||
-	    !dp_packet_decode((unsigned char *)data + off, (size_t)len, (size_t)read_num(ei->nh, data),
-			      &p))
-		return;
-	packet_table(L, &p);
-	dp_setkey(L, keys, DP_K_PACKET);
+	have = ei->nh->offset + ei->nh->size <= size &&
+	       dp_packet_decode((unsigned char *)data + off, (size_t)len,
+				(size_t)read_num(ei->nh, data), &p);
+	if (!wanted(d, &p, have))
+		return 0;
+	if (have) {
+		packet_table(L, &p);
+		dp_setkey(L, keys, DP_K_PACKET);
+	}
+	return 1;
 }
 
 /* core.decode_packet(bytes, nh) -> { family, saddr, daddr, proto, sport, dport,
@@ -674,8 +692,11 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 		lua_rawset(L, -3);
 	}
 	dp_setkey(L, keys, DP_K_FIELDS);
-	if (ei->pkt)
-		push_packet(L, ei, keys, data, size);
+	if (ei->pkt && !push_packet(L, d, ei, keys, data, size)) {
+		lua_pop(L, 2); /* not a drop of the packets asked for */
+		d->filtered++;
+		return DP_DEC_SKIP;
+	}
 	lua_remove(L, -2); /* the event's cache */
 	return DP_DEC_RECORD;
 }

@@ -24,7 +24,10 @@ struct dp_decoder {
 	int nbyid;
 	int cache_ref;   /* registry: { ev, sym, comm, over, meta } */
 	int missed_pid;  /* set by dp_decode: the comm of this pid was unknown */
-	long long unknown;
+	long long unknown, filtered;
+	/* only drops whose packet is from or to this port / address (-1, "": any) */
+	int want_port;
+	char want_host[48];
 };
 
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };

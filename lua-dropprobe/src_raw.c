@@ -75,6 +75,8 @@ static void raw_stats(lua_State *L, void *src)
 	struct src_raw *s = src;
 	lua_pushinteger(L, s->dec.unknown);
 	lua_setfield(L, -2, "unknown_events");
+	lua_pushinteger(L, s->dec.filtered);
+	lua_setfield(L, -2, "filtered");
 	lua_pushinteger(L, s->rb.pages);
 	lua_setfield(L, -2, "pages");
 }
@@ -129,6 +131,8 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	lua_pop(L, 1);
 	if (fail)
 		return fail;
+	s->dec.want_port = (int)dp_opt_integer(L, opts, "port", -1);
+	snprintf(s->dec.want_host, sizeof(s->dec.want_host), "%s", dp_opt_string(L, opts, "host", ""));
 	if (pct >= 0) {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", (int)pct);
@@ -139,13 +143,17 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 }
 
 /*
- * core.raw_pipe(inst, { systems =, symbols =, buffer_percent =, grace = }) -> Pipe
+ * core.raw_pipe(inst, { systems =, symbols =, buffer_percent =, grace =, port =,
+ * host = }) -> Pipe
  * systems: of the events used (their formats are loaded); symbols: event
- * -> { field = {[n]=name} } for fields whose format names nothing.
+ * -> { field = {[n]=name} } for fields whose format names nothing; port,
+ * host: only drops whose packet (a drop probe's) is from or to them, the
+ * others skipped in C.
  */
 static int raw_pipe(lua_State *L)
 {
-	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace", NULL};
+	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace",
+					   "port", "host", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	struct src_raw *s;
 	const char *fail;

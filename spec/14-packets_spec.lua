@@ -167,6 +167,17 @@ describe("14 packets", function()
     end)
     assert.are.equal(3, n)
     h:close()
+    -- a condition on the packet, checked in C: only the drops of that port
+    local f <close> = hunt.open{ packets = true, condition = "reason == NO_SOCKET", port = dport }
+    net.udp_closed(dport, 4)
+    net.udp_closed(net.free_udp_port(), 6)
+    local ports = {}
+    f:run({ idle = 0.5 }, function(rec)
+      if rec.name == f.drop_name then ports[#ports + 1] = rec.packet and rec.packet.dport end
+    end)
+    assert.are.same({ dport, dport, dport, dport }, ports)
+    assert.is_true(f:totals().filtered >= 6)
+    f:close()
     state.assert_same(before)
   end, "kprobes")
 

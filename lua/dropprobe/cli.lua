@@ -142,17 +142,16 @@ end
 function cmds.watch(_, args)
   local hunt = require "dropprobe.hunt"
   local packets, why = hunt.packets()
+  if args.mode == "text" then packets, why = false, "text mode reads no packet (use raw mode)" end
   if (args.port or args.host) and not packets then
     error("--port and --host need the packet of each drop: " .. why, 0)
   end
   local h <close> = hunt.open{ condition = args.filter, stacks = args.stack, mode = args.mode,
-    packets = packets }
+    packets = packets, port = args.port, host = args.host }
   local n = 0
   h:run({ duration = args.duration }, function(rec)
     if rec.name ~= h.drop_name then return end
-    local p = rec.packet
-    if args.port and not (p and (p.sport == args.port or p.dport == args.port)) then return end
-    if args.host and not (p and (p.saddr == args.host or p.daddr == args.host)) then return end
+    local p = rec.packet -- --port and --host were checked in C
     n = n + 1
     local reason, location = tostring(rec.fields.reason), tostring(rec.fields.location)
     if args.json then

@@ -59,15 +59,17 @@ end
 -- default every drop), `stacks` (true: a stack for each matching drop; N: for
 -- the first N), `events` (more events to read beside the drop event, each
 -- enabled where this kernel has it), `mode` ("raw" or "text"), `buffer_kb`,
--- `packets` (true: where the kernel allows, drops come from the drop probe
--- that carries the packet, `rec.packet`, raw mode; see `packets()`)
+-- `packets` (true: where the kernel allows, and in raw mode, drops come
+-- from the drop probe that carries the packet, `rec.packet`; see `packets()`),
+-- `port`, `host` (with packets: only drops of packets from or to them,
+-- checked in C)
 -- @treturn Hunt with `inst`, `pipe`, `condition`, `drop_name` (the drop
 -- records' name), `packets` (whether they carry the packet) and
 -- `packets_why`; close it (or `<close>`)
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "stacks", "events", "mode", "buffer_kb",
-    "packets" }, "hunt.open")
+    "packets", "port", "host" }, "hunt.open")
   local cond = opts.condition
   if cond == nil then cond = format.drop_condition() end
   if opts.stacks ~= nil and opts.stacks ~= true and opts.stacks ~= false
@@ -76,7 +78,12 @@ function M.open(opts)
   end
   local h = setmetatable({ condition = cond }, Hunt)
   h.inst = instance.instance{ buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb }
-  if opts.packets then h.packets, h.packets_why = M.packets() end
+  if opts.packets and (opts.mode or M.DEFAULTS.mode) == "text" then
+    -- the probe's bytes are decoded from the binary buffers only
+    h.packets, h.packets_why = false, "text mode: a drop's packet is read in raw mode only"
+  elseif opts.packets then
+    h.packets, h.packets_why = M.packets()
+  end
   local ok, err = pcall(function()
     local ev
     if h.packets then
@@ -98,8 +105,9 @@ function M.open(opts)
       local found, other = pcall(h.inst.event, h.inst, name)
       if found then other:enable() end -- a kernel without it: counted as unexplained
     end
-    -- a packet is decoded from the binary buffers: raw mode
-    h.pipe = h.inst:pipe{ mode = h.packets and "raw" or opts.mode or M.DEFAULTS.mode }
+    -- a packet condition is checked in C, before any record is made
+    h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode,
+      port = h.packets and opts.port or nil, host = h.packets and opts.host or nil }
   end)
   if not ok then
     h.inst:close()

@@ -132,10 +132,18 @@ end
 --- A reader of this instance's records.
 -- @function Instance:pipe
 -- @tparam[opt] table opts `mode` ("text" or "raw", default "text"), `grace`
--- (seconds a record waits for its stack, default 0.1)
+-- (seconds a record waits for its stack, default 0.1), `buffer_percent`
+-- (raw), `port` and `host` (raw: only drop-probe records whose packet is
+-- from or to them; the others are skipped in C, `stats().filtered`)
 -- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
 function Instance:pipe(opts)
-  opts = check_options(opts, { "mode", "grace", "buffer_percent" }, "inst:pipe")
+  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host" }, "inst:pipe")
+  if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
+    error("inst:pipe: port is a number from 0 to 65535", 2)
+  end
+  if opts.host ~= nil and (type(opts.host) ~= "string" or #opts.host > 45 or not opts.host:match("^[%x.:]+$")) then
+    error("inst:pipe: host is an IPv4 or IPv6 address as text", 2)
+  end
   local names = inst_names[self]
   if not names then names = {} inst_names[self] = names end
   local systems, seen = {}, {}
@@ -151,7 +159,7 @@ function Instance:pipe(opts)
   local mode = opts.mode or "text"
   if mode == "raw" then
     return core.raw_pipe(self, { grace = opts.grace, systems = systems,
-      buffer_percent = opts.buffer_percent, symbols = symbols })
+      buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, host = opts.host })
   elseif mode == "text" then
     local ok, dir = pcall(core.tracefs)
     return core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,

@@ -137,11 +137,9 @@ local function join(t)
 end
 
 -- Every drop by its own packet: the port it was going to, the address it came from.
-local function by_packet(t, opts)
+local function by_packet(t)
   return function(rec)
-    local p, reason = rec.packet, tostring(rec.fields.reason)
-    if opts.port and not (p and (p.sport == opts.port or p.dport == opts.port)) then return end
-    if opts.host and not (p and (p.saddr == opts.host or p.daddr == opts.host)) then return end
+    local p, reason = rec.packet, tostring(rec.fields.reason) -- port and host: checked in C
     t.drops = t.drops + 1
     if p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
       t.attribute(p.proto, p.dport, reason, p.saddr)
@@ -171,16 +169,16 @@ function M.run(opts)
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("ports.run: port is a number from 0 to 65535", 2)
   end
-  local packets = opts.packets ~= false and hunt.packets()
+  local packets = opts.packets ~= false and opts.mode ~= "text" and hunt.packets()
   if opts.host ~= nil and not packets then
-    error("ports.run: host needs the packet of each drop, which this kernel does not give (no kprobes)", 2)
+    error("ports.run: host needs the packet of each drop (a kernel with kprobes, raw mode)", 2)
   end
   local h <close> = hunt.open{ condition = opts.filter, events = not packets and M.EVENTS or nil,
-    packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb }
+    packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb, port = opts.port, host = opts.host }
   local t = tally()
   local fn
   if h.packets then
-    local on_drop = by_packet(t, opts)
+    local on_drop = by_packet(t)
     fn = function(rec) if rec.name == h.drop_name then on_drop(rec) end end
   else
     local on_event, on_drop = join(t)
@@ -195,9 +193,11 @@ function M.run(opts)
   end
   local st = h:totals()
   local _, why = hunt.packets()
+  if opts.packets == false then why = "joins asked for"
+  elseif opts.mode == "text" and not h.packets then why = "text mode: a drop's packet is read in raw mode only" end
   return { ports = rows, unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
     lost = st.lost, read = st.read, ended = ended, method = h.packets and "packet" or "joins",
-    note = h.packets and why or (opts.packets == false and "joins asked for" or why) }
+    note = why }
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`.
