@@ -16,7 +16,8 @@ INTREE      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;
 DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd-dev \
 	libbpf-dev lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
 	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace \
-	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables
+	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables \
+	prometheus prometheus-node-exporter
 
 .PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench vmtest layers
 

@@ -1,7 +1,7 @@
 -- One reader of the bench flood, run under /usr/bin/time by bench/run.lua.
 -- Prints "ready" once it is set up, reads until the flood is over (a quiet
 -- spell), then prints one line of JSON: what it got and what was lost.
---   lua5.4 bench/consumer.lua text|raw|ports|stacks|count|memory
+--   lua5.4 bench/consumer.lua text|raw|ports|stacks|count|exporter|memory
 --   lua5.4 bench/consumer.lua naive TRACE_PIPE EXPECTED_COUNT
 local kind, path, expect = arg[1], arg[2], tonumber(arg[3])
 local cjson = require "cjson"
@@ -68,12 +68,23 @@ elseif kind == "count" then
   h:run{ idle = idle, ready = ready }
   local r = h:read()
   done({ got = r.hits, lost = r.lost + r.dropped, where = r.where })
+elseif kind == "exporter" then
+  -- the exporter writing its textfile every second through the flood
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  require("dropprobe.exporter").run{ textfile = dir, interval = 1, idle = idle, ready = ready }
+  local text = io.open(dir .. "/dropprobe.prom"):read("a")
+  os.execute("rm -rf " .. dir)
+  local got = 0
+  for v in text:gmatch('dropprobe_drops_total{reason="NO_SOCKET",[^}]*} (%d+)') do got = got + tonumber(v) end
+  done({ got = got, lost = tonumber(text:match("dropprobe_events_lost_total (%d+)")) })
 elseif kind == "memory" then
   local rss = {}
   opts.every, opts.progress = 500000, function(n) rss[#rss + 1] = { n, rss_kb() } end
   local r = require("dropprobe.recipes.ports").run(opts)
   done({ got = r.drops, lost = r.lost, rss = rss })
 else
-  io.stderr:write("usage: consumer.lua text|raw|ports|stacks|count|memory|naive [trace_pipe]\n")
+  io.stderr:write("usage: consumer.lua text|raw|ports|stacks|count|exporter|memory|naive [trace_pipe]\n")
   os.exit(2)
 end

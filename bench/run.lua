@@ -160,6 +160,20 @@ dp_reader("dropprobe raw mode", "raw")
 dp_reader("dropprobe `ports` recipe (raw)", "ports")
 dp_reader("dropprobe `stacks` recipe (a stack per drop, counted in C here)", "stacks")
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here)", "count")
+dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
+
+-- the exporter at rest: CPU over 10 s without a drop
+local at_rest
+do
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local h = start(ENV .. "lua5.4 bin/dropprobe exporter --interval 1 --duration 10 --textfile " .. dir)
+  local r = h.finish(60)
+  os.execute("rm -rf " .. dir)
+  at_rest = r.cpu
+  io.stderr:write("done: exporter at rest\n")
+end
 
 -- bpftrace, counting in the kernel
 if sh("command -v bpftrace"):find("bpftrace") then
@@ -298,6 +312,9 @@ end
 t[#t + 1] = ""
 t[#t + 1] = ("Offline parse of a saved %d-line trace: `dp.open` %.0f lines/s, naive Lua parser %.0f lines/s: "
   .. "**%.1fx**."):format(offline.lines, offline.dp, offline.naive, offline.dp / offline.naive)
+t[#t + 1] = ""
+t[#t + 1] = ("The exporter at rest (no drops, a textfile every second): %.2f s CPU in 10 s, startup included.")
+  :format(at_rest or 0)
 t[#t + 1] = ""
 t[#t + 1] = ("Offline count by reason of the same trace, in C (`dp.hist_file`): %.0f lines/s, **%.1fx** the "
   .. "naive Lua parser."):format(offline.count, offline.count / offline.naive)

@@ -50,6 +50,36 @@ static void on_signal(int sig)
 	dp_signal_caught = sig;
 }
 
+static volatile sig_atomic_t hup_caught;
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	hup_caught = 1;
+}
+
+/* core.catch_hup() - SIGHUP no longer ends the process; core.hup() tells
+ * whether one came since the last call (a long-running exporter reopens
+ * what it writes) */
+static int core_catch_hup(lua_State *L)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_hup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	(void)L;
+	return 0;
+}
+
+static int core_hup(lua_State *L)
+{
+	lua_pushboolean(L, hup_caught);
+	hup_caught = 0;
+	return 1;
+}
+
 /*
  * core.catch_signals() - SIGINT and SIGTERM end a waiting read with
  * nil, "interrupted" instead of killing the process; core.signal() tells
@@ -172,6 +202,8 @@ static const luaL_Reg core_funcs[] = {
 	{"systems", core_systems},
 	{"events", core_events},
 	{"catch_signals", core_catch_signals},
+	{"catch_hup", core_catch_hup},
+	{"hup", core_hup},
 	{"signal", core_signal},
 	{"is_root", core_is_root},
 	{"check_command", core_check_command},

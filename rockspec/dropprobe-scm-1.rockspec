@@ -58,6 +58,7 @@ build = {
     ["dropprobe.doctor"] = "lua/dropprobe/doctor.lua",
     ["dropprobe.hunt"] = "lua/dropprobe/hunt.lua",
     ["dropprobe.hist"] = "lua/dropprobe/hist.lua",
+    ["dropprobe.exporter"] = "lua/dropprobe/exporter.lua",
     ["dropprobe.shell"] = "lua/dropprobe/shell.lua",
     ["dropprobe.recipes.stacks"] = "lua/dropprobe/recipes/stacks.lua",
     ["dropprobe.recipes.ports"] = "lua/dropprobe/recipes/ports.lua",

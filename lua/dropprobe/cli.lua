@@ -66,6 +66,16 @@ local function parser()
   top:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
     :choices({ "kernel", "c" })
 
+  local exp = p:command("exporter", "Drop counters for Prometheus: a textfile for node_exporter, "
+    .. "or /metrics of its own.")
+  exp:option("--textfile", "Write DIR/dropprobe.prom every interval (node_exporter's textfile collector).")
+  exp:option("--listen", "Serve GET /metrics on ADDR:PORT (default address 127.0.0.1).")
+  exp:option("--interval", "Seconds between textfile writes.", "15"):convert(positive)
+  exp:option("--top", "Locations with a series of their own; the rest are \"other\".", "20"):convert(math.tointeger)
+  exp:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
+    :choices({ "kernel", "c" })
+  exp:option("--duration", "Stop after S seconds."):convert(positive)
+
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :flag("--json", "Print one JSON object.")
   p:command("shell", "The Lua 5.4 REPL with dp loaded and results shown by content.")
@@ -207,6 +217,13 @@ function cmds.top(_, args)
   local st = recipe.run{ interval = args.interval, duration = args.duration, filter = args.filter,
     where = args.where }
   lost_note(st.lost)
+  return 0
+end
+
+function cmds.exporter(dp, args)
+  local exporter = require "dropprobe.exporter"
+  exporter.run{ textfile = args.textfile, listen = args.listen, interval = args.interval,
+    top = args.top, where = args.where, duration = args.duration, version = dp.VERSION }
   return 0
 end
 

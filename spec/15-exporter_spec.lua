@@ -1,0 +1,242 @@
+-- The Prometheus exporter, checked with the real programs: node_exporter's
+-- textfile collector and a Prometheus server scraping the exporter's own
+-- endpoint, against the kernel's Udp NoPorts; promtool on every output.
+local cjson = require "cjson"
+local socket = require "socket"
+local http = require "socket.http"
+local exporter = require "dropprobe.exporter"
+local live = require "helpers.live"
+local state = require "helpers.tracefs_state"
+local snmp = require "helpers.snmp"
+local net = require "helpers.net"
+local run = require "helpers.run"
+local live_it = live.bind(it, pending)
+
+local DP = run.DROPPROBE
+
+local function free_tcp_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+local function tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir -p " .. d))
+  return d
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- the sum of dropprobe_drops_total{reason=...} in an exposition text (in
+-- any label order: node_exporter sorts them)
+local function drops(text, reason)
+  local n = 0
+  for labels, v in (text or ""):gmatch("dropprobe_drops_total{([^}]*)} ([%d.e+]+)") do
+    if labels:find('reason="' .. reason .. '"', 1, true) then n = n + tonumber(v) end
+  end
+  return math.tointeger(n) or n
+end
+
+-- wait until f() is true (or t seconds), sleeping a little between tries
+local function until_true(f, t)
+  local deadline = socket.gettime() + (t or 30)
+  repeat
+    local v = f()
+    if v then return v end
+    socket.sleep(0.2)
+  until socket.gettime() > deadline
+  return nil
+end
+
+-- a background process of another program (node_exporter, prometheus)
+local function daemon(cmd)
+  local pidfile = os.tmpname()
+  os.execute(("(%s > %s.log 2>&1 & echo $! > %s)"):format(cmd, pidfile, pidfile))
+  local pid = tonumber(slurp(pidfile))
+  return {
+    stop = function()
+      if pid then os.execute(("kill %d 2>/dev/null; sleep 0.3; kill -9 %d 2>/dev/null"):format(pid, pid)) end
+      os.remove(pidfile)
+      os.remove(pidfile .. ".log")
+    end,
+    log = function() return slurp(pidfile .. ".log") or "" end,
+  }
+end
+
+local function promtool_ok(text)
+  local f = os.tmpname()
+  local h = io.open(f, "wb")
+  h:write(text)
+  h:close()
+  local out, code = run.cmd("promtool check metrics < " .. f)
+  os.remove(f)
+  return code == 0, out
+end
+
+describe("15 exporter #proc", function()
+  it("renders counters in the exposition format, a bounded number of locations", function()
+    local st = { top = 1, kept = {}, nkept = 0, other_seen = {} }
+    local r = { where = "c", lost = 0, dropped = 0, rows = {
+      { reason = "NO_SOCKET", location = "__udp4_lib_rcv", hitcount = 5 },
+      { reason = "NO_SOCKET", location = "tcp_v4_rcv", hitcount = 2 },
+      { reason = 'we"ird', location = "x\\y", hitcount = 1 } } }
+    local text = exporter.render(r, st, { version = "0.1.0", release = "6.1.0" })
+    assert.truthy(text:find('dropprobe_drops_total{reason="NO_SOCKET",location="__udp4_lib_rcv"} 5', 1, true))
+    assert.truthy(text:find('dropprobe_drops_total{reason="NO_SOCKET",location="other"} 2', 1, true))
+    assert.truthy(text:find('reason="we\\"ird",location="other"} 1', 1, true))
+    assert.truthy(text:find('dropprobe_kernel_info{release="6.1.0",counting="c"} 1', 1, true))
+    local ok, out = promtool_ok(text)
+    assert.is_true(ok, out)
+    -- a location that ranks later keeps counting under "other": counters only grow
+    r.rows[2].hitcount = 50
+    text = exporter.render(r, st, { version = "0.1.0", release = "6.1.0" })
+    assert.truthy(text:find('reason="NO_SOCKET",location="other"} 50', 1, true))
+  end)
+
+  it("passes promtool's rule check for the example alerts", function()
+    local out, code = run.cmd("promtool check rules examples/dropprobe-alerts.yml")
+    assert.are.equal(0, code, out)
+  end)
+
+  live_it("grows node_exporter's textfile counter by exactly the Udp NoPorts delta #live", function()
+    local before = state.snapshot()
+    local dir = tmpdir()
+    local port = free_tcp_port()
+    local ne = daemon(("prometheus-node-exporter --web.listen-address=127.0.0.1:%d "
+      .. "--collector.disable-defaults --collector.textfile --collector.textfile.directory=%s"):format(port, dir))
+    local h = run.bg(DP .. "exporter --interval 0.5 --duration 120 --textfile " .. dir)
+    local ok, err = pcall(function()
+      local url = ("http://127.0.0.1:%d/metrics"):format(port)
+      local first = until_true(function()
+        local body = http.request(url)
+        return body and body:find("dropprobe_kernel_info", 1, true) and body
+      end, 60)
+      assert(first, "node_exporter never showed the exporter's file: " .. ne.log())
+      local v0 = drops(first, "NO_SOCKET")
+      local s0 = snmp.read()
+      net.udp_closed(net.free_udp_port(), 40)
+      local s1 = snmp.read()
+      local delta = snmp.delta(s0, s1, "Udp.NoPorts")
+      local last = until_true(function()
+        local body = http.request(url)
+        return body and drops(body, "NO_SOCKET") >= v0 + delta and body
+      end, 30)
+      assert.are.equal(40, delta)
+      assert.are.equal(v0 + delta, drops(last, "NO_SOCKET"))
+      local good, out = promtool_ok(slurp(dir .. "/dropprobe.prom"))
+      assert.is_true(good, out)
+    end)
+    h.signal("TERM")
+    local _, rc = h.wait()
+    ne.stop()
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+    assert.are.equal(143, rc)
+    state.assert_same(before)
+  end)
+
+  live_it("gives Prometheus' query API exactly the Udp NoPorts delta between two scrapes #live", function()
+    local before = state.snapshot()
+    local ep, pp = free_tcp_port(), free_tcp_port()
+    local data = tmpdir()
+    local cfg = data .. "/prometheus.yml"
+    local f = io.open(cfg, "wb")
+    f:write(("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: dropprobe\n"
+      .. "    static_configs:\n      - targets: ['127.0.0.1:%d']\n"):format(ep))
+    f:close()
+    local h = run.bg(DP .. ("exporter --listen 127.0.0.1:%d --duration 90"):format(ep))
+    local prom = daemon(("prometheus --config.file=%s --storage.tsdb.path=%s/tsdb "
+      .. "--web.listen-address=127.0.0.1:%d"):format(cfg, data, pp))
+    local ok, err = pcall(function()
+      local function query()
+        -- sum(dropprobe_drops_total{reason="NO_SOCKET"}), URL-encoded
+        local q = ("http://127.0.0.1:%d/api/v1/query?query="
+          .. "sum(dropprobe_drops_total%%7Breason%%3D%%22NO_SOCKET%%22%%7D)"):format(pp)
+        local body = http.request(q)
+        if not body then return nil end
+        local j = cjson.decode(body)
+        local res = j.data and j.data.result or {}
+        return res[1] and tonumber(res[1].value[2])
+      end
+      local function scraped() -- a scrape newer than now
+        local t = socket.gettime()
+        return until_true(function()
+          local body = http.request(("http://127.0.0.1:%d/api/v1/query?query=timestamp(dropprobe_build_info)")
+            :format(pp))
+          local j = body and cjson.decode(body)
+          local r = j and j.data and j.data.result and j.data.result[1]
+          return r and tonumber(r.value[2]) > t + 0.1
+        end, 60)
+      end
+      assert(scraped(), "Prometheus never scraped the exporter: " .. prom.log())
+      local v0 = query() or 0
+      local s0 = snmp.read()
+      net.udp_closed(net.free_udp_port(), 30)
+      local s1 = snmp.read()
+      assert(scraped(), "no scrape after the drops")
+      assert(scraped(), "no second scrape after the drops")
+      local v1 = query() or 0
+      assert.are.equal(30, snmp.delta(s0, s1, "Udp.NoPorts"))
+      assert.are.equal(snmp.delta(s0, s1, "Udp.NoPorts"), v1 - v0)
+      local body = http.request(("http://127.0.0.1:%d/metrics"):format(ep))
+      local good, out = promtool_ok(body)
+      assert.is_true(good, out)
+      local _, code = http.request(("http://127.0.0.1:%d/other"):format(ep))
+      assert.are.equal(404, code)
+    end)
+    prom.stop()
+    h.signal("INT")
+    local _, rc = h.wait()
+    os.execute("rm -rf " .. data)
+    assert(ok, err)
+    assert.are.equal(130, rc)
+    state.assert_same(before)
+  end)
+
+  live_it("refuses a bad directory, a port in use and a malformed address, exit 2, nothing left #live", function()
+    local before = state.snapshot()
+    local out, code = run.cmd(DP .. "exporter --textfile /nonexistent/dropprobe-dir --duration 1")
+    assert.are.equal(2, code)
+    assert.truthy(out:find("cannot write into the textfile directory", 1, true), out)
+    local busy = assert(socket.bind("127.0.0.1", 0))
+    local _, port = busy:getsockname()
+    out, code = run.cmd(DP .. "exporter --listen 127.0.0.1:" .. port .. " --duration 1")
+    busy:close()
+    assert.are.equal(2, code)
+    assert.truthy(out:find("cannot listen on", 1, true), out)
+    out, code = run.cmd(DP .. "exporter --listen 'nonsense:port' --duration 1")
+    assert.are.equal(2, code)
+    assert.truthy(out:find("bad listen address", 1, true), out)
+    state.assert_same(before)
+  end)
+
+  live_it("starts again at 0 when restarted, nothing left from the last run #live", function()
+    local before = state.snapshot()
+    local dir = tmpdir()
+    local out, code = run.cmd(DP .. "exporter --interval 0.3 --duration 1.5 --textfile " .. dir)
+    assert.are.equal(0, code, out)
+    state.assert_same(before)
+    local h = run.bg(DP .. "exporter --interval 0.3 --duration 6 --textfile " .. dir)
+    h.ready()
+    local port = net.free_udp_port()
+    net.udp_closed(port, 12)
+    local _, rc = h.wait()
+    assert.are.equal(0, rc)
+    local first = drops(slurp(dir .. "/dropprobe.prom"), "NO_SOCKET")
+    assert.is_true(first >= 12)
+    -- a new process counts from 0: the last file's 12+ are not carried over
+    out = run.cmd(DP .. "exporter --interval 0.3 --duration 1.5 --textfile " .. dir)
+    assert.is_true(drops(slurp(dir .. "/dropprobe.prom"), "NO_SOCKET") < first, out)
+    os.execute("rm -rf " .. dir)
+    state.assert_same(before)
+  end)
+end)
