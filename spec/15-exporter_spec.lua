@@ -4,6 +4,7 @@
 local cjson = require "cjson"
 local socket = require "socket"
 local http = require "socket.http"
+local dp = require "dropprobe"
 local exporter = require "dropprobe.exporter"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
@@ -136,15 +137,33 @@ describe("15 exporter #proc", function()
       assert(first, "node_exporter never showed the exporter's file: " .. ne.log())
       local v0 = drops(first, "NO_SOCKET", UDP)
       local s0 = snmp.read()
-      net.udp_closed(net.free_udp_port(), 40)
+      local dport = net.free_udp_port()
+      net.udp_closed(dport, 40)
       local s1 = snmp.read()
       local delta = snmp.delta(s0, s1, "Udp.NoPorts")
+      -- per port where the kernel gives each drop's packet (kprobes)
+      local function port_drops(body)
+        for labels, v in (body or ""):gmatch("dropprobe_port_drops_total{([^}]*)} (%d+)") do
+          if labels:find('port="' .. dport .. '"', 1, true) and labels:find('proto="udp"', 1, true)
+              and labels:find('reason="NO_SOCKET"', 1, true) then
+            return tonumber(v)
+          end
+        end
+      end
+      local kprobes = dp.features().kprobes
       local last = until_true(function()
         local body = http.request(url)
-        return body and drops(body, "NO_SOCKET", UDP) >= v0 + delta and body
+        return body and drops(body, "NO_SOCKET", UDP) >= v0 + delta
+          and (not kprobes or (port_drops(body) or 0) >= delta) and body
       end, 30)
       assert.are.equal(40, delta)
       assert.are.equal(v0 + delta, drops(last, "NO_SOCKET", UDP))
+      local per_port = port_drops(last)
+      if kprobes then
+        assert.are.equal(delta, per_port)
+      else
+        assert.is_nil(last:find("dropprobe_port_drops_total", 1, true))
+      end
       local good, out = promtool_ok(slurp(dir .. "/dropprobe.prom"))
       assert.is_true(good, out)
     end)

@@ -75,6 +75,7 @@ local function parser()
   exp:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
     :choices({ "kernel", "c" })
   exp:option("--duration", "Stop after S seconds."):convert(positive)
+  exp:flag("--no-ports", "No per-port series (they read each drop's packet, where the kernel has kprobes).")
 
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :flag("--json", "Print one JSON object.")
@@ -223,7 +224,8 @@ end
 function cmds.exporter(dp, args)
   local exporter = require "dropprobe.exporter"
   exporter.run{ textfile = args.textfile, listen = args.listen, interval = args.interval,
-    top = args.top, where = args.where, duration = args.duration, version = dp.VERSION }
+    top = args.top, where = args.where, duration = args.duration, version = dp.VERSION,
+    ports = not args.no_ports }
   return 0
 end
 

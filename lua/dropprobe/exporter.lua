@@ -6,6 +6,8 @@
 -- in a storm.
 --
 -- Series: `dropprobe_drops_total{reason,location}` (counter),
+-- `dropprobe_port_drops_total{proto,port,reason}` (counter, where the
+-- kernel has kprobes: each drop's own packet, `dp.packet_probe`),
 -- `dropprobe_events_lost_total` (counter), `dropprobe_cpu_seconds_total`
 -- (counter: the exporter's own CPU), `dropprobe_build_info{version}` and
 -- `dropprobe_kernel_info{release,counting}` (gauges, 1). Label cardinality
@@ -72,10 +74,24 @@ function M.render(r, state, info)
       lines[#lines + 1] = fmt('dropprobe_drops_total{reason="%s",location="other"} %d', esc(reason), other)
     end
   end
+  if state.ports then
+    lines[#lines + 1] = "# HELP dropprobe_port_drops_total Packets dropped, by protocol, the port they were "
+      .. "going to and drop reason (kernels with kprobes: each drop's own packet)."
+    lines[#lines + 1] = "# TYPE dropprobe_port_drops_total counter"
+    local keys = {}
+    for k in pairs(state.ports) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do
+      local proto, port, reason = k:match("^([^/]*)/([^/]*)/(.*)$")
+      lines[#lines + 1] = fmt('dropprobe_port_drops_total{proto="%s",port="%s",reason="%s"} %d', esc(proto),
+        esc(port), esc(reason), state.ports[k])
+    end
+  end
   lines[#lines + 1] = "# HELP dropprobe_events_lost_total Drop events the exporter could not count "
     .. "(ring buffer overwritten, table full)."
   lines[#lines + 1] = "# TYPE dropprobe_events_lost_total counter"
-  lines[#lines + 1] = fmt("dropprobe_events_lost_total %d", (r.lost or 0) + (r.dropped or 0))
+  lines[#lines + 1] = fmt("dropprobe_events_lost_total %d", (r.lost or 0) + (r.dropped or 0)
+    + (state.ports_lost or 0))
   lines[#lines + 1] = "# HELP dropprobe_cpu_seconds_total CPU time the exporter itself used."
   lines[#lines + 1] = "# TYPE dropprobe_cpu_seconds_total counter"
   lines[#lines + 1] = fmt("dropprobe_cpu_seconds_total %.3f", os.clock())
@@ -148,12 +164,14 @@ end
 -- ("ADDR:PORT", default address 127.0.0.1), `interval` (seconds, default
 -- 15), `top` (locations with a series of their own, default 20), `where`
 -- ("kernel" or "c"), `duration`, `idle` (end after that many seconds
--- without a drop), `ready` (called once serving)
+-- without a drop), `ready` (called once serving), `ports` (false: no
+-- per-port series; they read each drop's packet as a record, which costs
+-- what the `ports` recipe costs in a storm)
 -- @treturn string why it ended
 -- @raise a bad directory, address or port, before tracefs is touched
 function M.run(opts)
   opts = util.check_options(opts, { "textfile", "listen", "interval", "top", "where", "duration",
-    "idle", "ready", "version" }, "exporter.run")
+    "idle", "ready", "version", "ports" }, "exporter.run")
   if not opts.textfile and not opts.listen then
     error("exporter: give --textfile DIR or --listen ADDR:PORT (or both)", 2)
   end
@@ -181,7 +199,30 @@ function M.run(opts)
   local h <close> = hist.open{ keys = { "reason", "location.sym" }, where = opts.where }
   local state = { top = top, kept = {}, nkept = 0, other_seen = {} }
   local info = { version = opts.version or "?", release = release }
+  -- per port where the kernel gives each drop's packet: the drop probe's
+  -- records, drained every tick; at most `top` ports, the rest "other"
+  local hunt = require "dropprobe.hunt"
+  local ph <close> = opts.ports ~= false and hunt.packets() and hunt.open{ packets = true } or nil
+  if ph then state.ports, state.ports_lost = {}, 0 end
+  local nports, kept_ports = 0, {}
+  local function drain()
+    if not ph then return end
+    while true do
+      local rec = ph.pipe:read(0)
+      if not rec then break end
+      local p = rec.packet
+      if rec.name == ph.drop_name and p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
+        local port = tostring(p.dport)
+        local k = p.proto .. "/" .. port
+        if not kept_ports[k] and nports < top then kept_ports[k], nports = true, nports + 1 end
+        local key = p.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. tostring(rec.fields.reason)
+        state.ports[key] = (state.ports[key] or 0) + 1
+      end
+    end
+    state.ports_lost = ph:totals().lost
+  end
   local function publish()
+    drain()
     local text = M.render(h:read(), state, info)
     if opts.textfile then
       local ok, err = write_atomic(opts.textfile, text)
@@ -190,7 +231,8 @@ function M.run(opts)
   end
   publish()
   core.catch_hup()
-  local tick = server and math.min(interval, 0.2) or interval
+  -- short ticks when something is served, or the packets are drained
+  local tick = (server or ph) and math.min(interval, 0.2) or interval
   local last = core.now()
   local why = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready, tick = tick,
     on_tick = function(now)
@@ -198,7 +240,8 @@ function M.run(opts)
       publish() -- a SIGHUP writes at once (the directory is opened anew on every write)
       last = now
     end
-    if server then serve(server, function() return M.render(h:read(), state, info) end) end
+    drain()
+    if server then serve(server, function() drain() return M.render(h:read(), state, info) end) end
   end }
   publish()
   if server then server:close() end
