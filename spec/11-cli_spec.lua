@@ -217,8 +217,9 @@ describe("11 cli #proc", function()
 
   live_it("two dropprobe processes at once each see every drop #live", function()
     local before = state.snapshot()
-    local a = run.bg(DP .. "watch --json --duration 3")
-    local b = run.bg(DP .. "watch --json --mode text --duration 3")
+    -- long enough for the slower start (the drop probe: BTF and kallsyms) of either
+    local a = run.bg(DP .. "watch --json --duration 20")
+    local b = run.bg(DP .. "watch --json --mode text --duration 20")
     a.ready()
     b.ready()
     net.udp_closed(net.free_udp_port(), 12)

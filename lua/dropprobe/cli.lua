@@ -152,8 +152,8 @@ end
 
 function cmds.watch(_, args)
   local hunt = require "dropprobe.hunt"
-  local packets, why = hunt.packets()
-  if args.mode == "text" then packets, why = false, "text mode reads no packet (use raw mode)" end
+  local packets, why = false, "text mode reads no packet (use raw mode)"
+  if args.mode ~= "text" then packets, why = hunt.packets() end
   if (args.port or args.host) and not packets then
     error("--port and --host need the packet of each drop: " .. why, 0)
   end

@@ -58,7 +58,9 @@ function run.bg(cmd)
   -- ready when reading its trace pipe, or counting with a kernel hist
   -- trigger in its own instance (nothing to read then)
   function h.ready(timeout)
-    local t = socket.gettime() + (timeout or 30)
+    -- generous: under qemu's emulation a start that reads the kernel's BTF
+    -- and kallsyms beside another process takes tens of seconds
+    local t = socket.gettime() + (timeout or 90)
     repeat
       local p = io.popen(("ls -l /proc/%d/fd 2>/dev/null"):format(pid))
       local fds = p:read("a")
@@ -67,7 +69,8 @@ function run.bg(cmd)
       if counting(pid) then return true end
       socket.sleep(0.05)
     until socket.gettime() > t or not slurp(("/proc/%d/stat"):format(pid))
-    error(("the process %d never opened a trace pipe"):format(pid), 2)
+    error(("the process %d never opened a trace pipe: %s"):format(pid,
+      (slurp(base .. ".err") or "") .. (slurp(base .. ".out") or "")), 2)
   end
   function h.wait(timeout)
     local t = socket.gettime() + (timeout or 30)
