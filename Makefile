@@ -56,7 +56,7 @@ build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h 
 	@mkdir -p build/fuzz-corpus
 	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c
 
-RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/parse.c \
+RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/ksym.c lua-dropprobe/parse.c \
 	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c
 build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 	@mkdir -p build/fuzz-raw-corpus
@@ -103,15 +103,17 @@ deps:
 	fi
 
 # everything CI checks; the specs run last: on this host, then the live
-# specs on Debian 12's 6.1 and 6.12 kernels under qemu (tools/testall), so
-# that one "N passed, N failed" line over all three closes the output
+# specs on the stock kernels users run, Debian 11's 5.10, Debian 12's 6.1
+# and 6.12 and Debian unstable's 7.2, under qemu, two at a time
+# (tools/testall), so that one "N passed, N failed" line over all five
+# closes the output
 test: deps build lint layers
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory sanitize
 	$(MAKE) --no-print-directory valgrind
 	tools/testall
 
-# the live specs inside one stock kernel under qemu: make vmtest KERNEL=6.1|6.12
+# the live specs inside one stock kernel under qemu: make vmtest KERNEL=5.10|6.1|6.12|7.2
 KERNEL ?= 6.1
 vmtest: deps build
 	tools/vmtest $(KERNEL)

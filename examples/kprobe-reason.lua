@@ -48,11 +48,13 @@ s:settimeout(1)
 s:connect("127.0.0.1", 9)
 s:close()
 
+-- the first drop placed after the connect is its SYN (told by when; the
+-- stack then says where: tcp_v4_rcv, TCP's receive function)
 for rec in inst:records{ mode = mode, timeout = 2 } do
-  local stack = table.concat(rec.stack or {}, " ")
-  if stack:find("tcp_v4_rcv", 1, true) then
+  if rec.stack and dp.where(rec) then
     print(rec)
-    print(("reason %s, skb %s"):format(tostring(rec.fields.reason), tostring(rec.fields.skb or rec.fields.skbaddr)))
+    print(("reason %s, skb %s"):format(dp.reason_label(rec.fields.reason),
+      tostring(rec.fields.skb or rec.fields.skbaddr)))
     break
   end
 end

@@ -28,6 +28,7 @@
 #include "core.h"
 #include "format.h"
 #include "instance.h"
+#include "ksym.h"
 #include "parse.h"
 #include "rawbuf.h"
 
@@ -322,20 +323,8 @@ static int counter_poll(lua_State *L)
 
 static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
 {
-	const char *name;
-	unsigned long long start;
-	unsigned long size;
 	char buf[512];
-	if (a && tep_find_function_info(c->tep, a, &name, &start, &size) && name) {
-		if (!offset)
-			snprintf(buf, sizeof(buf), "%s", name);
-		else if (size)
-			snprintf(buf, sizeof(buf), "%s+0x%llx/0x%lx", name, a - start, size);
-		else
-			snprintf(buf, sizeof(buf), "%s+0x%llx", name, a - start);
-	} else {
-		snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)a);
-	}
+	dp_ksym_format(c->tep, a, offset, buf, sizeof(buf));
 	lua_pushstring(L, buf);
 }
 

@@ -16,6 +16,7 @@
 #include <event-parse.h>
 
 #include "format.h"
+#include "ksym.h"
 #include "packet.h"
 #include "parse.h"
 #include "record.h"
@@ -323,21 +324,11 @@ static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base
 /* Push "sym+0xoff/0xsize" for a kernel address (cached), or the hex address. */
 static void push_symbol(lua_State *L, struct dp_decoder *d, int symtab, unsigned long long addr)
 {
-	const char *name;
-	unsigned long long start;
-	unsigned long size;
 	char buf[512];
 	if (lua_rawgeti(L, symtab, (lua_Integer)addr) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
-	if (addr && tep_find_function_info(d->tep, addr, &name, &start, &size) && name) {
-		if (size)
-			snprintf(buf, sizeof(buf), "%s+0x%llx/0x%lx", name, addr - start, size);
-		else
-			snprintf(buf, sizeof(buf), "%s+0x%llx", name, addr - start);
-	} else {
-		snprintf(buf, sizeof(buf), "0x%llx", addr);
-	}
+	dp_ksym_format(d->tep, addr, 1, buf, sizeof(buf));
 	lua_pushstring(L, buf);
 	lua_pushvalue(L, -1);
 	lua_rawseti(L, symtab, (lua_Integer)addr);
@@ -350,8 +341,8 @@ static void push_hex(lua_State *L, unsigned long long v)
 	lua_pushlstring(L, hex, 16);
 }
 
-/* The kernel's latency flags column, e.g. "..s1." */
-static void push_flags(lua_State *L, unsigned flags, unsigned pc)
+/* The kernel's latency flags column, e.g. "..s1." (cols 5) or "..s1" (4) */
+static void push_flags(lua_State *L, unsigned flags, unsigned pc, int cols)
 {
 	char s[6];
 	int nmi = flags & 0x40, hard = flags & 0x08, soft = flags & 0x10;
@@ -366,7 +357,7 @@ static void push_flags(lua_State *L, unsigned flags, unsigned pc)
 	s[3] = (pc & 0xf) ? "0123456789abcdef"[pc & 0xf] : '.';
 	s[4] = ((pc >> 4) & 0xf) ? "0123456789abcdef"[(pc >> 4) & 0xf] : '.';
 	s[5] = 0;
-	lua_pushlstring(L, s, 5);
+	lua_pushlstring(L, s, cols == 4 ? 4 : 5);
 }
 
 /* The comm of pid from the cache or the formats' saved_cmdlines (memory
@@ -628,7 +619,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 	lua_pushnumber(L, (lua_Number)ts / 1e9);
 	dp_setkey(L, keys, DP_K_TS);
 	push_flags(L, (unsigned)read_num(d->common_flags, data),
-		   (unsigned)read_num(d->common_preempt, data));
+		   (unsigned)read_num(d->common_preempt, data), d->flag_cols);
 	dp_setkey(L, keys, DP_K_FLAGS);
 	lua_createtable(L, 0, ei->nf + 1);
 	for (int i = 0; i < ei->nf; i++) {

@@ -28,6 +28,9 @@ struct dp_decoder {
 	/* only drops whose packet is from or to this port / address (-1, "": any) */
 	int want_port;
 	char want_host[48];
+	/* columns of the latency flags this kernel prints: 5 ("..s1."), 4
+	 * where it has no migrate-disable column ("..s1", 5.10); 0 is 5 */
+	int flag_cols;
 };
 
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };

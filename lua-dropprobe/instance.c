@@ -148,14 +148,10 @@ static int instance_new(lua_State *L)
 		ssize_t got = tracefs_instance_get_buffer_size(ti, 0);
 		in->buffer_kb = got > 0 ? (long)got : kb;
 	}
-	/* text records: real pointers and frame offsets, as raw mode has them;
-	 * a clock that compares with CLOCK_MONOTONIC. Private instance only.
-	 * Real pointers only from 6.12: before (6.1 seen), with hash-ptr off
-	 * the kernel loses what an event prints after a %p (kfree_skb's
-	 * "reason: NO_SOCKET" came out as "reason: "), so text mode keeps the
-	 * kernel's hashed pointers there; raw mode has real ones everywhere. */
-	if (dp_kernel_at_least(6, 12))
-		set_option(ti, "options/hash-ptr", "0");
+	/* text records: frame offsets, as raw mode has them; a clock that
+	 * compares with CLOCK_MONOTONIC. Private instance only. Real pointers
+	 * in text (hash-ptr off) are the Lua side's call, after it has probed
+	 * that this kernel prints everything with them (inst:_option). */
 	set_option(ti, "options/sym-offset", "1");
 	if (tracefs_file_exists(ti, "trace_clock") &&
 	    tracefs_instance_file_write(ti, "trace_clock", clock) < 0 && dp_custom_dir == 0) {
@@ -435,6 +431,25 @@ static int instance_tracer(lua_State *L)
 	return 0;
 }
 
+/*
+ * inst:_option(name, value) -> whether options/<name> exists and took the
+ * value: a trace option of this private instance (never the top level's).
+ */
+static int instance_option(lua_State *L)
+{
+	struct dp_instance *in = dp_check_instance(L, 1);
+	size_t n;
+	const char *name = dp_check_command(L, 2, "option", &n);
+	const char *val = dp_check_command(L, 3, "option value", NULL);
+	char file[80];
+	if (n == 0 || n > 64 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-_") != n)
+		return luaL_argerror(L, 2, "an option name (see the instance's options/)");
+	snprintf(file, sizeof(file), "options/%s", name);
+	lua_pushboolean(L, tracefs_file_exists(in->ti, file) &&
+			       tracefs_instance_file_write(in->ti, file, val) > 0);
+	return 1;
+}
+
 /* inst:_hold(kp) - the instance removes kp after its own events */
 static int instance_hold(lua_State *L)
 {
@@ -446,6 +461,7 @@ static int instance_hold(lua_State *L)
 
 static const luaL_Reg instance_methods[] = {
 	{"_hold", instance_hold},
+	{"_option", instance_option},
 	{"_tracer", instance_tracer},
 	{"close", instance_close},
 	{"name", instance_name},

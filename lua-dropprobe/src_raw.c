@@ -132,6 +132,7 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	if (fail)
 		return fail;
 	s->dec.want_port = (int)dp_opt_integer(L, opts, "port", -1);
+	s->dec.flag_cols = (int)dp_opt_integer(L, opts, "flag_columns", 5);
 	snprintf(s->dec.want_host, sizeof(s->dec.want_host), "%s", dp_opt_string(L, opts, "host", ""));
 	if (pct >= 0) {
 		char v[16];
@@ -144,16 +145,17 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 
 /*
  * core.raw_pipe(inst, { systems =, symbols =, buffer_percent =, grace =, port =,
- * host = }) -> Pipe
+ * host =, flag_columns = }) -> Pipe
  * systems: of the events used (their formats are loaded); symbols: event
  * -> { field = {[n]=name} } for fields whose format names nothing; port,
  * host: only drops whose packet (a drop probe's) is from or to them, the
- * others skipped in C.
+ * others skipped in C; flag_columns: 4 where the kernel's text prints
+ * four latency flags (no migrate-disable column), else 5.
  */
 static int raw_pipe(lua_State *L)
 {
 	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace",
-					   "port", "host", NULL};
+					   "port", "host", "flag_columns", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	struct src_raw *s;
 	const char *fail;

@@ -14,6 +14,7 @@
 #include <event-parse.h>
 
 #include "format.h"
+#include "ksym.h"
 #include "parse.h"
 #include "record.h"
 
@@ -29,6 +30,7 @@ struct tev {
 	struct dp_span tail;
 	unsigned char hex[DP_CONV_MAX];
 	unsigned char named[DP_CONV_MAX];
+	unsigned char code[DP_CONV_MAX]; /* a code address printed as a bare %p */
 	int has_syms;
 };
 
@@ -164,6 +166,12 @@ static void make_entry(lua_State *L, struct dp_textdec *t, struct dp_fill *f, in
 			e->lit[i].n = cv[i].lit_len;
 			e->hex[i] = last == 'x' || last == 'X';
 			e->named[i] = cv[i].field != NULL;
+			/* skb:kfree_skb's location before 6.2 (the rule of raw
+			 * mode's is_code_address): named where the kernel printed
+			 * the real address (5.10), kept where it printed a hash */
+			e->code[i] = cv[i].field && strcmp(cv[i].field, "location") == 0 &&
+				     cv[i].spec_len >= 2 && cv[i].spec[cv[i].spec_len - 2] == '%' &&
+				     last == 'p';
 			if (cv[i].field) {
 				lua_pushstring(L, cv[i].field);
 				lua_rawseti(L, -3, i + 1);
@@ -219,6 +227,25 @@ static void push_value(lua_State *L, struct dp_span v, int hex)
 	default:
 		lua_pushlstring(L, v.p, v.n);
 	}
+}
+
+/* A code address printed as a bare %p, by name as raw mode gives it
+ * ("tcp_v4_rcv+0x62/0xe90"), from this kernel's kallsyms (live pipes
+ * only: a saved text may come from another kernel). A kernel that hashes
+ * %p prints no address kallsyms can name: 0, and the value stays. */
+static int push_code(lua_State *L, struct dp_textdec *t, struct dp_span v)
+{
+	unsigned long long a;
+	char buf[512];
+	if (!t->live || !t->tep || !dp_span_hex(v, &a) || a < 0xffff800000000000ULL)
+		return 0;
+	if (!t->kallsyms) {
+		t->kallsyms = dp_ksym_load(t->tep) == 0 ? 1 : -1;
+	}
+	if (t->kallsyms < 0 || !dp_ksym_format(t->tep, a, 1, buf, sizeof(buf)))
+		return 0;
+	lua_pushstring(L, buf);
+	return 1;
 }
 
 /* fields[f] = syms[f][fields[f]] where a table names the number (a
@@ -315,7 +342,8 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 				if (!e->named[i])
 					continue;
 				lua_rawgeti(L, uv, i + 1);
-				push_value(L, vals[i], e->hex[i]);
+				if (!e->code[i] || !push_code(L, t, vals[i]))
+					push_value(L, vals[i], e->hex[i]);
 				lua_rawset(L, -3);
 			}
 		} else {

@@ -26,6 +26,7 @@ struct dp_textdec {
 	int live;       /* a live pipe: unknown comms are looked up after the batch */
 	long long bad_lines;
 	struct tep_handle *tep; /* the formats read so far */
+	int kallsyms;           /* loaded into tep: 1, failed: -1, not yet: 0 */
 	char *formats_dir;      /* tracefs directory to read them from, or NULL */
 	struct dp_misses misses;
 };

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/utsname.h>
 
 #include <tracefs.h>
 
@@ -218,13 +217,4 @@ int dp_proc_comm(long pid, char *buf, size_t len)
 	if (ok)
 		buf[strcspn(buf, "\n")] = 0;
 	return ok;
-}
-
-int dp_kernel_at_least(int major, int minor)
-{
-	struct utsname u;
-	int ma = 0, mi = 0;
-	if (uname(&u) < 0 || sscanf(u.release, "%d.%d", &ma, &mi) != 2)
-		return 1;
-	return ma > major || (ma == major && mi >= minor);
 }

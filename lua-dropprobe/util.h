@@ -58,7 +58,4 @@ extern int dp_custom_dir;
 /* Last signal caught while a reader was waiting (SIGINT/SIGTERM), or 0. */
 extern volatile int dp_signal_caught;
 
-/* Whether the running kernel's release is at least major.minor. */
-int dp_kernel_at_least(int major, int minor);
-
 #endif

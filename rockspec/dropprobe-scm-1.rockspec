@@ -31,7 +31,7 @@ build = {
         "lua-dropprobe/btf.c", "lua-dropprobe/comm.c", "lua-dropprobe/core.c",
         "lua-dropprobe/count.c", "lua-dropprobe/decode.c", "lua-dropprobe/event.c",
         "lua-dropprobe/format.c", "lua-dropprobe/instance.c", "lua-dropprobe/join.c",
-        "lua-dropprobe/kprobe.c", "lua-dropprobe/packet.c", "lua-dropprobe/parse.c",
+        "lua-dropprobe/kprobe.c", "lua-dropprobe/ksym.c", "lua-dropprobe/packet.c", "lua-dropprobe/parse.c",
         "lua-dropprobe/pipe.c", "lua-dropprobe/rawbuf.c", "lua-dropprobe/record.c",
         "lua-dropprobe/src_dat.c", "lua-dropprobe/src_file.c", "lua-dropprobe/src_raw.c",
         "lua-dropprobe/src_text.c", "lua-dropprobe/textdec.c", "lua-dropprobe/tracefs.c",

@@ -2,6 +2,7 @@
 -- it, never adopting one it did not make.
 local dp = require "dropprobe"
 local live = require "helpers.live"
+local kernel = require "helpers.kernel"
 local state = require "helpers.tracefs_state"
 local live_it = live.bind(it, pending)
 
@@ -52,7 +53,7 @@ describe("03 instance", function()
     do
       local inst = dp.instance()
       name = inst:name()
-      inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()
+      inst:event("skb:kfree_skb"):filter(kernel.cond("reason == NO_SOCKET", "protocol == 2048")):enable()
     end
     collectgarbage()
     collectgarbage()

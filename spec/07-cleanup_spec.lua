@@ -28,7 +28,7 @@ describe("07 cleanup #proc", function()
     -- a dropprobe process that is killed with SIGKILL while it holds an instance
     local out = run(LUA .. [[-e 'local dp = require "dropprobe"
       local inst = dp.instance{ buffer_kb = 64 }
-      inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()
+      inst:event("skb:kfree_skb"):filter("protocol == 2048"):enable()
       io.write(inst:name(), "\n") io.flush()
       os.execute("kill -9 " .. io.open("/proc/self/stat"):read("l"):match("^(%d+)"))']])
     name = out:match("(dropprobe%-%d+%-%d+)")

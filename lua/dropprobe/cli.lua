@@ -150,7 +150,7 @@ local function five_tuple(p)
   return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
 end
 
-function cmds.watch(_, args)
+function cmds.watch(dp, args)
   local hunt = require "dropprobe.hunt"
   local packets, why = false, "text mode reads no packet (use raw mode)"
   if args.mode ~= "text" then packets, why = hunt.packets() end
@@ -164,14 +164,17 @@ function cmds.watch(_, args)
     if rec.name ~= h.drop_name then return end
     local p = rec.packet -- --port and --host were checked in C
     n = n + 1
-    local reason, location = tostring(rec.fields.reason), tostring(rec.fields.location)
+    -- the place: the kernel's location, or the stack's where it has none
+    local reason, location = rec.fields.reason, dp.where(rec) or rec.fields.location
     if args.json then
+      -- no reason (a kernel without drop reasons) is null, not a string
       json_line{ name = rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
-        reason = reason, location = location, stack = rec.stack, lost_before = rec.lost_before,
-        packet = p }
+        reason = reason == nil and cjson.null or tostring(reason),
+        location = location == nil and cjson.null or tostring(location),
+        stack = rec.stack, lost_before = rec.lost_before, packet = p }
     else
       io.write(("%.6f cpu%d %s/%d %s%s %s\n"):format(rec.ts, rec.cpu, rec.comm, rec.pid, five_tuple(p),
-        reason, location))
+        dp.reason_label(reason), tostring(location or "-")))
       if rec.lost_before then io.write(("  (%d events lost before this one)\n"):format(rec.lost_before)) end
       for _, f in ipairs(rec.stack or {}) do io.write("    => ", f, "\n") end
     end

@@ -32,14 +32,26 @@ function M.doctor()
   check("stacktrace triggers", f.stacktrace, "stacks of the drops that match",
     "CONFIG_STACKTRACE=y")
   check("raw buffers", f.raw, "per_cpu/cpuN/trace_pipe_raw for raw mode", "CONFIG_RING_BUFFER=y")
-  local reasons = format.reasons()
-  check("drop reasons", next(reasons) ~= nil,
-    next(reasons) and "skb:kfree_skb carries a reason" or "skb:kfree_skb has no reason field",
+  local has_reasons = format.has_reasons()
+  check("drop reasons", has_reasons,
+    has_reasons and "skb:kfree_skb carries a reason"
+      or "skb:kfree_skb has no reason field: every kfree_skb is a drop here; records and reports "
+      .. "carry no reason (\"-\"), conditions cannot name one",
     "a kernel of 5.17 or later")
+  -- real addresses: a text symbol's address is not zero (the first line of
+  -- kallsyms may be a per-CPU symbol at 0 even when addresses are shown)
+  local kok = false
   local ks = io.open("/proc/kallsyms")
-  local line = ks and ks:read("l") or ""
-  if ks then ks:close() end
-  local kok = line:match("^%x+") ~= nil and not line:match("^0+%s")
+  if ks then
+    for line in ks:lines() do
+      local addr, kind = line:match("^(%x+) (%a) ")
+      if kind == "T" or kind == "t" then
+        kok = addr:match("^0+$") == nil
+        break
+      end
+    end
+    ks:close()
+  end
   check("kallsyms", kok, kok and "real addresses: stacks and locations get symbols"
     or "addresses hidden", "root, and sysctl kernel.kptr_restrict=0 (or 1)")
   check("kprobes", f.kprobes, f.kprobes and "kprobe_events" or "no kprobe_events",

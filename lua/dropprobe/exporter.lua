@@ -14,6 +14,8 @@
 -- is bounded: at most `top` locations get a series of their own (the first
 -- ones seen to rank in the top, kept for the life of the process so every
 -- counter only grows); drops elsewhere are counted under `location="other"`.
+-- On a kernel without drop reasons (before 5.17) the drop series have no
+-- `reason` label (Prometheus reads a missing label as an empty one).
 -- @module dropprobe.exporter
 local core = require "dropprobe.core"
 local util = require "dropprobe.util"
@@ -27,6 +29,11 @@ local function esc(v)
   return (tostring(v):gsub("\\", "\\\\"):gsub("\n", "\\n"):gsub('"', '\\"'))
 end
 
+-- the reason label and its comma, or nothing where the kernel has no reasons
+local function reason_label(reason)
+  return reason ~= "" and fmt('reason="%s",', esc(reason)) or ""
+end
+
 --- The metrics text from a `hist:read()` result.
 -- @tparam table r from `Hist:read()`
 -- @tparam table state `{ top = N, kept = {} }` kept between calls (which
@@ -37,7 +44,8 @@ function M.render(r, state, info)
   local by_reason = {} -- reason -> location -> count
   local loc_total = {}
   for _, row in ipairs(r.rows) do
-    local reason, loc = tostring(row.reason), tostring(row.location)
+    -- "" where the kernel has no drop reasons: the series have no reason label
+    local reason, loc = row.reason ~= nil and tostring(row.reason) or "", tostring(row.location)
     by_reason[reason] = by_reason[reason] or {}
     by_reason[reason][loc] = (by_reason[reason][loc] or 0) + row.hitcount
     loc_total[loc] = (loc_total[loc] or 0) + row.hitcount
@@ -66,12 +74,12 @@ function M.render(r, state, info)
     end
     table.sort(names)
     for _, loc in ipairs(names) do
-      lines[#lines + 1] = fmt('dropprobe_drops_total{reason="%s",location="%s"} %d', esc(reason), esc(loc),
+      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="%s"} %d', reason_label(reason), esc(loc),
         by_reason[reason][loc])
     end
     if other > 0 or state.other_seen[reason] then
       state.other_seen[reason] = true
-      lines[#lines + 1] = fmt('dropprobe_drops_total{reason="%s",location="other"} %d', esc(reason), other)
+      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="other"} %d', reason_label(reason), other)
     end
   end
   if state.ports then
@@ -83,8 +91,8 @@ function M.render(r, state, info)
     table.sort(keys)
     for _, k in ipairs(keys) do
       local proto, port, reason = k:match("^([^/]*)/([^/]*)/(.*)$")
-      lines[#lines + 1] = fmt('dropprobe_port_drops_total{proto="%s",port="%s",reason="%s"} %d', esc(proto),
-        esc(port), esc(reason), state.ports[k])
+      lines[#lines + 1] = fmt('dropprobe_port_drops_total{proto="%s",port="%s"%s} %d', esc(proto),
+        esc(port), reason ~= "" and fmt(',reason="%s"', esc(reason)) or "", state.ports[k])
     end
   end
   lines[#lines + 1] = "# HELP dropprobe_events_lost_total Drop events the exporter could not count "
@@ -196,7 +204,7 @@ function M.run(opts)
     server:settimeout(0)
   end
   local release = io.popen("uname -r"):read("l") or "?"
-  local h <close> = hist.open{ keys = { "reason", "location.sym" }, where = opts.where }
+  local h <close> = hist.open{ keys = hist.default_keys(), where = opts.where }
   local state = { top = top, kept = {}, nkept = 0, other_seen = {} }
   local info = { version = opts.version or "?", release = release }
   -- per port where the kernel gives each drop's packet: the drop probe's
@@ -215,7 +223,8 @@ function M.run(opts)
         local port = tostring(p.dport)
         local k = p.proto .. "/" .. port
         if not kept_ports[k] and nports < top then kept_ports[k], nports = true, nports + 1 end
-        local key = p.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. tostring(rec.fields.reason)
+        local reason = rec.fields.reason ~= nil and tostring(rec.fields.reason) or ""
+        local key = p.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. reason
         state.ports[key] = (state.ports[key] or 0) + 1
       end
     end

@@ -56,7 +56,7 @@ function M.reasons_of(format, field)
   return r
 end
 
-local reasons_cache = {}
+local reasons_cache, has_reasons_cache = {}, {}
 
 -- The names the kernel's BTF gives enum skb_drop_reason, without the
 -- SKB_DROP_REASON_/SKB_ prefixes: { [n] = "CONSUMED", ... }, or nil.
@@ -100,6 +100,37 @@ function M.reasons()
   end
   reasons_cache[dir] = r
   return r
+end
+
+--- Whether this kernel's drops carry a reason: `skb:kfree_skb` has a
+-- `reason` field (5.17 and later). Where it has none, every `kfree_skb` is
+-- a drop (`consume_skb` is separate), records carry no `reason`, and a
+-- condition that names `reason` is refused before anything is written.
+-- @treturn boolean
+function M.has_reasons()
+  local dir = tracefs.tracefs()
+  if has_reasons_cache[dir] == nil then
+    local ok, f = pcall(M.format, "skb", "kfree_skb")
+    local has = false
+    for _, fld in ipairs(ok and f.fields or {}) do
+      if fld.name == "reason" and not fld.common then has = true end
+    end
+    has_reasons_cache[dir] = has
+  end
+  return has_reasons_cache[dir]
+end
+
+--- What reports show for the reason of a drop that carries none (a kernel
+-- without drop reasons): `"-"`.
+M.NO_REASON = "-"
+
+--- The reason of a drop as reports show it: its name, or `NO_REASON` ("-")
+-- where the kernel gives none.
+-- @param reason a record's `fields.reason` (a name, a number, or nil)
+-- @treturn string
+function M.reason_label(reason)
+  if reason == nil then return M.NO_REASON end
+  return tostring(reason)
 end
 
 --- The reasons that are not drops: `NOT_DROPPED_YET` and `CONSUMED`, those
@@ -167,6 +198,95 @@ local function translate(expr, symbols, what)
 end
 M.translate = translate
 
+-- The tokens of a filter expression: identifiers (with `.sym`-like
+-- suffixes), numbers, quoted strings and operators, in order.
+local OPS = { "==", "!=", "<=", ">=", "&&", "||", "<", ">", "~", "&", "!", "(", ")" }
+local COMPARE = { ["=="] = true, ["!="] = true, ["<="] = true, [">="] = true, ["<"] = true,
+  [">"] = true, ["~"] = true, ["&"] = true }
+
+local function tokens(expr)
+  local out, pos = {}, 1
+  while pos <= #expr do
+    local c = expr:sub(pos, pos)
+    if c:match("%s") then
+      pos = pos + 1
+    elseif c == '"' or c == "'" then
+      local close = expr:find(c, pos + 1, true) or #expr
+      out[#out + 1] = { "string", expr:sub(pos, close) }
+      pos = close + 1
+    elseif c:match("[%a_]") then
+      local word = expr:match("^[%a_][%w_.%-]*", pos)
+      out[#out + 1] = { "name", word }
+      pos = pos + #word
+    elseif c:match("%d") then
+      local num = expr:match("^[%w_.]+", pos)
+      out[#out + 1] = { "number", num }
+      pos = pos + #num
+    else
+      local op
+      for _, o in ipairs(OPS) do
+        if expr:sub(pos, pos + #o - 1) == o then op = o break end
+      end
+      op = op or c
+      out[#out + 1] = { "op", op }
+      pos = pos + #op
+    end
+  end
+  return out
+end
+
+-- what the kernel's filters accept beside an event's own fields
+local SPECIAL = { CPU = true, COMM = true, cpu = true, comm = true, common_cpu = true,
+  common_comm = true, common_timestamp = true, common_stacktrace = true, stacktrace = true }
+
+--- The field names a filter expression compares (`reason == 3 && protocol
+-- == 2048` gives reason, protocol), without their `.sym`-like suffixes.
+-- @tparam string expr
+-- @treturn {string,...}
+function M.condition_fields(expr)
+  local t, names = tokens(expr), {}
+  for i, tok in ipairs(t) do
+    local nxt = t[i + 1]
+    local prev = t[i - 1]
+    if tok[1] == "name" and nxt and nxt[1] == "op" and COMPARE[nxt[2]]
+        and not (prev and prev[1] == "op" and COMPARE[prev[2]]) then
+      names[#names + 1] = tok[2]:match("^[^.]+")
+    end
+  end
+  return names
+end
+
+--- Check that a condition names only fields the event has, before anything
+-- is written: the kernel would refuse it with "Field not found" after the
+-- old filter was already gone. A `reason` on a kernel without drop reasons
+-- gets a message of its own.
+-- @tparam string expr
+-- @tparam table ev an Event
+-- @tparam string what "filter" or "trigger", for the message
+-- @raise an unknown field, naming the fields the event has
+function M.check_condition(expr, ev, what)
+  local f = M.event_format(ev)
+  if not f then return end -- a format we cannot read: the kernel decides
+  local have, list = {}, {}
+  for _, fld in ipairs(f.fields) do
+    have[fld.name] = true
+    if not fld.common then list[#list + 1] = fld.name end
+  end
+  for _, name in ipairs(M.condition_fields(expr)) do
+    if not have[name] and not SPECIAL[name] then
+      local label = (f.system or "?") .. ":" .. (f.name or "?")
+      if name == "reason" and (f.name == "kfree_skb" or f.system == "dropprobe")
+          and not M.has_reasons() then
+        error(fmt("%s '%s' on %s: this kernel has no drop reasons (skb:kfree_skb carries no "
+          .. "reason field before 5.17; every kfree_skb is a drop here): leave reason out of the "
+          .. "condition; nothing was changed", what, expr, label), 0)
+      end
+      error(fmt("%s '%s' on %s: the event has no field '%s' (its fields: %s); nothing was changed",
+        what, expr, label, name, table.concat(list, ", ")), 0)
+    end
+  end
+end
+
 -- The symbol tables of an event's fields, per event (weak keys: they go
 -- with the event): the format's own (`__print_symbolic`), and for a
 -- `reason` field this kernel's reasons (`dp.reasons()`): where the format
@@ -208,5 +328,14 @@ local function event_symbols(ev)
   return f and f.symbols, f and f.named
 end
 M.event_symbols = event_symbols
+
+--- An event's parsed format (cached with the event), or nil where it
+-- cannot be read.
+-- @tparam table ev an Event
+-- @treturn table|nil
+function M.event_format(ev)
+  event_symbols(ev)
+  return formats[ev] or nil
+end
 
 return M

@@ -31,10 +31,55 @@ local function split_key(k)
   return field or k, how
 end
 
+--- The keys a histogram counts by unless told: the drop reason (where the
+-- kernel has drop reasons) and the function that dropped the packet.
+-- @tparam[opt] string event "system:name" (default the drop event)
+-- @treturn {string,...} e.g. `{ "reason", "location.sym" }`, or
+-- `{ "location.sym" }` on a kernel without drop reasons
+function M.default_keys(event)
+  local defaults = require("dropprobe.hunt").DEFAULTS
+  if (event == nil or event == defaults.drop_event) and not format.has_reasons() then
+    return { "location.sym" }
+  end
+  return { "reason", "location.sym" }
+end
+
+-- Keys and values must be fields of the event: checked before anything is
+-- written, with the event's fields named (a reason on a kernel without
+-- drop reasons says so).
+local function check_keys(ev, keys, values)
+  local f = format.event_format(ev)
+  if not f then return end
+  local have, list = {}, {}
+  for _, fld in ipairs(f.fields) do
+    have[fld.name] = true
+    if not fld.common then list[#list + 1] = fld.name end
+  end
+  local label = (f.system or "?") .. ":" .. (f.name or "?")
+  for _, k in ipairs(keys) do
+    local field = split_key(k)
+    if not have[field] then
+      if field == "reason" and not format.has_reasons() then
+        error(fmt("hist.open: this kernel has no drop reasons (%s carries no reason field before "
+          .. "5.17): count by other keys, e.g. { \"location.sym\" }", label), 0)
+      end
+      error(fmt("hist.open: %s has no field '%s' (its fields: %s)", label, field,
+        table.concat(list, ", ")), 0)
+    end
+  end
+  for _, v in ipairs(values) do
+    if not have[v] then
+      error(fmt("hist.open: %s has no field '%s' to sum (its fields: %s)", label, v,
+        table.concat(list, ", ")), 0)
+    end
+  end
+end
+
 --- Open a histogram on an event of a new private instance.
 -- @tparam[opt] table opts `event` (default "skb:kfree_skb"), `keys` (fields,
 -- with `.sym` or `.sym-offset` for addresses, and `stacktrace`; default
--- `{ "reason", "location.sym" }`), `values` (numeric fields to sum beside
+-- `default_keys(event)`: `{ "reason", "location.sym" }`, without the reason
+-- where the kernel has none), `values` (numeric fields to sum beside
 -- hitcount), `condition` (reason names allowed; default every drop for the
 -- drop event), `size` (most entries, default 2048, as the kernel's), `where`
 -- ("kernel" or "c"; default the kernel when it has hist triggers),
@@ -47,7 +92,7 @@ function M.open(opts)
     "buffer_kb" }, "hist.open")
   local defaults = require("dropprobe.hunt").DEFAULTS
   local event = opts.event or defaults.drop_event
-  local keys = opts.keys or { "reason", "location.sym" }
+  local keys = opts.keys or M.default_keys(event)
   local values = opts.values or {}
   local size = opts.size or 2048
   if type(keys) ~= "table" or #keys == 0 then error("hist.open: keys is a list of fields", 2) end
@@ -88,6 +133,7 @@ function M.open(opts)
     self.ev = ev
     self.system, self.name = ev:info().system, ev:info().name
     self.symbols = format.event_symbols(ev) or {}
+    check_keys(ev, ordered, values)
     if where == "kernel" then
       local ks = {}
       for _, k in ipairs(ordered) do ks[#ks + 1] = k end

@@ -43,7 +43,8 @@ M.tracefs, M.now, M.features = tracefs.tracefs, tracefs.now, tracefs.features
 M.systems, M.events, M._kernel_config = tracefs.systems, tracefs.events, tracefs._kernel_config
 -- format.lua
 M.parse_format, M.format, M.reasons_of = format.parse_format, format.format, format.reasons_of
-M.reasons, M.NON_DROPS = format.reasons, format.NON_DROPS
+M.reasons, M.NON_DROPS, M.has_reasons = format.reasons, format.NON_DROPS, format.has_reasons
+M.reason_label, M.NO_REASON = format.reason_label, format.NO_REASON
 M.drop_condition, M.trigger_if = format.drop_condition, format.trigger_if
 M._translate, M._event_symbols = format.translate, format.event_symbols
 -- instance.lua

@@ -8,6 +8,7 @@ local fmt = string.format
 local format = require "dropprobe.format"
 local pipe = require "dropprobe.pipe"
 local event_symbols, translate = format.event_symbols, format.translate
+local check_condition = format.check_condition
 local records_iter = pipe.records_iter
 local Instance, Event = core.Instance, core.Event
 
@@ -23,7 +24,8 @@ local M = {}
 function Event:filter(expr)
   if expr ~= nil then
     core.check_command(expr, "filter")
-    local ok, t = pcall(translate, expr, event_symbols(self), "filter")
+    local ok, t = pcall(check_condition, expr, self, "filter")
+    if ok then ok, t = pcall(translate, expr, event_symbols(self), "filter") end
     if not ok then error(t, 2) end
     expr = t
   end
@@ -41,7 +43,8 @@ function Event:trigger(spec)
   core.check_command(spec, "trigger")
   local head, cond = spec:match("^(.-)%s+if%s+(.*)$")
   if head then
-    local ok, t = pcall(translate, cond, event_symbols(self), "trigger")
+    local ok, t = pcall(check_condition, cond, self, "trigger")
+    if ok then ok, t = pcall(translate, cond, event_symbols(self), "trigger") end
     if not ok then error(t, 2) end
     spec = head .. " if " .. t
   end
@@ -129,6 +132,68 @@ function Instance:tracer(name, opts)
   return self
 end
 
+-- Whether this kernel prints everything of an event with hash-ptr off.
+-- Some do not (Debian 12's 6.1: what an event prints after a bare %p, such
+-- as kfree_skb's "reason: NO_SOCKET", came out empty), so this is probed
+-- once per process instead of read off the version: a scratch instance
+-- records one timer:hrtimer_start of this process ("hrtimer=%p function=%ps
+-- ... mode=%s"), its `trace` is read with hash-ptr on and off, and the two
+-- lines must be the same but for the pointer's digits. Where the probe
+-- cannot run, or the kernel has no hash-ptr option, pointers stay hashed.
+local text_pointers_probed
+local function text_pointers_ok()
+  if text_pointers_probed ~= nil then return text_pointers_probed end
+  local ok, same = pcall(function()
+    local scratch <close> = core.instance{ buffer_kb = 64 }
+    if not scratch:_option("hash-ptr", "1") then return false end
+    local ev = core.event(scratch, "timer", "hrtimer_start")
+    local pid = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+    ev:_filter("common_pid == " .. pid)
+    ev:enable()
+    core.sleep(0.001) -- a nanosleep: one hrtimer started by this process
+    ev:disable()
+    local function first(text)
+      for line in (text or ""):gmatch("[^\n]+") do
+        if line:find("hrtimer_start:", 1, true) then
+          return (line:gsub("%x%x%x%x%x%x%x%x+", "P")) -- pointers' digits differ
+        end
+      end
+    end
+    local hashed = first(scratch:read_file("trace"))
+    scratch:_option("hash-ptr", "0")
+    local real = first(scratch:read_file("trace"))
+    return hashed ~= nil and hashed == real
+  end)
+  text_pointers_probed = ok and same or false
+  return text_pointers_probed
+end
+
+--- Text output with real pointers (the `hash-ptr` option off) in this
+-- private instance, where the kernel prints everything with it (probed
+-- once per process); else the kernel's hashed pointers stay. Text pipes
+-- ask for it; raw mode has real pointers everywhere.
+-- @function Instance:real_pointers
+-- @treturn boolean whether text output now has real pointers
+function Instance:real_pointers()
+  if not text_pointers_ok() then return false end
+  return self:_option("hash-ptr", "0")
+end
+
+-- How many latency-flag columns this kernel prints ("..s1." has five, a
+-- kernel without the migrate-disable column four): from the header of a
+-- `trace` file ("CPU#  |||||  TIMESTAMP"), once per process, so that raw
+-- records carry the flags as text records do.
+local flag_columns_cache
+local function flag_columns(inst)
+  if flag_columns_cache then return flag_columns_cache end
+  local f = io.open(inst:dir() .. "/trace", "rb")
+  local head = f and f:read(4096) or ""
+  if f then f:close() end
+  local bars = head:match("CPU#%s+(|+)")
+  if bars then flag_columns_cache = #bars end
+  return flag_columns_cache or 5
+end
+
 --- A reader of this instance's records.
 -- @function Instance:pipe
 -- @tparam[opt] table opts `mode` ("text" or "raw", default "text"), `grace`
@@ -159,8 +224,10 @@ function Instance:pipe(opts)
   local mode = opts.mode or "text"
   if mode == "raw" then
     return core.raw_pipe(self, { grace = opts.grace, systems = systems,
-      buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, host = opts.host })
+      buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, host = opts.host,
+      flag_columns = flag_columns(self) })
   elseif mode == "text" then
+    self:real_pointers()
     local ok, dir = pcall(core.tracefs)
     return core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,
       formats_dir = ok and dir or nil })

@@ -92,7 +92,8 @@ end
 -- @treturn string|nil "function+0xoff/0xsize"
 function M.where(rec)
   local loc = rec.fields and rec.fields.location
-  if type(loc) == "string" and loc:find("^[%a_]") then return loc end
+  -- a symbol, not an address (hex digits are letters too)
+  if type(loc) == "string" and loc:find("^[%a_]") and not loc:find("^%x+$") then return loc end
   local stack = rec.stack
   if not stack then return nil end
   local after = 0

@@ -8,15 +8,18 @@
 -- * `tcp:tcp_send_reset` and `icmp:icmp_send` (port unreachable) share
 --   `skbaddr` with the drop that follows them on the same CPU: the last such
 --   event on that CPU explains the next drop there if the addresses match.
--- * `udp:udp_fail_queue_rcv_skb` has no skbaddr: it explains the next drop
---   on the same CPU with a receive-queue reason (SOCKET_RCVBUFF, PROTO_MEM);
---   before 6.10 (its fields are rc and lport) the kernel fires it after the
---   drop, and it explains the drop just before it on its CPU.
+-- * `udp:udp_fail_queue_rcv_skb` has no skbaddr: it explains the drop next
+--   to it on the same CPU with a receive-queue reason (SOCKET_RCVBUFF,
+--   PROTO_MEM; any drop where the kernel has no drop reasons): the next one
+--   where the kernel fires it before the drop, the one just before it where
+--   the kernel fires it after (older kernels); the order is read from the
+--   events.
 --
 -- Drops that no event explains (for example UDP to a closed port over IPv6:
--- the kernel has no icmpv6 tracepoint; or, on 6.1, a TCP segment to a
--- closed port: tcp_send_reset fires only for resets a socket sends) are
--- counted as unattributed, per reason, never left out.
+-- the kernel has no icmpv6 tracepoint; or, where tcp_send_reset fires only
+-- for resets a socket sends, a TCP segment to a closed port) are counted as
+-- unattributed, per reason (`dp.NO_REASON`, "-", where the kernel has no
+-- drop reasons), never left out.
 -- @module dropprobe.recipes.ports
 -- @usage local ports = require "dropprobe.recipes.ports"
 -- local report = ports.run{ duration = 10 }
@@ -95,8 +98,21 @@ end
 
 -- The join, per CPU (addresses are reused: never a global map). Returns
 -- on_event(rec) for the explaining events and on_drop(rec) for the drops.
+--
+-- A failed UDP enqueue and its drop come in either order: where the
+-- tracepoint reads the packet (sport, dport, family) it must fire before
+-- the packet is freed, where it has only the socket (rc, lport) the kernel
+-- fires it just after. The order is not read from the fields or the
+-- version: the first failed enqueue that follows an unexplained drop with
+-- a receive-queue reason on its CPU says "after", one that does not says
+-- "before", and the rest of the run keeps to it.
 local function join(t)
   local by_addr, next_drop, last_unexplained = {}, {}, {}
+  local fail_after -- nil until the first udp_fail_queue_rcv_skb says
+  local function queue_reason(reason)
+    -- a kernel without drop reasons: any drop may be the failed enqueue's
+    return QUEUE_REASONS[reason] or reason == dp.NO_REASON
+  end
   local function on_event(rec)
     local cpu = rec.cpu
     local proto, port = explain(rec)
@@ -105,24 +121,26 @@ local function join(t)
     if not proto then return end
     if rec.name ~= "udp_fail_queue_rcv_skb" then
       by_addr[cpu] = { proto, port, rec.fields.skbaddr }
-    elseif rec.fields.lport == nil then
+      return
+    end
+    if fail_after == nil then fail_after = before ~= nil and queue_reason(before) end
+    if not fail_after then
       next_drop[cpu] = { proto, port }
-    elseif before and QUEUE_REASONS[before] and port then
-      -- before 6.10 (lport only) the kernel fires it after its drop: it
-      -- explains the drop just before it on its CPU
+    elseif before and queue_reason(before) and port then
+      -- fired after its drop: it explains the drop just before it on its CPU
       t.unattributed_add(before, -1)
       t.attribute(proto, port, before)
     end
   end
   local function on_drop(rec)
-    local cpu, reason = rec.cpu, tostring(rec.fields.reason)
+    local cpu, reason = rec.cpu, dp.reason_label(rec.fields.reason)
     t.drops = t.drops + 1
     local a, hit = by_addr[cpu], nil
     if a and a[3] == rec.fields.skbaddr then hit = a end
     by_addr[cpu] = nil -- nearest-before only: an event explains the next drop or none
     -- a failed UDP enqueue explains its own drop, the next on its CPU with
     -- a receive-queue reason; a drop between them (an interrupt) is another
-    if not hit and next_drop[cpu] and QUEUE_REASONS[reason] then
+    if not hit and next_drop[cpu] and queue_reason(reason) then
       hit, next_drop[cpu] = next_drop[cpu], nil
     end
     if hit and hit[2] then
@@ -139,7 +157,7 @@ end
 -- Every drop by its own packet: the port it was going to, the address it came from.
 local function by_packet(t)
   return function(rec)
-    local p, reason = rec.packet, tostring(rec.fields.reason) -- port and host: checked in C
+    local p, reason = rec.packet, dp.reason_label(rec.fields.reason) -- port and host: checked in C
     t.drops = t.drops + 1
     if p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
       t.attribute(p.proto, p.dport, reason, p.saddr)
@@ -200,7 +218,8 @@ function M.run(opts)
     note = why }
 end
 
---- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`.
+--- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`
+-- (reason "-" where the kernel has no drop reasons).
 -- @treturn integer
 function M.count(report, proto, port, reason)
   for _, c in ipairs(report.ports) do

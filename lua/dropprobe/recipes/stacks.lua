@@ -46,7 +46,9 @@ end
 -- A stack for every matching drop: counted where the kernel can (hist
 -- trigger keyed by reason and stacktrace), else in C; nothing per drop in Lua.
 local function counted(opts)
-  local h <close> = hist.open{ keys = { "reason", "stacktrace" }, condition = opts.filter,
+  local keys = { "stacktrace" }
+  if dp.has_reasons() then keys = { "reason", "stacktrace" } end
+  local h <close> = hist.open{ keys = keys, condition = opts.filter,
     where = opts.where, buffer_kb = opts.buffer_kb }
   local ended = h:run(opts)
   local r = h:read()
@@ -54,7 +56,7 @@ local function counted(opts)
   for _, row in ipairs(r.rows) do
     if #row.stack > 0 then
       with_stack = with_stack + row.hitcount
-      add(by, row.stack, tostring(row.reason), row.hitcount)
+      add(by, row.stack, dp.reason_label(row.reason), row.hitcount)
     end
   end
   return { matched = r.hits, with_stack = with_stack, sampled = false, stacks = ranked(by),
@@ -68,11 +70,11 @@ local function sampled(opts)
     buffer_kb = opts.buffer_kb }
   local by, matched, with_stack = {}, 0, 0
   local ended = h:run(opts, function(rec)
-    if rec.name ~= "kfree_skb" then return end
+    if rec.name ~= h.drop_name then return end
     matched = matched + 1
     if not rec.stack then return end
     with_stack = with_stack + 1
-    add(by, record.drop_frames(rec.stack), tostring(rec.fields.reason), 1)
+    add(by, record.drop_frames(rec.stack), dp.reason_label(rec.fields.reason), 1)
   end)
   local st = h:totals()
   return { matched = matched, with_stack = with_stack, sampled = with_stack < matched,

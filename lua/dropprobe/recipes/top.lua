@@ -62,7 +62,7 @@ function M.run(opts)
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local h <close> = hist.open{ keys = { "reason", "location.sym" }, condition = opts.filter,
+  local h <close> = hist.open{ keys = hist.default_keys(), condition = opts.filter,
     where = opts.where, buffer_kb = opts.buffer_kb }
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0,
     where = h.where }
@@ -73,7 +73,7 @@ function M.run(opts)
     local r = h:read()
     local reasons, locations = {}, {}
     for _, row in ipairs(r.rows) do
-      local reason, loc = tostring(row.reason), tostring(row.location)
+      local reason, loc = dp.reason_label(row.reason), tostring(row.location)
       reasons[reason] = (reasons[reason] or 0) + row.hitcount
       locations[loc] = (locations[loc] or 0) + row.hitcount
     end
