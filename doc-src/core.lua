@@ -91,6 +91,8 @@
 -- @function Kprobe:create
 
 --- Remove it from the kernel (only this probe); idempotent; also `__close`, `__gc`.
+-- While an instance's event uses it, that instance removes it after its events
+-- (so it may be closed before the instance), and `close` returns true.
 -- @function Kprobe:close
 
 --- Whether it is in the kernel.
@@ -140,13 +142,40 @@
 -- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
 -- @treturn table|nil `{ member = { offset =, size =, pointer = } }`, or nil and a message
 
+--- A kernel function and its parameters from the BTF (`btf.c`, libbpf): whether
+-- the kernel kept `name` as a function, and where a probe at its entry finds each
+-- argument (`dp.drop_hook()` reads it: no table of versions). The kernel's own BTF
+-- is parsed once per process and kept.
+-- @function btf_func
+-- @tparam string name
+-- @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+-- @treturn table|nil `{ "sk", "skb", "reason" }` in order, or nil and a message
+
 --- The headers in bytes a drop probe fetched from `skb->head` (`packet.c`):
--- IPv4, IPv6 behind its extension headers, TCP, UDP, ICMP, ICMPv6.
+-- IPv4, IPv6 behind its extension headers, TCP, UDP, ICMP, ICMPv6. A header too
+-- short to be one (IHL < 5) still gives its addresses, with `malformed` saying why.
 -- @function decode_packet
 -- @tparam string bytes
 -- @tparam integer nh the network header's offset in bytes
--- @treturn table|nil `{ family, saddr, daddr, proto, sport, dport, type, code, len }`,
--- or nil when no IP header is there
+-- @treturn table|nil `{ family, saddr, daddr, proto, sport, dport, type, code, len,
+-- malformed }`, or nil when no IP header is there
+
+--- Whether a string is an address or a prefix the packet condition takes
+-- (`packet.c`: `127.0.0.1`, `[::1]`, `127.0.0.0/8`, `fe80::/10`; names are
+-- resolved before, `util.resolve_host`).
+-- @function parse_prefix
+-- @tparam string s
+-- @treturn integer|nil family (4 or 6), or nil and a message
+-- @treturn integer the prefix length
+
+--- A drop's stack from the function that dropped it (`record.c`): the tracing
+-- machinery and the freeing function at the top left out, the one rule every
+-- record's stack follows (unless `raw_stacks`) and `dropprobe.hist` applies to
+-- counted stacks.
+-- @function drop_frames
+-- @tparam {string,...} stack frames as `fn+0xoff/0xsize`
+-- @tparam[opt] integer depth at most this many frames
+-- @treturn {string,...} a new table
 
 --- The entries of a directory, sorted, without `.` and `..` (no shell).
 -- @function dir

@@ -3,7 +3,8 @@
  * any bytes, split into lines as the reader splits them, every line parsed
  * every payload pair walked, and every payload matched against two print
  * formats' literal text (kfree_skb's, icmp_send's) as the text decoder
- * matches them; and the same bytes through the packet header decoder. Crashes and sanitizer reports are findings;
+ * matches them; and the same bytes through the packet header decoder and the
+ * host-prefix parser. Crashes and sanitizer reports are findings;
  * each one found becomes a fixture in spec/fixtures/.
  */
 #include <stddef.h>
@@ -44,6 +45,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 1 && dp_packet_decode(data + 1, size - 1, data[0] % 80, &pk) &&
 	    (pk.family != 4 && pk.family != 6))
 		__builtin_trap();
+	/* the first line as a host condition (--host): a prefix that parses
+	 * matches the address it was made of */
+	{
+		char buf[80];
+		size_t n = 0;
+		struct dp_prefix pf;
+		while (n < size && n < sizeof(buf) - 1 && s[n] != '\n' && s[n] != 0) {
+			buf[n] = s[n];
+			n++;
+		}
+		buf[n] = 0;
+		if (dp_prefix_parse(buf, &pf) &&
+		    ((pf.family != 4 && pf.family != 6) || pf.bits < 0 ||
+		     pf.bits > (pf.family == 4 ? 32 : 128) || !dp_prefix_match(&pf, pf.family, pf.addr)))
+			__builtin_trap();
+	}
 	for (size_t i = 0; i <= size; i++) {
 		if (i == size || s[i] == '\n') {
 			struct dp_line ln;

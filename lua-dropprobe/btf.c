@@ -24,6 +24,39 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
 	return 0;
 }
 
+/* The kernel's own BTF is parsed once per process (megabytes, and slow
+ * under emulation) and kept; another file's is parsed for the call and
+ * freed with done(). NULL with an error message pushed as nil, message. */
+static struct btf *vmlinux_btf;
+
+static struct btf *open_btf(lua_State *L, const char *path)
+{
+	int own = strcmp(path, DP_BTF_VMLINUX) == 0;
+	libbpf_print_fn_t old;
+	struct btf *btf;
+	int err;
+	if (own && vmlinux_btf)
+		return vmlinux_btf;
+	old = libbpf_set_print(quiet);
+	btf = btf__parse_raw(path);
+	err = errno;
+	libbpf_set_print(old);
+	if (!btf) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "cannot read BTF from %s: %s", path, strerror(err));
+		return NULL;
+	}
+	if (own)
+		vmlinux_btf = btf;
+	return btf;
+}
+
+static void done(struct btf *btf)
+{
+	if (btf != vmlinux_btf)
+		btf__free(btf);
+}
+
 /*
  * core.btf_enum(name [, path]) -> { NAME = value, ... } | nil, message
  * The members of enum `name` in the kernel's BTF (or the BTF file at path).
@@ -32,22 +65,16 @@ static int btf_enum_values(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
-	libbpf_print_fn_t old = libbpf_set_print(quiet);
-	struct btf *btf = btf__parse_raw(path);
-	int err = errno;
+	struct btf *btf = open_btf(L, path);
 	__s32 id;
 	const struct btf_type *t;
-	libbpf_set_print(old);
-	if (!btf) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "cannot read BTF from %s: %s", path, strerror(err));
+	if (!btf)
 		return 2;
-	}
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
 	if (id < 0)
 		id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM64);
 	if (id < 0) {
-		btf__free(btf);
+		done(btf);
 		luaL_pushfail(L);
 		lua_pushfstring(L, "the kernel's BTF has no enum %s", name);
 		return 2;
@@ -69,7 +96,7 @@ static int btf_enum_values(lua_State *L)
 			lua_rawset(L, -3);
 		}
 	}
-	btf__free(btf);
+	done(btf);
 	return 1;
 }
 
@@ -117,26 +144,55 @@ static int btf_struct_members(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
 	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
-	libbpf_print_fn_t old = libbpf_set_print(quiet);
-	struct btf *btf = btf__parse_raw(path);
-	int err = errno;
+	struct btf *btf = open_btf(L, path);
 	__s32 id;
-	libbpf_set_print(old);
-	if (!btf) {
-		luaL_pushfail(L);
-		lua_pushfstring(L, "cannot read BTF from %s: %s", path, strerror(err));
+	if (!btf)
 		return 2;
-	}
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_STRUCT);
 	if (id < 0) {
-		btf__free(btf);
+		done(btf);
 		luaL_pushfail(L);
 		lua_pushfstring(L, "the kernel's BTF has no struct %s", name);
 		return 2;
 	}
 	lua_newtable(L);
 	members(L, btf, btf__type_by_id(btf, (__u32)id), 0, 0);
-	btf__free(btf);
+	done(btf);
+	return 1;
+}
+
+/*
+ * core.btf_func(name [, path]) -> { "param", ... } | nil, message: whether
+ * the kernel has function `name` (a function the compiler kept, with its
+ * symbol) and the names of its parameters in order: where a probe at its
+ * entry finds an argument, without a table of kernel versions
+ */
+static int btf_func_params(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
+	struct btf *btf = open_btf(L, path);
+	const struct btf_type *t;
+	const struct btf_param *p;
+	__s32 id;
+	if (!btf)
+		return 2;
+	id = btf__find_by_name_kind(btf, name, BTF_KIND_FUNC);
+	t = id < 0 ? NULL : btf__type_by_id(btf, btf__type_by_id(btf, (__u32)id)->type);
+	if (!t || !btf_is_func_proto(t)) {
+		done(btf);
+		luaL_pushfail(L);
+		lua_pushfstring(L, "the kernel's BTF has no function %s", name);
+		return 2;
+	}
+	p = btf_params(t);
+	lua_createtable(L, btf_vlen(t), 0);
+	for (int i = 0; i < btf_vlen(t); i++) {
+		const char *pn = btf__name_by_offset(btf, p[i].name_off);
+		lua_pushstring(L, pn ? pn : "");
+		lua_rawseti(L, -2, i + 1);
+	}
+	done(btf);
 	return 1;
 }
 
@@ -146,4 +202,6 @@ void dp_btf_open(lua_State *L)
 	lua_setfield(L, -2, "btf_struct");
 	lua_pushcfunction(L, btf_enum_values);
 	lua_setfield(L, -2, "btf_enum");
+	lua_pushcfunction(L, btf_func_params);
+	lua_setfield(L, -2, "btf_func");
 }

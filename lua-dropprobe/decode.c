@@ -520,6 +520,10 @@ static void packet_table(lua_State *L, const struct dp_packet *pp)
 	}
 	lua_pushinteger(L, p.len);
 	lua_setfield(L, -2, "len");
+	if (p.bad) {
+		lua_pushliteral(L, "ip header length below 20 bytes: addresses only");
+		lua_setfield(L, -2, "malformed");
+	}
 }
 
 /* Whether a packet passes the decoder's port and host condition. */
@@ -527,9 +531,14 @@ static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int hav
 {
 	if (d->want_port >= 0 && !(have && (p->sport == d->want_port || p->dport == d->want_port)))
 		return 0;
-	if (d->want_host[0] && !(have && (strcmp(p->saddr, d->want_host) == 0 ||
-					  strcmp(p->daddr, d->want_host) == 0)))
-		return 0;
+	if (d->nhosts) {
+		int hit = 0;
+		for (int i = 0; have && !hit && i < d->nhosts; i++)
+			hit = dp_prefix_match(&d->hosts[i], p->family, p->sbin) ||
+			      dp_prefix_match(&d->hosts[i], p->family, p->dbin);
+		if (!hit)
+			return 0;
+	}
 	return 1;
 }
 
@@ -553,6 +562,41 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 	return 1;
 }
 
+/* core.parse_prefix(s) -> family, bits | nil, message: whether s is an
+ * address or a prefix the packet condition takes (127.0.0.1, [::1],
+ * 127.0.0.0/8, fe80::/10); names are the caller's to resolve first */
+static int parse_prefix(lua_State *L)
+{
+	struct dp_prefix p;
+	const char *s = luaL_checkstring(L, 1);
+	if (!dp_prefix_parse(s, &p)) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "'%s' is no IPv4 or IPv6 address or prefix", s);
+		return 2;
+	}
+	lua_pushinteger(L, p.family);
+	lua_pushinteger(L, p.bits);
+	return 2;
+}
+
+/* Set the decoder's hosts from the list of prefixes at idx (at most
+ * DP_HOSTS_MAX); an error for one that does not parse. */
+void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx)
+{
+	d->nhosts = 0;
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return;
+	for (int i = 1; lua_rawgeti(L, idx, i) == LUA_TSTRING; i++) {
+		if (d->nhosts == DP_HOSTS_MAX)
+			luaL_error(L, "at most %d addresses or prefixes", DP_HOSTS_MAX);
+		if (!dp_prefix_parse(lua_tostring(L, -1), &d->hosts[d->nhosts]))
+			luaL_error(L, "'%s' is no IPv4 or IPv6 address or prefix", lua_tostring(L, -1));
+		d->nhosts++;
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
 /* core.decode_packet(bytes, nh) -> { family, saddr, daddr, proto, sport, dport,
  * type, code, len } | nil: the headers in bytes taken from skb->head, the
  * network header nh bytes in (what a drop probe's record gets as packet) */
@@ -574,6 +618,8 @@ void dp_decode_open(lua_State *L)
 {
 	lua_pushcfunction(L, decode_packet);
 	lua_setfield(L, -2, "decode_packet");
+	lua_pushcfunction(L, parse_prefix);
+	lua_setfield(L, -2, "parse_prefix");
 }
 
 int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,

@@ -7,7 +7,10 @@
 #ifndef DROPPROBE_DECODE_H
 #define DROPPROBE_DECODE_H
 
+#include "packet.h"
 #include "util.h"
+
+#define DP_HOSTS_MAX 16
 
 struct tep_handle;
 struct tep_format_field;
@@ -27,11 +30,16 @@ struct dp_decoder {
 	long long unknown, filtered;
 	/* only drops whose packet is from or to this port / address (-1, "": any) */
 	int want_port;
-	char want_host[48];
+	struct dp_prefix hosts[DP_HOSTS_MAX];
+	int nhosts;
 	/* columns of the latency flags this kernel prints: 5 ("..s1."), 4
 	 * where it has no migrate-disable column ("..s1", 5.10); 0 is 5 */
 	int flag_cols;
 };
+
+/* The decoder's hosts from the list of prefixes at idx (strings); an
+ * error for one that does not parse. */
+void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx);
 
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };
 

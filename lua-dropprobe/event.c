@@ -160,8 +160,8 @@ static int event_filter(lua_State *L)
 		int restored = event_write(ev, "filter", ev->filter ? ev->filter : "0", 0) >= 0;
 		return refuse(L, ev, "filter", expr, e,
 			      !restored ? "the previous filter could not be restored"
-			      : ev->filter ? "the previous filter is still in force"
-					   : "the event stays unfiltered");
+			      : ev->filter ? "nothing was changed: the previous filter is still in force"
+					   : "nothing was changed: the event has no filter, as before");
 	}
 	copy = strdup(expr);
 	if (!copy)

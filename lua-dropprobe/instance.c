@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tracefs.h>
@@ -234,6 +235,24 @@ static int close_children(lua_State *L, int idx, enum dp_child kind, const char 
 	return failed;
 }
 
+/* Remove the instance directory. The kernel refuses (EBUSY) while a file
+ * of the instance is still referenced, and the last reference of a file
+ * just closed may be dropped a moment later (seen under valgrind, at
+ * lua_close): a few short retries before giving up. */
+static int instance_rmdir(struct dp_instance *in)
+{
+	for (int i = 0;; i++) {
+		if (tracefs_instance_destroy(in->ti) == 0)
+			return 0;
+		if (errno != EBUSY || i == 20)
+			return -1;
+		{
+			struct timespec ts = {0, 5 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
 /*
  * Tear down in order: readers, then events (triggers, filters, enable),
  * then the instance directory, then the probes its events used. Never
@@ -265,7 +284,7 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 	in->tracer_set = in->ftrace_filter_set = 0;
 	in->closed = 1;
 destroy:
-	if (tracefs_instance_destroy(in->ti) < 0 && errno != ENOENT) {
+	if (instance_rmdir(in) < 0 && errno != ENOENT) {
 		int e = errno;
 		snprintf(err, errlen,
 			 "cannot remove tracefs instance '%s': %s%s", in->name, strerror(e),

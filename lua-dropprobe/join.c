@@ -114,6 +114,8 @@ int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, 
 	}
 	ref = j->pending[cpu];
 	j->pending[cpu] = LUA_NOREF; /* its stack came */
+	if (!open && !j->raw_stacks)
+		dp_stack_trim(L, -1);
 	lua_rawgeti(L, refs, ref);
 	lua_insert(L, -2);
 	dp_setkey(L, keys, DP_K_STACK);
@@ -123,8 +125,15 @@ int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, 
 	return 1;
 }
 
-void dp_join_stack_done(struct dp_join *j)
+void dp_join_stack_done(lua_State *L, struct dp_join *j, int refs, int keys)
 {
+	if (j->open_ref != LUA_NOREF && !j->raw_stacks) {
+		lua_rawgeti(L, refs, j->open_ref);
+		lua_rawgeti(L, keys, DP_K_STACK);
+		if (lua_rawget(L, -2) == LUA_TTABLE)
+			dp_stack_trim(L, -1);
+		lua_pop(L, 2);
+	}
 	j->open_ref = LUA_NOREF;
 }
 

@@ -28,6 +28,7 @@ struct dp_join {
 	struct dp_qent *q;   /* records in order */
 	size_t qhead, qlen, qcap;
 	long long nread, lost, orphan_stacks;
+	int raw_stacks;      /* keep stacks as given (else dp_stack_trim) */
 };
 
 void dp_join_init(struct dp_join *j);
@@ -40,9 +41,11 @@ void dp_join_cpus(lua_State *L, struct dp_join *j, int ncpu);
 int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int hold);
 /* Give the stack table on top (popped) to the CPU's waiting record. With
  * open, frames are still being added: the record waits for
- * dp_join_stack_done. Returns 0 when no record waited (an orphan stack). */
+ * dp_join_stack_done. Returns 0 when no record waited (an orphan stack).
+ * A complete stack starts at the function that dropped (dp_stack_trim)
+ * unless raw_stacks. */
 int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int open);
-void dp_join_stack_done(struct dp_join *j);
+void dp_join_stack_done(lua_State *L, struct dp_join *j, int refs, int keys);
 /* The kernel lost n events on cpu before what comes next (n < 0: unknown). */
 void dp_join_lost(lua_State *L, struct dp_join *j, int cpu, long long n);
 /* Push the next record that is complete; 0 when there is none. */

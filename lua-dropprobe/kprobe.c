@@ -26,6 +26,7 @@ struct dp_kprobe {
 	int maxactive;
 	int created;
 	int closed;
+	int held; /* an instance's event uses it: that instance removes it after its events */
 	struct tracefs_dynevent *devent; /* NULL when created by hand (maxactive) */
 };
 
@@ -228,17 +229,34 @@ static void kprobe_release(struct dp_kprobe *kp)
 	kp->closed = 1;
 }
 
+/* kp:close() -> true when the removal was left to the instance whose
+ * event still uses the probe (closing in any order: `<close>` variables
+ * close the probe before the instance they were declared after) */
 static int kprobe_close(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
 	if (kp->closed)
 		return 0;
-	if (kprobe_destroy(kp) < 0)
+	if (kprobe_destroy(kp) < 0) {
+		if (errno == EBUSY && kp->held) {
+			kprobe_release(kp); /* the instance removes it after its events */
+			lua_pushboolean(L, 1);
+			return 1;
+		}
 		return dp_kernel_error(L, "cannot remove kprobe", NULL, errno,
-				       errno == EBUSY ? "an enabled event still uses it: close "
-							"the instance first"
+				       errno == EBUSY ? "an enabled event of another instance still "
+							"uses it: close that instance first"
 						      : NULL);
+	}
 	kprobe_release(kp);
+	return 0;
+}
+
+/* kp:_held() - an instance's event uses the probe (inst:event(kp)) */
+static int kprobe_held(lua_State *L)
+{
+	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	kp->held = 1;
 	return 0;
 }
 
@@ -302,6 +320,7 @@ static int kprobe_is_created(lua_State *L)
 }
 
 static const luaL_Reg kprobe_methods[] = {
+	{"_held", kprobe_held},
 	{"definition", kprobe_definition},
 	{"create", kprobe_create},
 	{"_destroy", kprobe_destroy_m},

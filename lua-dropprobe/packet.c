@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static unsigned be16(const unsigned char *b)
@@ -47,12 +48,17 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 	ip = buf + nh;
 	if ((ip[0] >> 4) == 4) {
 		size_t ihl = (size_t)(ip[0] & 15) * 4;
-		if (ihl < 20)
-			return 0;
 		p->family = 4;
 		p->len = be16(ip + 2);
+		memcpy(p->sbin, ip + 12, 4);
+		memcpy(p->dbin, ip + 16, 4);
 		inet_ntop(AF_INET, ip + 12, p->saddr, sizeof(p->saddr));
 		inet_ntop(AF_INET, ip + 16, p->daddr, sizeof(p->daddr));
+		p->proto = ip[9];
+		if (ihl < 20) { /* a header too short to be one: what it has */
+			p->bad = 1;
+			return 1;
+		}
 		/* a fragment after the first has no transport header */
 		if ((be16(ip + 6) & 0x1fff) == 0)
 			transport(buf, n, nh + ihl, ip[9], p);
@@ -65,6 +71,8 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 		int next = ip[6];
 		p->family = 6;
 		p->len = be16(ip + 4) + 40;
+		memcpy(p->sbin, ip + 8, 16);
+		memcpy(p->dbin, ip + 24, 16);
 		inet_ntop(AF_INET6, ip + 8, p->saddr, sizeof(p->saddr));
 		inet_ntop(AF_INET6, ip + 24, p->daddr, sizeof(p->daddr));
 		for (int hops = 0; hops < 8; hops++) {
@@ -102,4 +110,57 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 		return 1;
 	}
 	return 0;
+}
+
+int dp_prefix_parse(const char *s, struct dp_prefix *p)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	long bits = -1;
+	memset(p, 0, sizeof(*p));
+	if (n == 0 || n >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (buf[0] == '[' && n > 2 && buf[n - 1] == ']') { /* [v6] */
+		memmove(buf, buf + 1, n - 2);
+		buf[n - 2] = 0;
+	}
+	if (slash) {
+		char *end;
+		if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+			return 0;
+		bits = strtol(slash + 1, &end, 10);
+		if (*end)
+			return 0;
+	}
+	if (inet_pton(AF_INET, buf, p->addr) == 1) {
+		p->family = 4;
+		p->bits = bits < 0 ? 32 : (int)bits;
+		return bits <= 32;
+	}
+	if (inet_pton(AF_INET6, buf, p->addr) == 1) {
+		p->family = 6;
+		p->bits = bits < 0 ? 128 : (int)bits;
+		return bits <= 128;
+	}
+	return 0;
+}
+
+int dp_prefix_match(const struct dp_prefix *p, int family, const unsigned char *addr)
+{
+	int full, rest;
+	if (p->family != family)
+		return 0;
+	full = p->bits / 8;
+	rest = p->bits % 8;
+	if (memcmp(p->addr, addr, (size_t)full) != 0)
+		return 0;
+	if (rest) {
+		unsigned char mask = (unsigned char)(0xff << (8 - rest));
+		if ((p->addr[full] & mask) != (addr[full] & mask))
+			return 0;
+	}
+	return 1;
 }

@@ -11,6 +11,8 @@
 struct dp_packet {
 	int family;         /* 4 or 6 */
 	char saddr[48], daddr[48];
+	unsigned char sbin[16], dbin[16]; /* the addresses as bytes (4 or 16) */
+	int bad;            /* the IP header is malformed (IHL < 5): addresses only */
 	int proto;          /* IPPROTO_* of the transport header found */
 	int sport, dport;   /* TCP, UDP; -1 otherwise */
 	int type, code;     /* ICMP, ICMPv6; -1 otherwise */
@@ -23,5 +25,19 @@ struct dp_packet {
  * transport fields set when its header was there too), 0 otherwise.
  */
 int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p);
+
+/* An address or a prefix of addresses: 127.0.0.1, ::1, [::1], 127.0.0.0/8,
+ * fe80::/10 (a plain address is a prefix of all its bits). */
+struct dp_prefix {
+	int family; /* 4 or 6 */
+	unsigned char addr[16];
+	int bits;
+};
+
+/* Parse s into p: 1, or 0 when s is no address or prefix (names are the
+ * caller's to resolve first). */
+int dp_prefix_parse(const char *s, struct dp_prefix *p);
+/* Whether addr (4 or 16 bytes of family) is in the prefix. */
+int dp_prefix_match(const struct dp_prefix *p, int family, const unsigned char *addr);
 
 #endif

@@ -205,8 +205,18 @@ void dp_pipe_new(lua_State *L, const struct dp_source_ops *ops, void *src, int o
 	lua_setiuservalue(L, -2, UV_OWN);
 }
 
+/* pipe:_raw_stacks(on) - stacks as the kernel gave them (the tracing
+ * machinery's frames at the top kept), for scripts that want them */
+static int pipe_raw_stacks(lua_State *L)
+{
+	struct dp_pipe *p = luaL_checkudata(L, 1, DP_PIPE_MT);
+	p->join.raw_stacks = lua_toboolean(L, 2);
+	return 0;
+}
+
 static const luaL_Reg pipe_methods[] = {
 	{"instance", pipe_instance},
+	{"_raw_stacks", pipe_raw_stacks},
 	{"read", pipe_read},
 	{"close", pipe_close},
 	{"fd", pipe_fd},

@@ -3,6 +3,8 @@
  */
 #include "record.h"
 
+#include <string.h>
+
 int dp_push_keys(lua_State *L)
 {
 	return lua_getfield(L, LUA_REGISTRYINDEX, DP_KEYS_REG);
@@ -23,6 +25,104 @@ void dp_record_meta(lua_State *L)
 	lua_setfield(L, -2, "__order");
 }
 
+/* Whether a frame ("fn+0xoff/0xsize") is the tracing machinery above a
+ * drop (trace_event_raw_event_*, a kprobe's handlers, a bare address):
+ * kind 1; or the function that freed the packet (kfree_skb,
+ * kfree_skb_reason, sk_skb_reason_drop and their like): kind 2; else 0. */
+static int frame_kind(const char *f, size_t n)
+{
+	static const char *const pre[] = {"trace_", "__traceiter", "perf_trace", "kprobe", "aggr_",
+					  "ftrace", "0x", NULL};
+	size_t fn = strcspn(f, "+");
+	size_t hex = strspn(f, "0123456789abcdef");
+	if (fn > n)
+		fn = n;
+	for (size_t i = 0; i + 9 <= fn; i++)
+		if (memcmp(f + i, "kfree_skb", 9) == 0)
+			return 2;
+	for (size_t i = 0; i + 11 <= fn; i++)
+		if (memcmp(f + i, "reason_drop", 11) == 0)
+			return 2;
+	if (hex == fn && fn > 0)
+		return 1; /* a bare address */
+	for (int i = 0; pre[i]; i++)
+		if (strncmp(f, pre[i], strlen(pre[i])) == 0)
+			return 1;
+	return 0;
+}
+
+static int kind_at(lua_State *L, int idx, int i)
+{
+	size_t n;
+	const char *f;
+	int k = -1;
+	if (lua_rawgeti(L, idx, i) == LUA_TSTRING) {
+		f = lua_tolstring(L, -1, &n);
+		k = frame_kind(f, n);
+	}
+	lua_pop(L, 1);
+	return k;
+}
+
+int dp_stack_skip(lua_State *L, int idx)
+{
+	int skip = 0, i;
+	idx = lua_absindex(L, idx);
+	/* past the last freeing function at the top (a frame between may be an
+	 * ftrace trampoline that kallsyms names after a neighbour), then past
+	 * the machinery that follows */
+	for (i = 1; i <= 12; i++) {
+		int k = kind_at(L, idx, i);
+		if (k < 0)
+			break;
+		if (k == 2)
+			skip = i;
+	}
+	if (!skip) { /* no freeing function: the machinery at the top */
+		while (kind_at(L, idx, skip + 1) == 1 && skip < 12)
+			skip++;
+		return skip;
+	}
+	while (kind_at(L, idx, skip + 1) == 1)
+		skip++;
+	return skip;
+}
+
+void dp_stack_trim(lua_State *L, int idx)
+{
+	int skip, n;
+	idx = lua_absindex(L, idx);
+	skip = dp_stack_skip(L, idx);
+	if (!skip)
+		return;
+	n = (int)lua_rawlen(L, idx);
+	for (int i = 1; i + skip <= n; i++) {
+		lua_rawgeti(L, idx, i + skip);
+		lua_rawseti(L, idx, i);
+	}
+	for (int i = n - skip + 1; i <= n; i++) {
+		lua_pushnil(L);
+		lua_rawseti(L, idx, i);
+	}
+}
+
+/* core.drop_frames(stack [, depth]) -> the frames from the function that
+ * dropped (a new table): the one normalisation of every stack */
+static int drop_frames(lua_State *L)
+{
+	lua_Integer depth = luaL_optinteger(L, 2, -1);
+	int skip, n, k = 0;
+	luaL_checktype(L, 1, LUA_TTABLE);
+	skip = dp_stack_skip(L, 1);
+	n = (int)lua_rawlen(L, 1);
+	lua_createtable(L, n > skip ? n - skip : 0, 0);
+	for (int i = skip + 1; i <= n && (depth < 0 || k < depth); i++) {
+		lua_rawgeti(L, 1, i);
+		lua_rawseti(L, -2, ++k);
+	}
+	return 1;
+}
+
 void dp_record_open(lua_State *L)
 {
 	static const char *const keys[] = {"name", "system", "comm", "pid", "cpu", "ts",
@@ -38,4 +138,6 @@ void dp_record_open(lua_State *L)
 	}
 	lua_setfield(L, LUA_REGISTRYINDEX, DP_KEYS_REG);
 	lua_setfield(L, -2, "Record");
+	lua_pushcfunction(L, drop_frames);
+	lua_setfield(L, -2, "drop_frames");
 }

@@ -33,7 +33,15 @@ int dp_push_keys(lua_State *L);
  * with the formats it was decoded with. */
 void dp_record_meta(lua_State *L);
 
-/* core.Record, the keys table. */
+/* The one normalisation of a drop's stack: how many frames at the top of
+ * the stack table at idx (at most 12) are the tracing machinery or the
+ * function that freed the packet; dp_stack_trim removes them in place, so
+ * that a stack starts at the function that dropped it (as a kernel hist
+ * stack does). */
+int dp_stack_skip(lua_State *L, int idx);
+void dp_stack_trim(lua_State *L, int idx);
+
+/* core.Record, core.drop_frames, the keys table. */
 void dp_record_open(lua_State *L);
 
 #endif

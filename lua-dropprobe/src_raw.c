@@ -133,7 +133,9 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 		return fail;
 	s->dec.want_port = (int)dp_opt_integer(L, opts, "port", -1);
 	s->dec.flag_cols = (int)dp_opt_integer(L, opts, "flag_columns", 5);
-	snprintf(s->dec.want_host, sizeof(s->dec.want_host), "%s", dp_opt_string(L, opts, "host", ""));
+	lua_getfield(L, opts, "hosts");
+	dp_decoder_hosts(L, &s->dec, lua_gettop(L));
+	lua_pop(L, 1);
 	if (pct >= 0) {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", (int)pct);
@@ -145,17 +147,18 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 
 /*
  * core.raw_pipe(inst, { systems =, symbols =, buffer_percent =, grace =, port =,
- * host =, flag_columns = }) -> Pipe
+ * hosts =, flag_columns = }) -> Pipe
  * systems: of the events used (their formats are loaded); symbols: event
  * -> { field = {[n]=name} } for fields whose format names nothing; port,
- * host: only drops whose packet (a drop probe's) is from or to them, the
- * others skipped in C; flag_columns: 4 where the kernel's text prints
+ * hosts (addresses or prefixes, "127.0.0.0/8"): only drops whose packet (a
+ * drop probe's) is from or to them, compared as bytes, the others skipped
+ * in C; flag_columns: 4 where the kernel's text prints
  * four latency flags (no migrate-disable column), else 5.
  */
 static int raw_pipe(lua_State *L)
 {
 	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace",
-					   "port", "host", "flag_columns", NULL};
+					   "port", "hosts", "flag_columns", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	struct src_raw *s;
 	const char *fail;

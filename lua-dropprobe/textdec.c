@@ -385,7 +385,7 @@ static void text_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, str
 	enum dp_line_kind k = dp_parse_line(p, n, &ln);
 	if (k != DP_LINE_FRAME && t->collecting) {
 		t->collecting = 0;
-		dp_join_stack_done(f->join);
+		dp_join_stack_done(L, f->join, f->refs, f->keys);
 	}
 	switch (k) {
 	case DP_LINE_EMPTY:
@@ -468,9 +468,10 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 		t->bad_lines++;
 		t->len = 0;
 	}
-	if ((how & DP_TEXT_ENTRIES) && t->collecting) {
-		t->collecting = 0; /* trace_pipe reads end on entry boundaries */
-		dp_join_stack_done(f->join);
+	if ((how & (DP_TEXT_ENTRIES | DP_TEXT_FINAL)) && t->collecting) {
+		/* trace_pipe reads end on entry boundaries; a file at its end */
+		t->collecting = 0;
+		dp_join_stack_done(L, f->join, f->refs, f->keys);
 	}
 	if (t->collecting)
 		lua_pushvalue(L, s.stack);

@@ -29,11 +29,21 @@ describe("02 text parser", function()
     assert.are.equal("NO_SOCKET", tcp.fields.reason)
     assert.are.equal(2048, tcp.fields.protocol)
     assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.fields.location)
-    assert.are.equal(25, #tcp.stack)
-    assert.are.equal("trace_event_raw_event_kfree_skb+0xac/0x100", tcp.stack[1])
-    assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.stack[3])
+    -- a stack starts at the function that dropped: the tracing machinery
+    -- and the freeing function above it are left out (one rule everywhere)
+    assert.are.equal(23, #tcp.stack)
+    assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.stack[1])
+    -- the frames as the kernel gave them, for scripts that want them
+    local raw
+    for rec in dp.open("spec/fixtures/trace-tcp-udp-stacks.txt", { raw_stacks = true }) do
+      if rec.name == "kfree_skb" then raw = rec break end
+    end
+    assert.are.equal(25, #raw.stack)
+    assert.are.equal("trace_event_raw_event_kfree_skb+0xac/0x100", raw.stack[1])
+    assert.are.equal("tcp_v4_rcv+0x99/0x1400", raw.stack[3])
+    assert.are.same(dp.core.drop_frames(raw.stack), tcp.stack)
     -- two UDP drops got stacks (the trigger was stacktrace:2), two did not
-    assert.are.equal(22, #drops[2].stack)
+    assert.are.equal(20, #drops[2].stack)
     assert.is_nil(drops[3].stack)
     assert.is_nil(drops[4].stack)
     -- never a separate record for a stack
@@ -61,8 +71,7 @@ describe("02 text parser", function()
     assert.are.equal("<...>", recs[3].comm)
     assert.are.equal(42, recs[3].lost_before)
     assert.are.equal("SOCKET_RCVBUFF", recs[3].fields.reason)
-    assert.are.same({ "trace_event_raw_event_kfree_skb+0xac/0x100", "__udp4_lib_rcv+0x4bc/0xd00" },
-      recs[3].stack)
+    assert.are.same({ "__udp4_lib_rcv+0x4bc/0xd00" }, recs[3].stack)
     -- an optional "(tgid)" column
     assert.are.equal("tgid", recs[4].comm)
     assert.are.equal(55, recs[4].pid)
@@ -102,7 +111,7 @@ describe("02 text parser", function()
     assert.has_error(function() dp.open("/nonexistent/trace.txt") end,
       "dp.open: cannot open '/nonexistent/trace.txt': /nonexistent/trace.txt: No such file or directory")
     assert.has_error(function() dp.open("spec/fixtures/trace-truncated.txt", { limt = 1 }) end,
-      "dp.open: unknown option 'limt' (allowed: limit)")
+      "dp.open: unknown option 'limt' (allowed: limit, raw_stacks)")
   end)
 
   it("classifies every line of the fixtures in the C driver, without Lua", function()

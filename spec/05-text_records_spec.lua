@@ -114,7 +114,8 @@ describe("05 text records", function()
   live_it("refuses bad record options #live", function()
     local inst <close> = dp.instance()
     assert.has_error(function() inst:records{ timout = 1 } end,
-      "inst:records: unknown option 'timout' (allowed: mode, timeout, limit, duration, grace, buffer_percent)")
+      "inst:records: unknown option 'timout' (allowed: mode, timeout, limit, duration, grace, "
+      .. "buffer_percent, raw_stacks)")
     assert.has_error(function() inst:records{ mode = "binary" } end)
   end)
 end)

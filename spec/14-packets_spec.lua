@@ -83,13 +83,19 @@ describe("14 packets", function()
     local st = assert(dp.core.btf_struct("sk_buff"))
     local kp61 = kprobe.packet_probe{ name = "t61", arch = "x86_64",
       kallsyms = "ffffffff81000000 T kfree_skb_reason\n" }
-    assert.are.equal(("p:dropprobe/t61 kfree_skb_reason reason=%%si:u32 location=+0(%%sp):symbol "
+    assert.are.equal(("p:dropprobe/t61 kfree_skb_reason skb=%%di:x64 reason=%%si:u32 location=+0(%%sp):symbol "
       .. "nh=+%d(%%di):u16 pkt=+0(+%d(%%di)):x64[64]"):format(st.network_header.offset, st.head.offset),
       kp61:definition())
     local kp612 = kprobe.packet_probe{ name = "t612", arch = "x86_64",
       kallsyms = "ffffffff81000000 T sk_skb_reason_drop\n" }
     assert.truthy(kp612:definition():find(("nh=+%d(%%si):u16"):format(st.network_header.offset), 1, true))
     assert.truthy(kp612:definition():find("reason=%dx:u32", 1, true))
+    assert.truthy(kp612:definition():find("skb=%si:x64", 1, true))
+    -- before 5.17: kfree_skb(skb), the skb only, no reason
+    local kp510 = kprobe.packet_probe{ name = "t510", arch = "x86_64",
+      kallsyms = "ffffffff81000000 T kfree_skb\n" }
+    assert.truthy(kp510:definition():find("^p:dropprobe/t510 kfree_skb skb=%%di:x64 location="), kp510:definition())
+    assert.is_nil(kp510:definition():find("reason=", 1, true))
     local ok, err = pcall(kprobe.packet_probe, { btf = "/nonexistent" })
     assert.is_false(ok)
     assert.truthy(err:find("BTF", 1, true))

@@ -1,5 +1,6 @@
 --- The `dropprobe` command: argparse over the library and its recipes.
--- Exit codes: 0 success, 1 usage, 2 kernel refusal (or missing privilege),
+-- Exit codes: 0 success, 1 usage (an unknown command or option), 2 a bad
+-- option value, a kernel refusal or a missing privilege,
 -- 128+N after signal N (130 for Ctrl-C, 143 for SIGTERM), with the report
 -- printed first.
 -- @module dropprobe.cli
@@ -7,20 +8,83 @@ local argparse = require "argparse"
 
 local M = {}
 
-local function positive(s)
-  local n = tonumber(s)
-  if not n or n <= 0 then return nil, "must be a number of seconds > 0" end
+-- Option values are checked after parsing, before anything reaches
+-- tracefs, each with a message that names the option, the value and what
+-- is allowed (exit 2); argparse itself only knows the options (usage, exit 1).
+local function seconds(v)
+  local n = tonumber(v)
+  if not n or n <= 0 or n ~= n or n == math.huge then return nil, "a number of seconds > 0" end
   return n
 end
 
-local function port_arg(s)
-  local n = math.tointeger(tonumber(s))
-  if not n or n < 0 or n > 65535 then return nil, "must be a port number from 0 to 65535" end
+local function port_number(v)
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 0 or n > 65535 then return nil, "a port number from 0 to 65535" end
   return n
 end
 
--- every --filter's default, in this kernel's names (dp.drop_condition)
-local EVERY = "Default: every drop (all reasons but NOT_DROPPED_YET and CONSUMED)."
+local function count(v)
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 then return nil, "a whole number >= 1" end
+  return n
+end
+
+local function host(v)
+  local list, allowed = require("dropprobe.util").resolve_host(v)
+  if not list then return nil, allowed end
+  return list -- a name is resolved here, once
+end
+
+local function one_of(...)
+  local allowed = { ... }
+  return function(v)
+    for _, a in ipairs(allowed) do if v == a then return v end end
+    return nil, "one of " .. table.concat(allowed, ", ")
+  end
+end
+
+-- option -> its check; an option that takes a value may be given one that
+-- starts with "-" (--port -1): it is the value, and the check says why not
+local CHECKS = { duration = seconds, interval = seconds, port = port_number, limit = count, top = count,
+  host = host, mode = one_of("raw", "text"), where = one_of("kernel", "c") }
+
+local function check_values(args)
+  for name, check in pairs(CHECKS) do
+    local v = args[name]
+    if type(v) == "string" then
+      local good, allowed = check(v)
+      if good == nil then
+        return ("--%s: '%s' is not %s"):format(name, v, allowed)
+      end
+      args[name] = good
+    end
+  end
+end
+
+-- "--port -1" as "--port=-1": argparse would take "-1" for an option
+local function join_values(argv)
+  local out = {}
+  local i = 1
+  while argv[i] do
+    local a, v = argv[i], argv[i + 1]
+    local name = type(a) == "string" and a:match("^%-%-([%w-]+)$")
+    if name and CHECKS[name] and type(v) == "string" and v:match("^%-") and not v:match("^%-%-?%a") then
+      out[#out + 1] = a .. "=" .. v
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
+end
+
+-- every --filter narrows the default (dp.drop_filter)
+local EVERY = "It narrows the default, every drop (all reasons but NOT_DROPPED_YET, CONSUMED and "
+  .. "the drops of packets a socket had already received: --all-reasons)."
+local ALL = "Every reason: also CONSUMED and the drops of packets a socket had already received "
+  .. "(QUEUE_PURGE, SOCKET_CLOSE, UNIX_DISCONNECT), which are left out and counted otherwise; "
+  .. "--filter alone decides."
 
 local function parser()
   local p = argparse("dropprobe", "Find where and why the Linux kernel drops packets, "
@@ -31,50 +95,55 @@ local function parser()
   p:require_command(false)
 
   local watch = p:command("watch", "Drops as they happen, one line each.")
-  watch:option("--filter", "Which drops (an ftrace filter; reason names allowed). " .. EVERY)
-  watch:flag("--stack", "Add the kernel stack of each drop.")
-  watch:flag("--json", "JSON Lines: name, cpu, pid, comm, ts, reason, location, stack.")
-  watch:option("--mode", "Read the binary buffers (raw) or trace_pipe text.", "raw")
-    :choices({ "raw", "text" })
-  watch:option("--duration", "Stop after S seconds."):convert(positive)
-  watch:option("--port", "Only drops of packets from or to this port (needs kprobes)."):convert(port_arg)
-  watch:option("--host", "Only drops of packets from or to this address (needs kprobes).")
+  watch:option("--filter", "Which drops: an ftrace filter on the drop event's fields (reason names "
+    .. "allowed; packet fields are --host and --port). " .. EVERY)
+  watch:flag("--all-reasons", ALL)
+  watch:flag("--stack", "Add the kernel stack of each drop, from the function that dropped it.")
+  watch:flag("--json", "JSON Lines: name, cpu, pid, comm, ts, reason, location, stack, packet.")
+  watch:option("--mode", "Read the binary buffers (raw) or trace_pipe text: raw or text.", "raw")
+  watch:option("--duration", "Stop after S seconds.")
+  watch:option("--port", "Only drops of packets from or to this port (needs kprobes).")
+  watch:option("--host", "Only drops of packets from or to this address, prefix (127.0.0.0/8, "
+    .. "fe80::/10) or name (needs kprobes).")
 
   local stacks = p:command("stacks", "Kernel stacks of the matching drops, counted and ranked.")
   stacks:option("--filter", "Which drops (reason names allowed). " .. EVERY)
+  stacks:flag("--all-reasons", ALL)
   stacks:flag("--folded", "Folded lines for flame graphs: outer;...;inner count.")
-  stacks:option("--limit", "Sample at most N stacks."):convert(tonumber)
-  stacks:option("--duration", "Stop after S seconds."):convert(positive)
-  stacks:option("--mode", "With --limit: read records in raw or text mode.", "raw"):choices({ "raw", "text" })
-  stacks:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
-    :choices({ "kernel", "c" })
+  stacks:option("--limit", "Sample at most N stacks.")
+  stacks:option("--duration", "Stop after S seconds.")
+  stacks:option("--mode", "With --limit: read records in raw or text mode.", "raw")
+  stacks:option("--where", "Count in the kernel (hist triggers) or in C: kernel or c. Default: the "
+    .. "kernel where it can.")
   stacks:flag("--json", "Print one JSON object.")
 
   local ports = p:command("ports", "Drops per protocol, local port and reason.")
   ports:option("--filter", "Which drops. " .. EVERY)
-  ports:option("--duration", "Stop after S seconds."):convert(positive)
-  ports:option("--mode", "raw or text.", "raw"):choices({ "raw", "text" })
+  ports:flag("--all-reasons", ALL)
+  ports:option("--duration", "Stop after S seconds.")
+  ports:option("--mode", "raw or text.", "raw")
   ports:flag("--json", "Print one JSON object.")
-  ports:option("--port", "Only drops of packets from or to this port."):convert(port_arg)
-  ports:option("--host", "Only drops of packets from or to this address (needs kprobes).")
+  ports:option("--port", "Only drops of packets from or to this port.")
+  ports:option("--host", "Only drops of packets from or to this address, prefix or name (needs kprobes).")
   ports:flag("--joins", "Attribute by joining tracepoints even where each drop's packet can be read.")
 
   local top = p:command("top", "Live drops per reason and location, with rates.")
-  top:option("--interval", "Seconds between updates.", "1"):convert(positive)
-  top:option("--duration", "Stop after S seconds."):convert(positive)
+  top:option("--interval", "Seconds between updates.", "1")
+  top:option("--duration", "Stop after S seconds.")
   top:option("--filter", "Which drops. " .. EVERY)
-  top:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
-    :choices({ "kernel", "c" })
+  top:flag("--all-reasons", ALL)
+  top:option("--where", "Count in the kernel (hist triggers) or in C: kernel or c. Default: the "
+    .. "kernel where it can.")
 
   local exp = p:command("exporter", "Drop counters for Prometheus: a textfile for node_exporter, "
     .. "or /metrics of its own.")
   exp:option("--textfile", "Write DIR/dropprobe.prom every interval (node_exporter's textfile collector).")
   exp:option("--listen", "Serve GET /metrics on ADDR:PORT (default address 127.0.0.1).")
-  exp:option("--interval", "Seconds between textfile writes.", "15"):convert(positive)
-  exp:option("--top", "Locations with a series of their own; the rest are \"other\".", "20"):convert(math.tointeger)
-  exp:option("--where", "Count in the kernel (hist triggers) or in C. Default: the kernel where it can.")
-    :choices({ "kernel", "c" })
-  exp:option("--duration", "Stop after S seconds."):convert(positive)
+  exp:option("--interval", "Seconds between textfile writes.", "15")
+  exp:option("--top", "Locations with a series of their own; the rest are \"other\".", "20")
+  exp:option("--where", "Count in the kernel (hist triggers) or in C: kernel or c. Default: the "
+    .. "kernel where it can.")
+  exp:option("--duration", "Stop after S seconds.")
   exp:flag("--no-ports", "No per-port series (they read each drop's packet, where the kernel has kprobes).")
 
   p:command("reasons", "This kernel's drop reasons, number and name.")
@@ -150,6 +219,18 @@ local function five_tuple(p)
   return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
 end
 
+-- The one line on stderr that says the probes are armed: what is traced,
+-- how, and how to stop (tcpdump's "listening on", bpftrace's "Attaching").
+local function listening(cmd, what)
+  io.stderr:write(("dropprobe %s: listening: %s; Ctrl-C to stop\n"):format(cmd, what))
+  io.stderr:flush()
+end
+
+local function left_out_note(left_out)
+  local note = require("dropprobe.hunt").left_out_note(left_out)
+  if note then io.stderr:write("dropprobe: ", note, "\n") end
+end
+
 function cmds.watch(dp, args)
   local hunt = require "dropprobe.hunt"
   local packets, why = false, "text mode reads no packet (use raw mode)"
@@ -157,19 +238,21 @@ function cmds.watch(dp, args)
   if (args.port or args.host) and not packets then
     error("--port and --host need the packet of each drop: " .. why, 0)
   end
-  local h <close> = hunt.open{ condition = args.filter, stacks = args.stack, mode = args.mode,
-    packets = packets, port = args.port, host = args.host }
+  local h <close> = hunt.open{ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
+    mode = args.mode, packets = packets, port = args.port, host = args.host }
   local n = 0
-  h:run({ duration = args.duration }, function(rec)
+  h:run({ duration = args.duration, ready = function(what) listening("watch", what) end },
+    function(rec)
     if rec.name ~= h.drop_name then return end
     local p = rec.packet -- --port and --host were checked in C
     n = n + 1
     -- the place: the kernel's location, or the stack's where it has none
     local reason, location = rec.fields.reason, dp.where(rec) or rec.fields.location
     if args.json then
+      -- the drop's name: the event's, or "drop" for the drop probe;
       -- no reason (a kernel without drop reasons) is null, not a string
-      json_line{ name = rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
-        reason = reason == nil and cjson.null or tostring(reason),
+      json_line{ name = h.packets and "drop" or rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm,
+        ts = rec.ts, reason = reason == nil and cjson.null or tostring(reason),
         location = location == nil and cjson.null or tostring(location),
         stack = rec.stack, lost_before = rec.lost_before, packet = p }
     else
@@ -181,19 +264,22 @@ function cmds.watch(dp, args)
     io.stdout:flush()
   end)
   io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(n, h:totals().lost))
+  left_out_note(h.left_out)
   return 0
 end
 
 function cmds.stacks(_, args)
   local recipe = require "dropprobe.recipes.stacks"
-  local report = recipe.run{ filter = args.filter, limit = args.limit, duration = args.duration,
-    mode = args.mode, where = args.where }
+  local report = recipe.run{ filter = args.filter, all_reasons = args.all_reasons, limit = args.limit,
+    duration = args.duration, mode = args.mode, where = args.where,
+    ready = function(what) listening("stacks", what) end }
   if args.json then
     json_line{ stacks = as_list(report.stacks), matched = report.matched,
       with_stack = report.with_stack, sampled = report.sampled, lost = report.lost,
-      dropped = report.dropped, where = report.where }
+      dropped = report.dropped, where = report.where, left_out = report.left_out }
   elseif args.folded then
     for _, l in ipairs(recipe.folded(report)) do print(l) end
+    left_out_note(report.left_out)
   else
     io.write(recipe.format(report))
   end
@@ -203,8 +289,9 @@ end
 
 function cmds.ports(_, args)
   local recipe = require "dropprobe.recipes.ports"
-  local report = recipe.run{ filter = args.filter, duration = args.duration, mode = args.mode,
-    port = args.port, host = args.host, packets = not args.joins }
+  local report = recipe.run{ filter = args.filter, all_reasons = args.all_reasons, duration = args.duration,
+    mode = args.mode, port = args.port, host = args.host, packets = not args.joins,
+    ready = function(what) listening("ports", what) end }
   if args.json then
     local j = recipe.json(report)
     j.ports = as_list(j.ports)
@@ -219,7 +306,7 @@ end
 function cmds.top(_, args)
   local recipe = require "dropprobe.recipes.top"
   local st = recipe.run{ interval = args.interval, duration = args.duration, filter = args.filter,
-    where = args.where }
+    all_reasons = args.all_reasons, where = args.where, ready = function(what) listening("top", what) end }
   lost_note(st.lost)
   return 0
 end
@@ -228,7 +315,7 @@ function cmds.exporter(dp, args)
   local exporter = require "dropprobe.exporter"
   exporter.run{ textfile = args.textfile, listen = args.listen, interval = args.interval,
     top = args.top, where = args.where, duration = args.duration, version = dp.VERSION,
-    ports = not args.no_ports }
+    ports = not args.no_ports, ready = function(what) listening("exporter", what) end }
   return 0
 end
 
@@ -279,7 +366,9 @@ M._plain = plain
 -- @treturn integer exit code
 function M.main(argv)
   local p = parser()
-  local ok, args = p:pparse(argv)
+  local joined = join_values(argv)
+  joined[0], joined[-1] = argv[0], argv[-1]
+  local ok, args = p:pparse(joined)
   if not ok then
     io.stderr:write("dropprobe: ", args, "\n", p:get_usage(), "\n")
     return 1
@@ -287,6 +376,12 @@ function M.main(argv)
   if not args.command then
     print(p:get_help())
     return 0
+  end
+  -- bad values end here, before tracefs is touched
+  local bad = check_values(args)
+  if bad then
+    io.stderr:write("dropprobe ", args.command, ": ", bad, "\n")
+    return 2
   end
   local dp = require "dropprobe"
   if args.command ~= "shell" then dp.core.catch_signals() end

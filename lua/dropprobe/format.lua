@@ -154,6 +154,35 @@ function M.drop_condition(field)
   return table.concat(parts, " && ")
 end
 
+--- Drops of packets a local socket had already received, discarded when
+-- it was closed or its queue purged: closing a packet socket (tcpdump,
+-- scapy) purges every copy it queued, and each copy is a `kfree_skb` with
+-- its own reason. They are not packets the network lost: hunts leave them
+-- out by default, count them, and say how many (`all_reasons` keeps them).
+M.TEARDOWN = { "QUEUE_PURGE", "SOCKET_CLOSE", "UNIX_DISCONNECT" }
+local teardown = {}
+for _, r in ipairs(M.TEARDOWN) do teardown[r] = true end
+
+--- Whether a drop's reason is one of `TEARDOWN`.
+-- @param reason a reason name (a record's `fields.reason`, a row's `reason`)
+-- @treturn boolean
+function M.is_teardown(reason)
+  return teardown[reason] == true
+end
+
+--- The kernel condition of a hunt: the user's `filter` narrows the default
+-- (`drop_condition()`, every drop), it never replaces it; with
+-- `all_reasons` the filter alone (every reason, the non-drops too).
+-- @tparam[opt] string filter
+-- @tparam[opt] boolean all_reasons
+-- @treturn string|nil
+function M.drop_filter(filter, all_reasons)
+  if all_reasons then return filter end
+  local d = M.drop_condition()
+  if d and filter then return "(" .. d .. ") && (" .. filter .. ")" end
+  return d or filter
+end
+
 --- A trigger with a condition: `trigger("stacktrace", cond)` is
 -- "stacktrace if <cond>", or plain "stacktrace" when cond is nil (every
 -- drop). The stack trigger must repeat the event's filter: the kernel runs
@@ -235,6 +264,23 @@ local function tokens(expr)
   return out
 end
 
+-- names people give a packet's fields (they are no event's fields: the
+-- packet condition is --host/--port, checked in C)
+local PACKET_FIELDS = { saddr = true, daddr = true, sport = true, dport = true, src = true,
+  dst = true, port = true, host = true, addr = true, proto = true, ip = true, ip6 = true,
+  lport = true, rport = true }
+
+--- How an event is named in messages: "skb:kfree_skb", or "the drop probe
+-- (dropprobe:pkt_1234_1)" for the probe that carries each drop's packet.
+-- @treturn string
+function M.event_label(system, name)
+  local label = (system or "?") .. ":" .. (name or "?")
+  if system == "dropprobe" and tostring(name):match("^pkt_%d+_%d+$") then
+    return "the drop probe (" .. label .. ")"
+  end
+  return label
+end
+
 -- what the kernel's filters accept beside an event's own fields
 local SPECIAL = { CPU = true, COMM = true, cpu = true, comm = true, common_cpu = true,
   common_comm = true, common_timestamp = true, common_stacktrace = true, stacktrace = true }
@@ -274,15 +320,17 @@ function M.check_condition(expr, ev, what)
   end
   for _, name in ipairs(M.condition_fields(expr)) do
     if not have[name] and not SPECIAL[name] then
-      local label = (f.system or "?") .. ":" .. (f.name or "?")
+      local label = M.event_label(f.system, f.name)
       if name == "reason" and (f.name == "kfree_skb" or f.system == "dropprobe")
           and not M.has_reasons() then
         error(fmt("%s '%s' on %s: this kernel has no drop reasons (skb:kfree_skb carries no "
           .. "reason field before 5.17; every kfree_skb is a drop here): leave reason out of the "
           .. "condition; nothing was changed", what, expr, label), 0)
       end
-      error(fmt("%s '%s' on %s: the event has no field '%s' (its fields: %s); nothing was changed",
-        what, expr, label, name, table.concat(list, ", ")), 0)
+      error(fmt("%s '%s' on %s: the event has no field '%s' (its fields: %s)%s; nothing was changed",
+        what, expr, label, name, table.concat(list, ", "), PACKET_FIELDS[name]
+          and "; a packet's addresses and ports are not event fields: use --host and --port "
+          .. "(host =, port = in scripts)" or ""), 0)
     end
   end
 end

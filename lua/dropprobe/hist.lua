@@ -268,7 +268,8 @@ end
 -- signal, calling `on_tick(now)` every `tick` seconds (and once at the
 -- end). The kernel counts on its own; C counting reads the buffers here.
 -- @function Hist:run
--- @tparam table opts `duration`, `idle`, `tick`, `on_tick`, `ready`
+-- @tparam table opts `duration`, `idle`, `tick`, `on_tick`, `ready` (called
+-- with `describe()` once counting)
 -- @treturn string why it ended: "duration", "idle", "interrupted"
 function Hist:run(opts)
   opts = opts or {}
@@ -280,7 +281,7 @@ function Hist:run(opts)
     if opts.on_tick then opts.on_tick(core.now()) end
     return why
   end
-  if opts.ready then opts.ready() end
+  if opts.ready then opts.ready(self:describe()) end
   while true do
     now = core.now()
     if next_tick and now >= next_tick then
@@ -310,6 +311,19 @@ function Hist:run(opts)
     if got then quiet_since = core.now()
     elseif opts.idle and core.now() - quiet_since >= opts.idle then return ended("idle") end
   end
+end
+
+--- What the histogram counts, in a line: the event, where, the keys and
+-- the condition.
+-- @function Hist:describe
+-- @treturn string
+function Hist:describe()
+  local keys = {}
+  for _, k in ipairs(self.keys or {}) do keys[#keys + 1] = k end
+  if self.stack then keys[#keys + 1] = "stacktrace" end
+  return ("counting %s:%s by %s %s where %s"):format(self.system or "?", self.name or "?",
+    table.concat(keys, ","), self.where == "kernel" and "in the kernel (a hist trigger)"
+      or "in C over the raw buffers", self.condition or "(every event)")
 end
 
 --- Count a saved trace in C: a trace.dat (its own formats name the

@@ -28,12 +28,12 @@ M.DEFAULTS = { buffer_kb = 8192, mode = "raw", drop_event = "skb:kfree_skb" }
 local Hunt = {}
 Hunt.__index = Hunt
 
+local packets_cache
+
 --- Whether this kernel lets a drop's packet be read by the drop probe:
 -- kprobe events, a drop hook, and `struct sk_buff` in the kernel's BTF.
 -- @treturn boolean
 -- @treturn string why (or why not), for reports and `dropprobe doctor`
-local packets_cache
-
 function M.packets()
   if packets_cache then return table.unpack(packets_cache) end
   local ok, why = M.packets_check()
@@ -55,29 +55,37 @@ function M.packets_check()
 end
 
 --- Open a hunt.
--- @tparam[opt] table opts `condition` (which drops; reason names allowed;
--- default every drop), `stacks` (true: a stack for each matching drop; N: for
--- the first N), `events` (more events to read beside the drop event, each
+-- @tparam[opt] table opts `filter` (which drops: it narrows the default,
+-- every drop; reason names allowed), `all_reasons` (every reason: the
+-- filter alone, and the drops `format.TEARDOWN` names are kept), or
+-- `condition` (the exact kernel condition, nothing added), `stacks` (true:
+-- a stack for each matching drop; N: for the first N), `events` (more events to read beside the drop event, each
 -- enabled where this kernel has it), `mode` ("raw" or "text"), `buffer_kb`,
 -- `packets` (true: where the kernel allows, and in raw mode, drops come
 -- from the drop probe that carries the packet, `rec.packet`; see `packets()`),
 -- `port`, `host` (with packets: only drops of packets from or to them,
 -- checked in C)
--- @treturn Hunt with `inst`, `pipe`, `condition`, `drop_name` (the drop
--- records' name), `packets` (whether they carry the packet) and
--- `packets_why`; close it (or `<close>`)
+-- @treturn Hunt with `inst`, `pipe`, `condition` (what the kernel was
+-- given), `drop_name` (the drop records' name), `packets` (whether they
+-- carry the packet), `packets_why` and `left_out` (reason -> drops left
+-- out, see `Hunt:run`); close it (or `<close>`)
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
-  opts = util.check_options(opts, { "condition", "stacks", "events", "mode", "buffer_kb",
-    "packets", "port", "host" }, "hunt.open")
+  opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
+    "buffer_kb", "packets", "port", "host" }, "hunt.open")
+  if opts.condition ~= nil and opts.filter ~= nil then
+    error("hunt.open: give a filter (it narrows the default) or a condition (it replaces it), not both", 2)
+  end
   local cond = opts.condition
-  if cond == nil then cond = format.drop_condition() end
+  if cond == nil then cond = format.drop_filter(opts.filter, opts.all_reasons) end
   if opts.stacks ~= nil and opts.stacks ~= true and opts.stacks ~= false
       and (math.type(opts.stacks) ~= "integer" or opts.stacks < 1) then
     error("hunt.open: stacks is true, false or a whole number of stacks >= 1", 2)
   end
-  local h = setmetatable({ condition = cond }, Hunt)
-  h.inst = instance.instance{ buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb }
+  local h = setmetatable({ condition = cond, left_out = {}, mode = opts.mode or M.DEFAULTS.mode,
+    buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb,
+    keep_all = opts.all_reasons or opts.condition ~= nil }, Hunt)
+  h.inst = instance.instance{ buffer_kb = h.buffer_kb }
   if opts.packets and (opts.mode or M.DEFAULTS.mode) == "text" then
     -- the probe's bytes are decoded from the binary buffers only
     h.packets, h.packets_why = false, "text mode: a drop's packet is read in raw mode only"
@@ -88,9 +96,13 @@ function M.open(opts)
     local ev
     if h.packets then
       -- the drop probe that carries the packet, in place of the tracepoint;
-      -- the instance removes it after its events
+      -- the instance removes it after its events. The probe also fires for
+      -- kfree_skb(NULL), which frees nothing (the tracepoint does not):
+      -- those never become records.
       ev = h.inst:event(kprobe.packet_probe())
       h.drop_name = ev:info().name
+      cond = cond and ("skb != 0 && (" .. cond .. ")") or "skb != 0"
+      h.condition = cond
     else
       ev = h.inst:event(M.DEFAULTS.drop_event)
       h.drop_name = ev:info().name
@@ -118,15 +130,57 @@ end
 
 --- Read until `duration`, `idle`, a signal or the end, calling fn with each
 -- record. See `dropprobe.pipe.each` for opts (`duration`, `idle`, `tick`,
--- `on_tick`, `ready`, `progress`, `every`); other keys are ignored, so a
--- recipe can pass its own options through.
+-- `on_tick`, `progress`, `every`; `ready` is called with `describe()` once
+-- everything is armed); other keys are ignored, so a recipe can pass its
+-- own options through. Unless the hunt keeps every
+-- reason (`all_reasons`, `condition`), the drops of packets a socket had
+-- already received (`format.TEARDOWN`) are left out: counted in
+-- `self.left_out`, not given to fn.
 -- @function Hunt:run
 -- @treturn string why it ended
 function Hunt:run(opts, fn)
+  local each = fn
+  if not self.keep_all then
+    local drop, left_out = self.drop_name, self.left_out
+    each = function(rec)
+      local reason = rec.fields.reason
+      if rec.name == drop and format.is_teardown(reason) then
+        left_out[reason] = (left_out[reason] or 0) + 1
+        return
+      end
+      fn(rec)
+    end
+  end
+  local ready = opts.ready and function() opts.ready(self:describe()) end
   return pipe.each(self.pipe, {
     duration = opts.duration, idle = opts.idle, tick = opts.tick, on_tick = opts.on_tick,
-    ready = opts.ready, progress = opts.progress, every = opts.every,
-  }, fn)
+    ready = ready, progress = opts.progress, every = opts.every,
+  }, each)
+end
+
+--- What the hunt reads, in a line: the drop event (or the drop probe and
+-- where it sits), its condition, the mode and the buffer.
+-- @function Hunt:describe
+-- @treturn string
+function Hunt:describe()
+  local what = self.packets and ("drops with their packet at %s (a kprobe)"):format(kprobe.drop_hook().func)
+    or M.DEFAULTS.drop_event
+  return ("%s where %s, %s mode, %d kB a CPU"):format(what, self.condition or "(every event)", self.mode,
+    self.buffer_kb)
+end
+
+--- The drops left out as already received (`left_out`), as a report line:
+-- "28 drops of packets a socket had already received were left out
+-- (QUEUE_PURGE 28; --all-reasons shows them)", or nil when none were.
+-- @tparam table left_out reason -> count
+-- @treturn string|nil
+function M.left_out_note(left_out)
+  local parts, n = {}, 0
+  for r, k in pairs(left_out or {}) do parts[#parts + 1] = r .. " " .. k n = n + k end
+  if n == 0 then return nil end
+  table.sort(parts)
+  return ("%d drops of packets a socket had already received were left out (%s; --all-reasons "
+    .. "shows them)"):format(n, table.concat(parts, ", "))
 end
 
 --- What was read and lost so far (`Pipe:stats()`).

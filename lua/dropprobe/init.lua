@@ -46,6 +46,7 @@ M.parse_format, M.format, M.reasons_of = format.parse_format, format.format, for
 M.reasons, M.NON_DROPS, M.has_reasons = format.reasons, format.NON_DROPS, format.has_reasons
 M.reason_label, M.NO_REASON = format.reason_label, format.NO_REASON
 M.drop_condition, M.trigger_if = format.drop_condition, format.trigger_if
+M.drop_filter, M.is_teardown, M.TEARDOWN = format.drop_filter, format.is_teardown, format.TEARDOWN
 M._translate, M._event_symbols = format.translate, format.event_symbols
 -- instance.lua
 M.instance = instance.instance

@@ -84,6 +84,7 @@ function Instance:event(system, name)
     local kp = system
     if not kp:is_created() then kp:create() end
     self:_hold(kp)
+    kp:_held()
     system, name = kp:event_name()
   elseif name == nil then
     if type(system) ~= "string" then
@@ -199,15 +200,29 @@ end
 -- @tparam[opt] table opts `mode` ("text" or "raw", default "text"), `grace`
 -- (seconds a record waits for its stack, default 0.1), `buffer_percent`
 -- (raw), `port` and `host` (raw: only drop-probe records whose packet is
--- from or to them; the others are skipped in C, `stats().filtered`)
+-- from or to them; the others are skipped in C, `stats().filtered`; host is
+-- an address, a prefix such as 127.0.0.0/8 or fe80::/10, or a name
+-- resolved once here, or a list of addresses and prefixes; compared as
+-- bytes), `raw_stacks` (stacks as the
+-- kernel gave them, the tracing machinery's frames at the top included)
 -- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
 function Instance:pipe(opts)
-  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host" }, "inst:pipe")
+  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "raw_stacks" }, "inst:pipe")
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("inst:pipe: port is a number from 0 to 65535", 2)
   end
-  if opts.host ~= nil and (type(opts.host) ~= "string" or #opts.host > 45 or not opts.host:match("^[%x.:]+$")) then
-    error("inst:pipe: host is an IPv4 or IPv6 address as text", 2)
+  local hosts
+  if type(opts.host) == "table" then -- resolved already: addresses and prefixes
+    hosts = opts.host
+    for _, h in ipairs(hosts) do
+      if not core.parse_prefix(tostring(h)) then
+        error(("inst:pipe: host '%s' is not an IPv4 or IPv6 address or prefix"):format(tostring(h)), 2)
+      end
+    end
+  elseif opts.host ~= nil then
+    local why
+    hosts, why = util.resolve_host(opts.host)
+    if not hosts then error(("inst:pipe: host '%s' is not %s"):format(tostring(opts.host), why), 2) end
   end
   local names = inst_names[self]
   if not names then names = {} inst_names[self] = names end
@@ -223,14 +238,18 @@ function Instance:pipe(opts)
   end
   local mode = opts.mode or "text"
   if mode == "raw" then
-    return core.raw_pipe(self, { grace = opts.grace, systems = systems,
-      buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, host = opts.host,
+    local p = core.raw_pipe(self, { grace = opts.grace, systems = systems,
+      buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, hosts = hosts,
       flag_columns = flag_columns(self) })
+    if opts.raw_stacks then p:_raw_stacks(true) end
+    return p
   elseif mode == "text" then
     self:real_pointers()
     local ok, dir = pcall(core.tracefs)
-    return core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,
+    local p = core.text_pipe(self, { grace = opts.grace, names = names, symbols = symbols,
       formats_dir = ok and dir or nil })
+    if opts.raw_stacks then p:_raw_stacks(true) end
+    return p
   end
   error(fmt("inst:pipe: bad mode '%s' (text or raw)", tostring(mode)), 2)
 end
@@ -244,8 +263,9 @@ end
 -- @usage for rec in inst:records{ mode = "raw", timeout = 2 } do print(rec) end
 function Instance:records(opts)
   opts = check_options(opts, { "mode", "timeout", "limit", "duration", "grace",
-    "buffer_percent" }, "inst:records")
-  local p = self:pipe{ mode = opts.mode, grace = opts.grace, buffer_percent = opts.buffer_percent }
+    "buffer_percent", "raw_stacks" }, "inst:records")
+  local p = self:pipe{ mode = opts.mode, grace = opts.grace, buffer_percent = opts.buffer_percent,
+    raw_stacks = opts.raw_stacks }
   return records_iter(p, opts, "inst:records")
 end
 

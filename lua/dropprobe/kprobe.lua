@@ -191,23 +191,20 @@ function M.arg(n, arch)
   return regs[n]
 end
 
---- Where the drop reason lives on this kernel, decided from kallsyms and the
--- kfree_skb format, not from the version string.
--- @tparam[opt] table src `kallsyms` (text; default /proc/kallsyms) and
--- `format` (kfree_skb format text; default this kernel's)
+--- Where the drop reason lives on this kernel, decided from what the
+-- kernel says, not from the version string: the kernel's BTF (the first of
+-- sk_skb_reason_drop, kfree_skb_reason, kfree_skb it kept as a function,
+-- and where its `skb` and `reason` parameters are), else kallsyms; and the
+-- kfree_skb format.
+-- @tparam[opt] table src `kallsyms` (text; default: BTF, else /proc/kallsyms)
+-- and `format` (kfree_skb format text; default this kernel's)
 -- @treturn table `{ func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3,
 -- tracepoint_reason = true }`; `reason_arg` is nil where drops have no reason
 local hook_cache -- this kernel's, once per process: kallsyms is megabytes
 
-function M.drop_hook(src)
-  src = src or {}
-  if not src.kallsyms and not src.format and hook_cache then
-    local copy = {}
-    for k, v in pairs(hook_cache) do copy[k] = v end
-    return copy
-  end
-  local cacheable = not src.kallsyms and not src.format
-  local syms = src.kallsyms
+-- without BTF: which of the functions kallsyms has (their arguments are
+-- where these functions have always had them)
+local function hook_from_kallsyms(syms)
   if not syms then
     local f = io.open("/proc/kallsyms")
     syms = f and f:read("a") or ""
@@ -217,17 +214,39 @@ function M.drop_hook(src)
     return syms:find("%s[TtWw]%s+" .. name:gsub("_", "%%_") .. "\n") ~= nil
       or syms:find("%s[TtWw]%s+" .. name:gsub("_", "%%_") .. "$") ~= nil
   end
-  local hook
   if has("sk_skb_reason_drop") then
-    hook = { func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3 }    -- 6.11 and later
+    return { func = "sk_skb_reason_drop", skb_arg = 2, reason_arg = 3 }
   elseif has("kfree_skb_reason") then
-    hook = { func = "kfree_skb_reason", skb_arg = 1, reason_arg = 2 }      -- 5.17 to 6.10
+    return { func = "kfree_skb_reason", skb_arg = 1, reason_arg = 2 }
   elseif has("kfree_skb") then
-    hook = { func = "kfree_skb", skb_arg = 1 }                             -- before 5.17
-  else
-    error("dp.drop_hook: none of sk_skb_reason_drop, kfree_skb_reason, kfree_skb is in "
-      .. "kallsyms (is /proc/kallsyms readable? kptr_restrict hides it from non-root)", 2)
+    return { func = "kfree_skb", skb_arg = 1 }
   end
+  error("dp.drop_hook: none of sk_skb_reason_drop, kfree_skb_reason, kfree_skb is in "
+    .. "kallsyms (is /proc/kallsyms readable? kptr_restrict hides it from non-root)", 3)
+end
+
+function M.drop_hook(src)
+  src = src or {}
+  if not src.kallsyms and not src.format and hook_cache then
+    local copy = {}
+    for k, v in pairs(hook_cache) do copy[k] = v end
+    return copy
+  end
+  local cacheable = not src.kallsyms and not src.format
+  local hook
+  if not src.kallsyms then
+    -- the BTF: parsed once per process (the drop probe needs it anyway),
+    -- where reading /proc/kallsyms costs seconds under emulation
+    for _, fn in ipairs({ "sk_skb_reason_drop", "kfree_skb_reason", "kfree_skb" }) do
+      local params = core.btf_func(fn)
+      if params then
+        local at = {}
+        for i, p in ipairs(params) do at[p] = i end
+        if at.skb then hook = { func = fn, skb_arg = at.skb, reason_arg = at.reason } break end
+      end
+    end
+  end
+  if not hook then hook = hook_from_kallsyms(src.kallsyms) end
   local format = src.format
   if format == nil then
     local ok, dir = pcall(core.tracefs)
@@ -259,7 +278,8 @@ local probes_made = 0
 local skb_layout -- { members } or { nil, why }: this kernel's BTF, read once
 
 --- The drop probe that carries the packet: a kprobe at `drop_hook()` that
--- fetches the reason, where the drop was called from (`location`), the
+-- fetches the skb (a hunt keeps `skb != 0` only: the probe also fires for
+-- `kfree_skb(NULL)`, which frees nothing), the reason, where the drop was called from (`location`), the
 -- network header's offset (`nh`) and the first 512 bytes from `skb->head`
 -- (`pkt`), which the decoder turns into `rec.packet` (addresses, protocol,
 -- ports). The offsets of `struct sk_buff`'s members come from the kernel's
@@ -287,7 +307,9 @@ function M.packet_probe(opts)
   local ret = RETURN[arch]
   if not ret then error(fmt("dp.packet_probe: no return-address register for '%s'", tostring(arch)), 2) end
   local skb = M.arg(hook.skb_arg, arch)
-  local args = {}
+  -- the skb itself: kfree_skb(NULL) frees nothing, and the hunts filter
+  -- those out (skb != 0); the probe fires for them, the tracepoint does not
+  local args = { "skb=" .. skb .. ":x64" }
   if hook.reason_arg then args[#args + 1] = "reason=" .. M.arg(hook.reason_arg, arch) .. ":u32" end
   args[#args + 1] = "location=" .. ret .. ":symbol"
   args[#args + 1] = fmt("nh=+%d(%s):u16", st.network_header.offset, skb)
@@ -330,7 +352,7 @@ local function state_write(path, names)
 end
 
 local Kprobe = core.Kprobe
-local c_create, c_close = Kprobe.create, Kprobe.close
+local c_create, c_close, c_destroy = Kprobe.create, Kprobe.close, Kprobe._destroy
 
 --- Create the probe in the kernel (and note it as this process's).
 -- @function Kprobe:create
@@ -358,12 +380,21 @@ local function forget(kp)
   if #keep ~= #names then state_write(path, keep) end
 end
 
---- Remove the probe from the kernel (and from this process's notes).
+--- Remove the probe from the kernel (and from this process's notes). Where
+-- an instance's event still uses it, the instance removes it after its
+-- events, so closing works in any order (`<close>` variables).
 -- @function Kprobe:close
 function Kprobe:close()
   local was = self:is_created()
-  c_close(self)
-  if was then forget(self) end
+  local deferred = c_close(self)
+  if was and not deferred then forget(self) end
+end
+
+-- the instance removes a probe its events used: forget it then
+function Kprobe:_destroy()
+  local ok, err = c_destroy(self)
+  if ok then forget(self) end
+  return ok, err
 end
 
 local c_gc = core.KprobeMT.__gc

@@ -142,11 +142,13 @@ end
 -- the same C parser as live text mode (or a trace-cmd `trace.dat`, where
 -- supported).
 -- @tparam string path
--- @tparam[opt] table opts `limit`: stop after that many records
+-- @tparam[opt] table opts `limit`: stop after that many records;
+-- `raw_stacks`: stacks as the kernel gave them (else from the function that
+-- dropped, `record.drop_frames`)
 -- @treturn function iterator, plus the to-be-closed reader
 -- @usage for rec in dp.open("saved-trace.txt") do print(rec.fields.reason) end
 function M.open(path, opts)
-  opts = check_options(opts, { "limit" }, "dp.open")
+  opts = check_options(opts, { "limit", "raw_stacks" }, "dp.open")
   local f = io.open(path, "rb")
   if not f then
     local _, err = io.open(path, "rb")
@@ -161,6 +163,7 @@ function M.open(path, opts)
     local ok, dir = pcall(core.tracefs)
     p = core.open_text(path, { names = M.known_names(), formats_dir = ok and dir or nil })
   end
+  if opts.raw_stacks then p:_raw_stacks(true) end
   return records_iter(p, opts, "dp.open")
 end
 

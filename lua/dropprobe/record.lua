@@ -51,37 +51,16 @@ local function payload_of(rec)
   return table.concat(parts, " ")
 end
 
--- frames of the tracing machinery above the freeing function in a stack
-local MACHINERY = { "^trace_", "^__traceiter", "^perf_trace", "^kprobe", "^aggr_", "^ftrace",
-  "^0x", "^%x+$" }
--- the functions that free a dropped packet (the drop hooks of dp.drop_hook)
-local FREEING = { "kfree_skb", "reason_drop" }
-
-local function matches(fn, pats)
-  for _, pat in ipairs(pats) do
-    if fn:find(pat) then return true end
-  end
-  return false
-end
-
 --- The frames of a drop's stack from the function that dropped it: the
 -- tracing machinery and the freeing function (`kfree_skb_reason`,
 -- `sk_skb_reason_drop`) at its top left out, as a kernel hist stack has it.
+-- Records' stacks come so already (unless `raw_stacks`); this is the same
+-- rule (`core.drop_frames`, C) for stacks from elsewhere (hist rows).
 -- @tparam {string,...} stack
 -- @tparam[opt] integer depth at most this many frames
 -- @treturn {string,...}
 function M.drop_frames(stack, depth)
-  local after = 0
-  for i = 1, math.min(#stack, 12) do
-    local fn = stack[i]:match("^[^+]*")
-    if matches(fn, FREEING) or matches(fn, MACHINERY) then after = i else break end
-  end
-  local out = {}
-  for i = after + 1, #stack do
-    if depth and #out >= depth then break end
-    out[#out + 1] = stack[i]
-  end
-  return out
+  return core.drop_frames(stack, depth)
 end
 
 --- Where the kernel dropped the packet of a drop record: its `location`
@@ -96,16 +75,7 @@ function M.where(rec)
   if type(loc) == "string" and loc:find("^[%a_]") and not loc:find("^%x+$") then return loc end
   local stack = rec.stack
   if not stack then return nil end
-  local after = 0
-  for i = 1, math.min(#stack, 12) do
-    local fn = stack[i]:match("^[^+]*")
-    if matches(fn, FREEING) then after = i end
-  end
-  for i = after + 1, #stack do
-    local fn = stack[i]:match("^[^+]*")
-    if not matches(fn, MACHINERY) and not matches(fn, FREEING) then return stack[i] end
-  end
-  return nil
+  return core.drop_frames(stack, 1)[1] -- a raw stack's machinery skipped too
 end
 
 --- A record prints as one trace line (and its stack, one frame a line).

@@ -24,6 +24,38 @@ function M.check_options(opts, allowed, what)
   return opts
 end
 
+--- What a host condition stands for: an address or a prefix as it is
+-- (127.0.0.1, ::1, [::1], 127.0.0.0/8, fe80::/10), a name resolved once
+-- here (getaddrinfo, through luasocket) into its addresses.
+-- @tparam string s
+-- @treturn {string,...}|nil the addresses and prefixes
+-- @treturn string what s is not: "'x' is not <this>"
+function M.resolve_host(s)
+  local core = require "dropprobe.core"
+  if type(s) ~= "string" or s == "" or #s > 255 or s:find("[%c%s]") then
+    return nil, "an address, a prefix or a name"
+  end
+  if core.parse_prefix(s) then return { s } end
+  -- digits and dots, or a prefix length, mean an address, never a name
+  if s:find("/", 1, true) or s:find(":", 1, true) or s:match("^[%d.]+$") then
+    return nil, "an IPv4 or IPv6 address or prefix (e.g. 127.0.0.1, ::1, 127.0.0.0/8, fe80::/10)"
+  end
+  local ok, socket = pcall(require, "socket")
+  local infos = ok and socket.dns.getaddrinfo(s)
+  if not infos then
+    return nil, "an address, a prefix or a name this machine resolves"
+  end
+  local out, seen = {}, {}
+  for _, i in ipairs(infos) do
+    if i.addr and not seen[i.addr] and core.parse_prefix(i.addr) then
+      seen[i.addr] = true
+      out[#out + 1] = i.addr
+    end
+  end
+  if #out == 0 then return nil, "a name with an IP address" end
+  return out
+end
+
 --- A whole file, or nil.
 function M.readfile(path)
   local f = io.open(path, "rb")

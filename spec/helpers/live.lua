@@ -33,6 +33,7 @@ local FEATURES = {
   eprobes = "event probes (CONFIG_EPROBE_EVENTS)",
   hist = "hist triggers (CONFIG_HIST_TRIGGERS)",
   function_filter = "working function filter (set_ftrace_filter: EPERM under lockdown)",
+  queue_purge = "drop reason QUEUE_PURGE (a purged socket queue has its own reason since 6.8)",
 }
 
 local features
@@ -43,7 +44,11 @@ function live.lacks(feature)
     features = require("dropprobe").features()
   end
   assert(FEATURES[feature], "unknown feature " .. tostring(feature))
-  if features[feature] then return nil end
+  if feature == "queue_purge" then
+    if require("dropprobe").reasons().QUEUE_PURGE then return nil end
+  elseif features[feature] then
+    return nil
+  end
   local p = io.popen("uname -r")
   local release = p:read("l")
   p:close()

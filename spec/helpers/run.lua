@@ -75,6 +75,19 @@ function run.bg(cmd)
     error(("the process %d never opened a trace pipe: %s"):format(pid,
       (slurp(base .. ".err") or "") .. (slurp(base .. ".out") or "")), 2)
   end
+  --- Wait for the line a long-running command prints on stderr once its
+  -- probes are armed ("dropprobe watch: listening: ..."); returns it.
+  function h.listening(timeout)
+    local t = socket.gettime() + (timeout or 90)
+    repeat
+      local err = slurp(base .. ".err") or ""
+      local line = err:match("[^\n]*listening: [^\n]*\n")
+      if line then return line end
+      socket.sleep(0.05)
+    until socket.gettime() > t or not slurp(("/proc/%d/stat"):format(pid))
+    error(("the process %d never said it was listening: %s"):format(pid,
+      (slurp(base .. ".err") or "") .. (slurp(base .. ".out") or "")), 2)
+  end
   function h.wait(timeout)
     local t = socket.gettime() + (timeout or 30)
     local rc

@@ -173,16 +173,18 @@ end
 -- attributed to the port it was going to, firewall drops and IPv6
 -- included. Elsewhere drops are joined with the tracepoints that carry
 -- ports (see above), and the report says so (`method`, `note`).
--- @tparam[opt] table opts `filter` (which drops; default: every drop, `dp.drop_condition()`),
+-- @tparam[opt] table opts `filter` (which drops: narrows the default, every
+-- drop), `all_reasons` (also the drops of packets a socket had already
+-- received, `report.left_out` otherwise),
 -- `port`, `host` (only drops of packets from or to them; `host` needs the
 -- packets), `packets` (false: joins even where packets could be read),
 -- `duration`, `idle`, `mode` (joins: "raw" default, or "text"), `buffer_kb`,
 -- `ready`, `progress` (called with the record count every `every` records)
 -- @treturn table `{ ports = {{proto=, port=, reason=, count=, remotes=, top_remote=}...},
 -- unattributed = {REASON = n}, lost =, drops =, attributed =, read =, method =
--- "packet"|"joins", note = }`
+-- "packet"|"joins", note =, left_out = {REASON = n} }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "duration", "idle", "mode", "buffer_kb", "ready",
+  opts = dp._check_options(opts, { "filter", "all_reasons", "duration", "idle", "mode", "buffer_kb", "ready",
     "progress", "every", "port", "host", "packets" }, "ports.run")
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("ports.run: port is a number from 0 to 65535", 2)
@@ -191,7 +193,8 @@ function M.run(opts)
   if opts.host ~= nil and not packets then
     error("ports.run: host needs the packet of each drop (a kernel with kprobes, raw mode)", 2)
   end
-  local h <close> = hunt.open{ condition = opts.filter, events = not packets and M.EVENTS or nil,
+  local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons,
+    events = not packets and M.EVENTS or nil,
     packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb, port = opts.port, host = opts.host }
   local t = tally()
   local fn
@@ -215,7 +218,7 @@ function M.run(opts)
   elseif opts.mode == "text" and not h.packets then why = "text mode: a drop's packet is read in raw mode only" end
   return { ports = rows, unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
     lost = st.lost, read = st.read, ended = ended, method = h.packets and "packet" or "joins",
-    note = why }
+    note = why, left_out = h.left_out }
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`
@@ -229,10 +232,10 @@ function M.count(report, proto, port, reason)
 end
 
 --- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n,
--- method = "packet"|"joins", note = }`.
+-- method = "packet"|"joins", note =, left_out = {...} }`.
 function M.json(report)
   return { ports = report.ports, unattributed = report.unattributed, lost = report.lost,
-    method = report.method, note = report.note }
+    method = report.method, note = report.note, left_out = report.left_out or {} }
 end
 
 --- The report as a table for people.
@@ -255,6 +258,7 @@ function M.format(report)
     report.attributed, report.lost or 0)
   t[#t + 1] = ("by %s: %s"):format(report.method == "packet" and "each drop's packet" or "joins",
     report.note or "")
+  t[#t + 1] = hunt.left_out_note(report.left_out)
   return table.concat(t, "\n") .. "\n"
 end
 

@@ -48,26 +48,29 @@ end
 local function counted(opts)
   local keys = { "stacktrace" }
   if dp.has_reasons() then keys = { "reason", "stacktrace" } end
-  local h <close> = hist.open{ keys = keys, condition = opts.filter,
+  local h <close> = hist.open{ keys = keys, condition = dp.drop_filter(opts.filter, opts.all_reasons),
     where = opts.where, buffer_kb = opts.buffer_kb }
   local ended = h:run(opts)
   local r = h:read()
-  local by, with_stack = {}, 0
+  local by, with_stack, left_out, matched = {}, 0, {}, r.hits
   for _, row in ipairs(r.rows) do
-    if #row.stack > 0 then
+    if not opts.all_reasons and dp.is_teardown(row.reason) then
+      left_out[row.reason] = (left_out[row.reason] or 0) + row.hitcount
+      matched = matched - row.hitcount
+    elseif #row.stack > 0 then
       with_stack = with_stack + row.hitcount
       add(by, row.stack, dp.reason_label(row.reason), row.hitcount)
     end
   end
-  return { matched = r.hits, with_stack = with_stack, sampled = false, stacks = ranked(by),
+  return { matched = matched, with_stack = with_stack, sampled = false, stacks = ranked(by),
     filter = h.condition or "every drop", lost = r.lost, dropped = r.dropped, read = r.hits,
-    where = r.where, ended = ended }
+    where = r.where, ended = ended, left_out = left_out }
 end
 
 -- The first `limit` matching drops get a stack (stacktrace:N), read as records.
 local function sampled(opts)
-  local h <close> = hunt.open{ condition = opts.filter, stacks = opts.limit, mode = opts.mode,
-    buffer_kb = opts.buffer_kb }
+  local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.limit,
+    mode = opts.mode, buffer_kb = opts.buffer_kb }
   local by, matched, with_stack = {}, 0, 0
   local ended = h:run(opts, function(rec)
     if rec.name ~= h.drop_name then return end
@@ -79,23 +82,24 @@ local function sampled(opts)
   local st = h:totals()
   return { matched = matched, with_stack = with_stack, sampled = with_stack < matched,
     stacks = ranked(by), filter = h.condition or "every drop", lost = st.lost, dropped = 0,
-    read = st.read, where = "records", ended = ended }
+    read = st.read, where = "records", ended = ended, left_out = h.left_out }
 end
 
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
 -- Without `limit`, every matching drop is counted under its stack where the
 -- kernel counts (hist triggers) or in C (`dropprobe.hist`); with `limit`, the
 -- first N matching drops get a stack, read as records.
--- @tparam[opt] table opts `filter` (default: every drop, `dp.drop_condition()`; reason names
--- allowed), `limit` (stacks to sample), `where` ("kernel" or "c": where to
+-- @tparam[opt] table opts `filter` (which drops: narrows the default, every
+-- drop; reason names allowed), `all_reasons` (also the drops of packets a
+-- socket had already received: `left_out` otherwise), `limit` (stacks to sample), `where` ("kernel" or "c": where to
 -- count), `duration`, `idle`, `mode` (records, with `limit`), `buffer_kb`,
 -- `ready` (called once everything is set up), `progress` (with `limit`)
 -- @treturn table `{ stacks = {{frames=, count=, reasons={NAME=n}}...}, matched=,
--- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended= }`;
+-- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended=, left_out={REASON=n} }`;
 -- frames start at the function that dropped the packet
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "limit", "duration", "idle", "mode", "buffer_kb",
-    "ready", "progress", "every", "where" }, "stacks.run")
+  opts = dp._check_options(opts, { "filter", "all_reasons", "limit", "duration", "idle", "mode",
+    "buffer_kb", "ready", "progress", "every", "where" }, "stacks.run")
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
   end
@@ -137,6 +141,8 @@ function M.format(report, depth)
     for i = 1, math.min(depth, #s.frames) do t[#t + 1] = "    " .. s.frames[i] end
     if #s.frames > depth then t[#t + 1] = ("    ... %d more frames"):format(#s.frames - depth) end
   end
+  local note = hunt.left_out_note(report.left_out)
+  if note then t[#t + 1] = "\n" .. note end
   return table.concat(t, "\n") .. "\n"
 end
 

@@ -18,8 +18,9 @@ end
 local function draw(out, tty, state, dt, rows)
   local reasons, locations = ranked(state.reasons), ranked(state.locations)
   if tty then
-    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d lost, counted %s  (Ctrl-C ends)\n\n")
-      :format(state.drops, state.tick / dt, state.lost, state.where == "kernel" and "in the kernel" or "in C") }
+    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d lost, counted %s%s  (Ctrl-C ends)\n\n")
+      :format(state.drops, state.tick / dt, state.lost, state.where == "kernel" and "in the kernel" or "in C",
+        (state.left_out or 0) > 0 and (", %d left out as already received"):format(state.left_out) or "") }
     t[#t + 1] = ("%-28s %10s %10s\n"):format("REASON", "TOTAL", "PER SEC")
     for i = 1, math.min(rows, #reasons) do
       local r = reasons[i]
@@ -37,8 +38,15 @@ local function draw(out, tty, state, dt, rows)
       local r = reasons[i]
       parts[#parts + 1] = ("%s=%d(%.1f/s)"):format(r[1], r[2].total, r[2].tick / dt)
     end
-    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d where=%s %s\n"):format(state.elapsed, state.drops,
-      state.tick / dt, state.lost, state.where, table.concat(parts, " ")))
+    local places = {}
+    for i = 1, math.min(rows, #locations) do
+      local l = locations[i]
+      places[#places + 1] = ("%s=%d"):format(l[1], l[2].total)
+    end
+    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d where=%s %s | at %s%s\n"):format(state.elapsed,
+      state.drops, state.tick / dt, state.lost, state.where, table.concat(parts, " "),
+      table.concat(places, " "), (state.left_out or 0) > 0
+        and (" | left out as already received: %d"):format(state.left_out) or ""))
   end
   out:flush()
   for _, e in pairs(state.reasons) do e.tick = 0 end
@@ -50,19 +58,20 @@ end
 -- kernel where it has hist triggers, else in C (`dropprobe.hist`): a storm
 -- costs no Lua per drop.
 -- @tparam[opt] table opts `interval` (default 1), `duration`, `filter`
--- (default: every drop, `dp.drop_condition()`), `where` ("kernel" or "c"),
+-- (narrows the default, every drop), `all_reasons` (also the drops of
+-- packets a socket had already received), `where` ("kernel" or "c"),
 -- `rows` (default 10), `out` (default io.stdout), `tty` (default: whether
 -- stdout is a terminal), `ready`, `buffer_kb`
--- @treturn table totals `{ drops=, lost=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
+-- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "interval", "duration", "filter", "where", "rows", "out", "tty",
-    "ready", "buffer_kb" }, "top.run")
+  opts = dp._check_options(opts, { "interval", "duration", "filter", "all_reasons", "where", "rows", "out",
+    "tty", "ready", "buffer_kb" }, "top.run")
   local interval = opts.interval or 1
   if type(interval) ~= "number" or interval <= 0 then error("top.run: interval must be > 0", 2) end
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local h <close> = hist.open{ keys = hist.default_keys(), condition = opts.filter,
+  local h <close> = hist.open{ keys = hist.default_keys(), condition = dp.drop_filter(opts.filter, opts.all_reasons),
     where = opts.where, buffer_kb = opts.buffer_kb }
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0,
     where = h.where }
@@ -72,11 +81,17 @@ function M.run(opts)
   local function update()
     local r = h:read()
     local reasons, locations = {}, {}
+    local hits, left = r.hits, 0
     for _, row in ipairs(r.rows) do
       local reason, loc = dp.reason_label(row.reason), tostring(row.location)
-      reasons[reason] = (reasons[reason] or 0) + row.hitcount
-      locations[loc] = (locations[loc] or 0) + row.hitcount
+      if not opts.all_reasons and dp.is_teardown(row.reason) then
+        left, hits = left + row.hitcount, hits - row.hitcount -- already received: left out
+      else
+        reasons[reason] = (reasons[reason] or 0) + row.hitcount
+        locations[loc] = (locations[loc] or 0) + row.hitcount
+      end
     end
+    state.left_out = left
     local function into(t, counts)
       for k, n in pairs(counts) do
         local e = t[k] or { total = 0, tick = 0 }
@@ -86,7 +101,7 @@ function M.run(opts)
     end
     into(state.reasons, reasons)
     into(state.locations, locations)
-    state.tick, state.drops = r.hits - state.drops, r.hits
+    state.tick, state.drops = hits - state.drops, hits
     state.lost = r.lost + r.dropped
   end
   h:run{ duration = opts.duration, ready = opts.ready, tick = interval, on_tick = function(now)
