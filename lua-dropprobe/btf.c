@@ -196,8 +196,25 @@ static int btf_func_params(lua_State *L)
 	return 1;
 }
 
+/* The cached BTF goes with the Lua state (lua_close unloads this module:
+ * a static pointer alone would leave it lost) */
+static int btf_release(lua_State *L)
+{
+	(void)L;
+	if (vmlinux_btf)
+		btf__free(vmlinux_btf);
+	vmlinux_btf = NULL;
+	return 0;
+}
+
 void dp_btf_open(lua_State *L)
 {
+	lua_newuserdatauv(L, 1, 0);
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, btf_release);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, LUA_REGISTRYINDEX, "dropprobe.btf");
 	lua_pushcfunction(L, btf_struct_members);
 	lua_setfield(L, -2, "btf_struct");
 	lua_pushcfunction(L, btf_enum_values);

@@ -235,19 +235,40 @@ static int close_children(lua_State *L, int idx, enum dp_child kind, const char 
 	return failed;
 }
 
+/* Instances the garbage collector closed but whose directory the kernel
+ * would not remove yet (EBUSY: seen when the collector finalizes them
+ * while another instance's reader is still open): removed when another
+ * instance closes, and at the latest when the module goes with its Lua
+ * state, so that nothing is left in tracefs. */
+#define PENDING_MAX 32
+static struct tracefs_instance *pending[PENDING_MAX];
+static int npending;
+
+static void retry_pending(void)
+{
+	for (int i = 0; i < npending;) {
+		if (tracefs_instance_destroy(pending[i]) == 0 || errno == ENOENT) {
+			tracefs_instance_free(pending[i]);
+			pending[i] = pending[--npending];
+		} else {
+			i++;
+		}
+	}
+}
+
 /* Remove the instance directory. The kernel refuses (EBUSY) while a file
  * of the instance is still referenced, and the last reference of a file
- * just closed may be dropped a moment later (seen under valgrind, at
- * lua_close): a few short retries before giving up. */
+ * just closed may be dropped a moment later: a few short retries before
+ * giving up. */
 static int instance_rmdir(struct dp_instance *in)
 {
 	for (int i = 0;; i++) {
 		if (tracefs_instance_destroy(in->ti) == 0)
 			return 0;
-		if (errno != EBUSY || i == 20)
+		if (errno != EBUSY || i == 5)
 			return -1;
 		{
-			struct timespec ts = {0, 5 * 1000 * 1000};
+			struct timespec ts = {0, 2 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -314,6 +335,7 @@ static int instance_close(lua_State *L)
 	char err[512];
 	if (instance_close_impl(L, 1, in, err, sizeof(err)))
 		return luaL_error(L, "%s", err);
+	retry_pending();
 	return 0;
 }
 
@@ -321,8 +343,30 @@ static int instance_gc(lua_State *L)
 {
 	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
 	char err[512];
-	if (instance_close_impl(L, 1, in, err, sizeof(err)))
-		lua_warning(L, err, 0);
+	if (instance_close_impl(L, 1, in, err, sizeof(err))) {
+		if (in->ti && npending < PENDING_MAX) {
+			pending[npending++] = in->ti; /* its directory: tried again later */
+			in->ti = NULL;
+		} else {
+			lua_warning(L, err, 0);
+		}
+	}
+	retry_pending();
+	return 0;
+}
+
+/* The module goes with its Lua state: the last try for what is pending. */
+static int instance_unload(lua_State *L)
+{
+	(void)L;
+	retry_pending();
+	for (int i = 0; i < npending; i++) {
+		fprintf(stderr, "dropprobe: cannot remove tracefs instance '%s' (%s); "
+				"`dropprobe cleanup` removes it\n",
+			tracefs_instance_get_name(pending[i]), strerror(errno));
+		tracefs_instance_free(pending[i]);
+	}
+	npending = 0;
 	return 0;
 }
 
@@ -500,6 +544,13 @@ static const luaL_Reg instance_meta[] = {
 
 void dp_instance_open(lua_State *L)
 {
+	/* made before any instance, so finalized after all of them */
+	lua_newuserdatauv(L, 1, 0);
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, instance_unload);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, LUA_REGISTRYINDEX, "dropprobe.instances");
 	luaL_newmetatable(L, DP_INSTANCE_MT);
 	luaL_setfuncs(L, instance_meta, 0);
 	luaL_newlib(L, instance_methods);

@@ -266,6 +266,7 @@ static int kprobe_held(lua_State *L)
 static int kprobe_destroy_m(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
+	kp->held = 0; /* its instance is done with it */
 	if (kprobe_destroy(kp) < 0) {
 		int e = errno;
 		luaL_pushfail(L);

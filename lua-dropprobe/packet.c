@@ -128,12 +128,10 @@ int dp_prefix_parse(const char *s, struct dp_prefix *p)
 		buf[n - 2] = 0;
 	}
 	if (slash) {
-		char *end;
-		if (!slash[1] || slash[1] == '-' || slash[1] == '+')
-			return 0;
-		bits = strtol(slash + 1, &end, 10);
-		if (*end)
-			return 0;
+		size_t digits = strspn(slash + 1, "0123456789");
+		if (digits == 0 || digits > 3 || slash[1 + digits])
+			return 0; /* digits only: no sign, no space */
+		bits = strtol(slash + 1, NULL, 10);
 	}
 	if (inet_pton(AF_INET, buf, p->addr) == 1) {
 		p->family = 4;

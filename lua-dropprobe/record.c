@@ -68,6 +68,8 @@ int dp_stack_skip(lua_State *L, int idx)
 {
 	int skip = 0, i;
 	idx = lua_absindex(L, idx);
+	if (kind_at(L, idx, 1) <= 0)
+		return 0; /* starts at an ordinary frame: trimmed already (or empty) */
 	/* past the last freeing function at the top (a frame between may be an
 	 * ftrace trampoline that kallsyms names after a neighbour), then past
 	 * the machinery that follows */
@@ -83,7 +85,7 @@ int dp_stack_skip(lua_State *L, int idx)
 			skip++;
 		return skip;
 	}
-	while (kind_at(L, idx, skip + 1) == 1)
+	while (kind_at(L, idx, skip + 1) == 1 && skip < 24)
 		skip++;
 	return skip;
 }

@@ -34,8 +34,10 @@ int dp_push_keys(lua_State *L);
 void dp_record_meta(lua_State *L);
 
 /* The one normalisation of a drop's stack: how many frames at the top of
- * the stack table at idx (at most 12) are the tracing machinery or the
- * function that freed the packet; dp_stack_trim removes them in place, so
+ * the stack table at idx are the tracing machinery or the function that
+ * freed the packet (the last freeing function among the first 12, and the
+ * machinery after it; none when the first frame is an ordinary one, so a
+ * trimmed stack stays as it is); dp_stack_trim removes them in place, so
  * that a stack starts at the function that dropped it (as a kernel hist
  * stack does). */
 int dp_stack_skip(lua_State *L, int idx);

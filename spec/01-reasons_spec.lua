@@ -77,9 +77,9 @@ describe("01 reasons", function()
       local inst <close> = dp.instance()
       local ev = inst:event("skb:kfree_skb")
       assert.has_error(function() ev:filter("reason == NO_SOCKET") end,
-        "filter 'reason == NO_SOCKET' on skb:kfree_skb: this kernel has no drop reasons (skb:kfree_skb "
-        .. "carries no reason field before 5.17; every kfree_skb is a drop here): leave reason out of the "
-        .. "condition; nothing was changed")
+        "filter 'reason == NO_SOCKET' on skb:kfree_skb: this kernel has no drop reasons "
+        .. "(skb:kfree_skb carries no reason field before 5.17; every kfree_skb is a drop here): leave "
+        .. "reason out; nothing was changed")
       assert.are.equal("none\n", inst:read_file("events/skb/kfree_skb/filter"))
       return
     end

@@ -48,9 +48,11 @@ end
 local CHECKS = { duration = seconds, interval = seconds, port = port_number, limit = count, top = count,
   host = host, mode = one_of("raw", "text"), where = one_of("kernel", "c") }
 
+local ORDER = { "mode", "where", "duration", "interval", "limit", "top", "port", "host" }
+
 local function check_values(args)
-  for name, check in pairs(CHECKS) do
-    local v = args[name]
+  for _, name in ipairs(ORDER) do
+    local check, v = CHECKS[name], args[name]
     if type(v) == "string" then
       local good, allowed = check(v)
       if good == nil then

@@ -30,7 +30,7 @@ local function esc(v)
 end
 
 -- the reason label and its comma, or nothing where the kernel has no reasons
-local function reason_label(reason)
+local function reason_pair(reason)
   return reason ~= "" and fmt('reason="%s",', esc(reason)) or ""
 end
 
@@ -74,12 +74,12 @@ function M.render(r, state, info)
     end
     table.sort(names)
     for _, loc in ipairs(names) do
-      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="%s"} %d', reason_label(reason), esc(loc),
+      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="%s"} %d', reason_pair(reason), esc(loc),
         by_reason[reason][loc])
     end
     if other > 0 or state.other_seen[reason] then
       state.other_seen[reason] = true
-      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="other"} %d', reason_label(reason), other)
+      lines[#lines + 1] = fmt('dropprobe_drops_total{%slocation="other"} %d', reason_pair(reason), other)
     end
   end
   if state.ports then

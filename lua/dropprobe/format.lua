@@ -170,6 +170,34 @@ function M.is_teardown(reason)
   return teardown[reason] == true
 end
 
+--- Whether a hunt keeps every reason it reads: asked for (`all_reasons`),
+-- or a filter that names one of `TEARDOWN` (`reason == QUEUE_PURGE` asks
+-- for exactly those).
+-- @tparam[opt] string filter
+-- @tparam[opt] boolean all_reasons
+-- @treturn boolean
+function M.keeps_teardown(filter, all_reasons)
+  if all_reasons then return true end
+  for _, r in ipairs(M.TEARDOWN) do
+    if filter and filter:find("%f[%w_]" .. r .. "%f[^%w_]") then return true end
+  end
+  return false
+end
+
+--- A condition that also leaves out the `TEARDOWN` reasons this kernel
+-- has (for a stack trigger: the drops left out get no stack).
+-- @tparam[opt] string cond
+-- @treturn string|nil
+function M.without_teardown(cond)
+  local r, parts = M.reasons(), {}
+  for _, name in ipairs(M.TEARDOWN) do
+    if r[name] then parts[#parts + 1] = "reason != " .. name end
+  end
+  if #parts == 0 then return cond end
+  local t = table.concat(parts, " && ")
+  return cond and ("(" .. cond .. ") && " .. t) or t
+end
+
 --- The kernel condition of a hunt: the user's `filter` narrows the default
 -- (`drop_condition()`, every drop), it never replaces it; with
 -- `all_reasons` the filter alone (every reason, the non-drops too).
@@ -311,28 +339,36 @@ end
 -- @tparam string what "filter" or "trigger", for the message
 -- @raise an unknown field, naming the fields the event has
 function M.check_condition(expr, ev, what)
-  local f = M.event_format(ev)
-  if not f then return end -- a format we cannot read: the kernel decides
-  local have, list = {}, {}
-  for _, fld in ipairs(f.fields) do
-    have[fld.name] = true
-    if not fld.common then list[#list + 1] = fld.name end
-  end
   for _, name in ipairs(M.condition_fields(expr)) do
-    if not have[name] and not SPECIAL[name] then
-      local label = M.event_label(f.system, f.name)
-      if name == "reason" and (f.name == "kfree_skb" or f.system == "dropprobe")
-          and not M.has_reasons() then
-        error(fmt("%s '%s' on %s: this kernel has no drop reasons (skb:kfree_skb carries no "
-          .. "reason field before 5.17; every kfree_skb is a drop here): leave reason out of the "
-          .. "condition; nothing was changed", what, expr, label), 0)
-      end
-      error(fmt("%s '%s' on %s: the event has no field '%s' (its fields: %s)%s; nothing was changed",
-        what, expr, label, name, table.concat(list, ", "), PACKET_FIELDS[name]
-          and "; a packet's addresses and ports are not event fields: use --host and --port "
-          .. "(host =, port = in scripts)" or ""), 0)
+    local missing = M.missing_field(ev, name)
+    if missing then
+      error(fmt("%s '%s' on %s; nothing was changed", what, expr, missing), 0)
     end
   end
+end
+
+--- Why an event has no field `name` (what conditions and hist keys may
+-- name: its own fields, the common ones, CPU, COMM, ...), or nil when it
+-- has it or its format cannot be read (the kernel decides then).
+-- @tparam table ev an Event
+-- @tparam string name
+-- @treturn string|nil "skb:kfree_skb: the event has no field 'x' (its fields: ...)"
+function M.missing_field(ev, name)
+  local f = M.event_format(ev)
+  if not f or SPECIAL[name] then return nil end
+  local list = {}
+  for _, fld in ipairs(f.fields) do
+    if fld.name == name then return nil end
+    if not fld.common then list[#list + 1] = fld.name end
+  end
+  local label = M.event_label(f.system, f.name)
+  if name == "reason" and (f.name == "kfree_skb" or f.system == "dropprobe") and not M.has_reasons() then
+    return label .. ": this kernel has no drop reasons (skb:kfree_skb carries no reason field "
+      .. "before 5.17; every kfree_skb is a drop here): leave reason out"
+  end
+  return fmt("%s: the event has no field '%s' (its fields: %s)%s", label, name, table.concat(list, ", "),
+    PACKET_FIELDS[name] and "; a packet's addresses and ports are not event fields: use --host and "
+      .. "--port (host =, port = in scripts)" or "")
 end
 
 -- The symbol tables of an event's fields, per event (weak keys: they go

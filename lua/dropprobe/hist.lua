@@ -48,30 +48,13 @@ end
 -- written, with the event's fields named (a reason on a kernel without
 -- drop reasons says so).
 local function check_keys(ev, keys, values)
-  local f = format.event_format(ev)
-  if not f then return end
-  local have, list = {}, {}
-  for _, fld in ipairs(f.fields) do
-    have[fld.name] = true
-    if not fld.common then list[#list + 1] = fld.name end
-  end
-  local label = (f.system or "?") .. ":" .. (f.name or "?")
   for _, k in ipairs(keys) do
-    local field = split_key(k)
-    if not have[field] then
-      if field == "reason" and not format.has_reasons() then
-        error(fmt("hist.open: this kernel has no drop reasons (%s carries no reason field before "
-          .. "5.17): count by other keys, e.g. { \"location.sym\" }", label), 0)
-      end
-      error(fmt("hist.open: %s has no field '%s' (its fields: %s)", label, field,
-        table.concat(list, ", ")), 0)
-    end
+    local missing = format.missing_field(ev, split_key(k))
+    if missing then error("hist.open: " .. missing, 0) end
   end
   for _, v in ipairs(values) do
-    if not have[v] then
-      error(fmt("hist.open: %s has no field '%s' to sum (its fields: %s)", label, v,
-        table.concat(list, ", ")), 0)
-    end
+    local missing = format.missing_field(ev, v)
+    if missing then error("hist.open: a value to sum: " .. missing, 0) end
   end
 end
 
@@ -81,7 +64,7 @@ end
 -- `default_keys(event)`: `{ "reason", "location.sym" }`, without the reason
 -- where the kernel has none), `values` (numeric fields to sum beside
 -- hitcount), `condition` (reason names allowed; default every drop for the
--- drop event), `size` (most entries, default 2048, as the kernel's), `where`
+-- drop event; false: none, every event), `size` (most entries, default 2048, as the kernel's), `where`
 -- ("kernel" or "c"; default the kernel when it has hist triggers),
 -- `buffer_kb` (C counting's ring buffer per CPU; default the hunts')
 -- @treturn Hist with `read()`, `run()`, `close()`, and `where`
@@ -123,6 +106,7 @@ function M.open(opts)
   end
   local cond = opts.condition
   if cond == nil and event == defaults.drop_event then cond = format.drop_condition() end
+  if cond == false then cond = nil end -- none: every event
 
   local self = setmetatable({ where = where, keys = ordered, stack = stack, values = values,
     event = event, condition = cond }, Hist)

@@ -84,7 +84,7 @@ function M.open(opts)
   end
   local h = setmetatable({ condition = cond, left_out = {}, mode = opts.mode or M.DEFAULTS.mode,
     buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb,
-    keep_all = opts.all_reasons or opts.condition ~= nil }, Hunt)
+    keep_all = opts.condition ~= nil or format.keeps_teardown(opts.filter, opts.all_reasons) }, Hunt)
   h.inst = instance.instance{ buffer_kb = h.buffer_kb }
   if opts.packets and (opts.mode or M.DEFAULTS.mode) == "text" then
     -- the probe's bytes are decoded from the binary buffers only
@@ -110,7 +110,8 @@ function M.open(opts)
     if cond then ev:filter(cond) end
     if opts.stacks then
       local spec = opts.stacks == true and "stacktrace" or ("stacktrace:" .. opts.stacks)
-      ev:trigger(format.trigger_if(spec, cond))
+      -- the drops left out get no stack (stacktrace:N is not spent on them)
+      ev:trigger(format.trigger_if(spec, h.keep_all and cond or format.without_teardown(cond)))
     end
     ev:enable()
     for _, name in ipairs(opts.events or {}) do

@@ -148,7 +148,9 @@ local function text_pointers_ok()
     local scratch <close> = core.instance{ buffer_kb = 64 }
     if not scratch:_option("hash-ptr", "1") then return false end
     local ev = core.event(scratch, "timer", "hrtimer_start")
-    local pid = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+    local stat = io.open("/proc/self/stat")
+    local pid = stat:read("l"):match("^(%d+)")
+    stat:close()
     ev:_filter("common_pid == " .. pid)
     ev:enable()
     core.sleep(0.001) -- a nanosleep: one hrtimer started by this process
@@ -183,10 +185,12 @@ end
 -- How many latency-flag columns this kernel prints ("..s1." has five, a
 -- kernel without the migrate-disable column four): from the header of a
 -- `trace` file ("CPU#  |||||  TIMESTAMP"), once per process, so that raw
--- records carry the flags as text records do.
+-- records carry the flags as text records do. Read from the first new
+-- instance, before anything records into it: an open `trace` pauses
+-- recording (pause-on-trace).
 local flag_columns_cache
 local function flag_columns(inst)
-  if flag_columns_cache then return flag_columns_cache end
+  if flag_columns_cache or not inst then return flag_columns_cache or 5 end
   local f = io.open(inst:dir() .. "/trace", "rb")
   local head = f and f:read(4096) or ""
   if f then f:close() end
@@ -240,7 +244,7 @@ function Instance:pipe(opts)
   if mode == "raw" then
     local p = core.raw_pipe(self, { grace = opts.grace, systems = systems,
       buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, hosts = hosts,
-      flag_columns = flag_columns(self) })
+      flag_columns = flag_columns() })
     if opts.raw_stacks then p:_raw_stacks(true) end
     return p
   elseif mode == "text" then
@@ -277,7 +281,9 @@ end
 -- @raise not root, tracefs missing, bad name, existing instance
 function M.instance(opts)
   opts = check_options(opts, { "name", "buffer_kb", "clock" }, "dp.instance")
-  return core.instance(opts)
+  local inst = core.instance(opts)
+  flag_columns(inst) -- empty yet: reading its `trace` header pauses nothing
+  return inst
 end
 
 return M

@@ -384,10 +384,12 @@ end
 -- an instance's event still uses it, the instance removes it after its
 -- events, so closing works in any order (`<close>` variables).
 -- @function Kprobe:close
+-- @treturn boolean|nil true when the instance will remove it
 function Kprobe:close()
   local was = self:is_created()
   local deferred = c_close(self)
   if was and not deferred then forget(self) end
+  return deferred
 end
 
 -- the instance removes a probe its events used: forget it then

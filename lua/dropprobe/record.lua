@@ -75,7 +75,7 @@ function M.where(rec)
   if type(loc) == "string" and loc:find("^[%a_]") and not loc:find("^%x+$") then return loc end
   local stack = rec.stack
   if not stack then return nil end
-  return core.drop_frames(stack, 1)[1] -- a raw stack's machinery skipped too
+  return core.drop_frames(stack, 1)[1] -- a trimmed stack is kept as it is; a raw one trimmed
 end
 
 --- A record prints as one trace line (and its stack, one frame a line).

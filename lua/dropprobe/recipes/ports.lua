@@ -103,12 +103,14 @@ end
 -- tracepoint reads the packet (sport, dport, family) it must fire before
 -- the packet is freed, where it has only the socket (rc, lport) the kernel
 -- fires it just after. The order is not read from the fields or the
--- version: the first failed enqueue that follows an unexplained drop with
--- a receive-queue reason on its CPU says "after", one that does not says
--- "before", and the rest of the run keeps to it.
+-- version but from the events: a failed enqueue right after an unexplained
+-- drop with a receive-queue reason on its CPU speaks for "after", one
+-- without for "before", and each is joined the way most of them so far
+-- spoke for (a stray unexplained drop before the first one misleads one
+-- join, not the run).
 local function join(t)
   local by_addr, next_drop, last_unexplained = {}, {}, {}
-  local fail_after -- nil until the first udp_fail_queue_rcv_skb says
+  local after_n, before_n = 0, 0 -- what the failed enqueues so far spoke for
   local function queue_reason(reason)
     -- a kernel without drop reasons: any drop may be the failed enqueue's
     return QUEUE_REASONS[reason] or reason == dp.NO_REASON
@@ -123,10 +125,11 @@ local function join(t)
       by_addr[cpu] = { proto, port, rec.fields.skbaddr }
       return
     end
-    if fail_after == nil then fail_after = before ~= nil and queue_reason(before) end
-    if not fail_after then
+    local looks_after = before ~= nil and queue_reason(before)
+    if looks_after then after_n = after_n + 1 else before_n = before_n + 1 end
+    if after_n <= before_n then
       next_drop[cpu] = { proto, port }
-    elseif before and queue_reason(before) and port then
+    elseif looks_after and port then
       -- fired after its drop: it explains the drop just before it on its CPU
       t.unattributed_add(before, -1)
       t.attribute(proto, port, before)

@@ -14,7 +14,6 @@
 local dp = require "dropprobe"
 local hunt = require "dropprobe.hunt"
 local hist = require "dropprobe.hist"
-local record = require "dropprobe.record"
 
 local M = {}
 
@@ -48,13 +47,14 @@ end
 local function counted(opts)
   local keys = { "stacktrace" }
   if dp.has_reasons() then keys = { "reason", "stacktrace" } end
-  local h <close> = hist.open{ keys = keys, condition = dp.drop_filter(opts.filter, opts.all_reasons),
+  local h <close> = hist.open{ keys = keys, condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
   local ended = h:run(opts)
   local r = h:read()
   local by, with_stack, left_out, matched = {}, 0, {}, r.hits
+  local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
   for _, row in ipairs(r.rows) do
-    if not opts.all_reasons and dp.is_teardown(row.reason) then
+    if not keep and dp.is_teardown(row.reason) then
       left_out[row.reason] = (left_out[row.reason] or 0) + row.hitcount
       matched = matched - row.hitcount
     elseif #row.stack > 0 then
@@ -77,7 +77,7 @@ local function sampled(opts)
     matched = matched + 1
     if not rec.stack then return end
     with_stack = with_stack + 1
-    add(by, record.drop_frames(rec.stack), dp.reason_label(rec.fields.reason), 1)
+    add(by, rec.stack, dp.reason_label(rec.fields.reason), 1) -- from the dropping function already
   end)
   local st = h:totals()
   return { matched = matched, with_stack = with_stack, sampled = with_stack < matched,

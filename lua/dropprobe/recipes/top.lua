@@ -71,8 +71,10 @@ function M.run(opts)
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local h <close> = hist.open{ keys = hist.default_keys(), condition = dp.drop_filter(opts.filter, opts.all_reasons),
+  local h <close> = hist.open{ keys = hist.default_keys(),
+    condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
+  local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0,
     where = h.where }
   local t0 = dp.now()
@@ -84,7 +86,7 @@ function M.run(opts)
     local hits, left = r.hits, 0
     for _, row in ipairs(r.rows) do
       local reason, loc = dp.reason_label(row.reason), tostring(row.location)
-      if not opts.all_reasons and dp.is_teardown(row.reason) then
+      if not keep and dp.is_teardown(row.reason) then
         left, hits = left + row.hitcount, hits - row.hitcount -- already received: left out
       else
         reasons[reason] = (reasons[reason] or 0) + row.hitcount
