@@ -195,6 +195,14 @@ static int format_parse(lua_State *L)
 	struct tep_event *ev = NULL;
 	enum tep_errno err;
 	char msg[256];
+	/* libtraceevent calls a text without a name line an allocation
+	 * failure: say what is wrong with it instead */
+	if (strncmp(text, "name: ", 6) != 0 || !strstr(text, "\nformat:")) {
+		if (tep)
+			tep_free(tep);
+		return luaL_error(L, "cannot parse event format: not the text of an "
+				  "event's format file (a 'name:' line, then 'ID:' and 'format:')");
+	}
 	if (!tep)
 		return luaL_error(L, "out of memory");
 	err = tep_parse_format(tep, &ev, text, len, sys);

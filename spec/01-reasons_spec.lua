@@ -5,6 +5,7 @@ local live = require "helpers.live"
 local live_it = live.bind(it, pending)
 
 local read = require("helpers.fixture").read
+local state = require "helpers.tracefs_state"
 
 describe("01 reasons", function()
   it("parses the reason table of a 6.18 kfree_skb format both ways", function()
@@ -50,7 +51,8 @@ describe("01 reasons", function()
   end)
 
   it("refuses text that is not a format", function()
-    assert.has_error(function() dp.parse_format("this is not a format") end)
+    assert.has_error(function() dp.parse_format("this is not a format") end,
+      "cannot parse event format: not the text of an event's format file (a 'name:' line, then 'ID:' and 'format:')")
   end)
 
   it("turns reason names in a filter into numbers, and only those", function()
@@ -66,6 +68,7 @@ describe("01 reasons", function()
   end)
 
   live_it("reads this kernel's reasons live, numbers as its own format and BTF give them #live", function()
+    local found = state.snapshot()
     local r = dp.reasons()
     -- the oracle: the kernel's format file read by plain Lua, and its BTF
     local text = assert(io.open(dp.tracefs() .. "/events/skb/kfree_skb/format")):read("a")
@@ -111,9 +114,11 @@ describe("01 reasons", function()
       end)())
     assert.has_error(function() dp.format("skb", "no_such_event") end,
       "unknown event skb:no_such_event: this kernel has no such event")
+    state.assert_same(found)
   end)
 
   live_it("builds the default condition from this kernel's non-drop names #live", function()
+    local found = state.snapshot()
     local r = dp.reasons()
     local cond = dp.drop_condition()
     local want = {}
@@ -130,5 +135,7 @@ describe("01 reasons", function()
     end
     ev:trigger(dp.trigger_if("stacktrace", cond))
     assert.truthy(inst:read_file("events/skb/kfree_skb/trigger"):find("stacktrace", 1, true))
+    inst:close()
+    state.assert_same(found)
   end)
 end)

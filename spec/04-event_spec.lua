@@ -82,11 +82,14 @@ describe("04 event", function()
   end)
 
   live_it("lists the event's fields #live", function()
+    local found = state.snapshot()
     local inst <close> = dp.instance()
     local names = {}
     for _, f in ipairs(inst:event("skb:kfree_skb"):fields()) do names[#names + 1] = f.name end
     assert.truthy(table.concat(names, " "):find("skbaddr location", 1, true))
     -- a reason where the kernel has drop reasons, none where it has not
     assert.are.equal(dp.has_reasons(), table.concat(names, " "):find("reason", 1, true) ~= nil)
+    inst:close()
+    state.assert_same(found)
   end)
 end)

@@ -77,6 +77,7 @@ describe("10 recipes", function()
   end)
 
   live_it("ports: text mode gives the same counts as raw mode #live", function()
+    local found = state.snapshot()
     local ports = require "dropprobe.recipes.ports"
     local resets_traced = kernel.traces_socketless_resets()
     local report = ports.run{ packets = false, mode = "text", idle = 1, ready = function()
@@ -86,6 +87,7 @@ describe("10 recipes", function()
     local NO_SOCKET = kernel.label("NO_SOCKET")
     assert.are.equal(resets_traced and 10 or 0, ports.count(report, "tcp", 9, NO_SOCKET))
     assert.are.equal(kernel.has_event("icmp:icmp_send") and 30 or 0, ports.count(report, "udp", 9999, NO_SOCKET))
+    state.assert_same(found)
   end)
 
   live_it("stacks: folded counts put every TCP drop under tcp_v4_rcv and the UDP ones under their place #live",
@@ -123,6 +125,7 @@ describe("10 recipes", function()
   end)
 
   live_it("stacks: a stack limit samples and says so #live", function()
+    local found = state.snapshot()
     local stacks = require "dropprobe.recipes.stacks"
     local report = stacks.run{ filter = kernel.cond("reason == NO_SOCKET", "protocol == 2048"), limit = 5,
       idle = 1, ready = function()
@@ -132,9 +135,11 @@ describe("10 recipes", function()
     assert.are.equal(5, report.with_stack)
     assert.is_true(report.sampled)
     assert.truthy(stacks.format(report):find("(sampled)", 1, true))
+    state.assert_same(found)
   end)
 
   live_it("top: counts per reason and location, plain lines when not a terminal #live", function()
+    local found = state.snapshot()
     local top = require "dropprobe.recipes.top"
     local lines = {}
     local out = { write = function(_, s) lines[#lines + 1] = s end, flush = function() end }
@@ -151,5 +156,6 @@ describe("10 recipes", function()
     assert.are.equal(nil, next(totals.locations, loc))
     kernel.func(loc)
     assert.is_nil(table.concat(lines):find("\27", 1, true))
+    state.assert_same(found)
   end)
 end)

@@ -56,6 +56,7 @@ describe("11 cli #proc", function()
   end)
 
   live_it("lists reasons and the doctor's findings #live", function()
+    local found = state.snapshot()
     local out, code = run.cmd(DP .. "reasons")
     assert.are.equal(0, code)
     local n = dp.reasons().NO_SOCKET -- this kernel's number (2 on 6.1, 3 on 6.12), nil before 5.17
@@ -78,6 +79,7 @@ describe("11 cli #proc", function()
     if not checks.kprobes.ok then assert.truthy(checks.kprobes.fix:find("CONFIG_KPROBE_EVENTS", 1, true)) end
     out = run.cmd(DP .. "doctor")
     assert.truthy(out:find("stacktrace triggers", 1, true))
+    state.assert_same(found)
   end)
 
   live_it("features and the doctor say what the kernel really does #live", function()
@@ -150,6 +152,7 @@ describe("11 cli #proc", function()
   end)
 
   live_it("ports --json prints the documented object #live", function()
+    local found = state.snapshot()
     local h = run.bg(DP .. "ports --json --duration 2.5")
     h.ready()
     net.udp_closed(9999, 15)
@@ -165,6 +168,7 @@ describe("11 cli #proc", function()
     assert.are.equal("string", type(report.note))
     assert.are.equal(0, report.lost)
     assert.are.equal("table", type(report.unattributed))
+    state.assert_same(found)
   end)
 
   live_it("ends on SIGINT and SIGTERM with its report, exit 130/143, nothing left #live", function()

@@ -34,10 +34,18 @@ for i = 2, #arg do
     notes[#notes + 1] = ("the live specs on %s never reported (the guest failed to boot or timed out)"):format(arg[i])
   end
 end
-for _, label in ipairs(order) do
-  local r = runs[label]
-  passed, failed, skipped = passed + r.passed, failed + r.failed, skipped + r.skipped
-  print(("%-10s %4d passed, %d failed, %d skipped"):format(label, r.passed, r.failed, r.skipped))
+-- the host first, then the guests in the order given (oldest kernel first),
+-- whatever order they ended in; then any other run that reported
+local shown, listing = {}, { host }
+for i = 2, #arg do listing[#listing + 1] = arg[i] end
+for _, label in ipairs(order) do listing[#listing + 1] = label end
+for _, label in ipairs(listing) do
+  local r = label and runs[label]
+  if r and not shown[label] then
+    shown[label] = true
+    passed, failed, skipped = passed + r.passed, failed + r.failed, skipped + r.skipped
+    print(("%-10s %4d passed, %d failed, %d skipped"):format(label, r.passed, r.failed, r.skipped))
+  end
 end
 -- a spec skipped on every kernel that ran the live specs never ran at all
 local names = {}
