@@ -5,8 +5,10 @@ LUAROCKS   ?= luarocks --lua-version $(LUA_VERSION)
 BUSTED     ?= busted --lua=$(LUA)
 CC         ?= cc
 CFLAGS_W    = -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE
-INCS        = -I/usr/include/lua$(LUA_VERSION) -I/usr/include/tracefs -I/usr/include/traceevent -I/usr/include/trace-cmd
-LIBS        = -ltracefs -ltraceevent -ltracecmd -lbpf
+# include paths and libraries from pkg-config (a module links no liblua)
+PC_LIBS     = libtracefs libtraceevent libtracecmd libbpf
+INCS        = $(shell pkg-config --cflags lua$(LUA_VERSION) $(PC_LIBS))
+LIBS        = $(shell pkg-config --libs $(PC_LIBS))
 SRC         = $(wildcard lua-dropprobe/*.c)
 HDR         = $(wildcard lua-dropprobe/*.h)
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -19,7 +21,7 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables \
 	prometheus prometheus-node-exporter
 
-.PHONY: all build deps test unit demo lint clean install docs fuzz sanitize valgrind bench vmtest layers
+.PHONY: all build deps test unit demo lint clean install rock rock-install docs fuzz sanitize valgrind bench vmtest layers
 
 all: build
 
@@ -28,6 +30,7 @@ all: build
 build: build/dropprobe/core.so build/parse_driver
 
 build/dropprobe/core.so: $(SRC) $(HDR)
+	@pkg-config --exists --print-errors lua$(LUA_VERSION) $(PC_LIBS)
 	@mkdir -p build/dropprobe
 	$(CC) $(CFLAGS_W) -O2 -g -fPIC -shared $(INCS) -o $@.tmp $(SRC) $(LIBS)
 	@mv $@.tmp $@  # a new file, not rewritten in place: running readers keep theirs
@@ -135,8 +138,21 @@ build/flood: bench/flood.c
 bench: deps build build/flood
 	$(LUA) bench/run.lua $(BENCH_ARGS)
 
+# luarocks builds and installs through these two targets (the rockspec's
+# build type is make), so the files are listed here only: every C file of
+# lua-dropprobe/ and every module under lua/dropprobe/. The Lua modules of
+# Debian's packages (argparse, cjson, socket) are not in any rocks tree:
+# --deps-mode=none takes them as they are, once `make deps` installed them
 install: deps
 	$(LUAROCKS) make --deps-mode=none rockspec/dropprobe-scm-1.rockspec
+
+rock: build/dropprobe/core.so
+
+LUA_MODULES = $(shell cd lua && find dropprobe -name '*.lua')
+rock-install:
+	@test -n "$(LUADIR)" && test -n "$(LIBDIR)" || { echo "rock-install: LUADIR and LIBDIR are set by luarocks" >&2; exit 2; }
+	for m in $(LUA_MODULES); do install -D -m 644 lua/$$m $(LUADIR)/$$m || exit 1; done
+	install -D -m 755 build/dropprobe/core.so $(LIBDIR)/dropprobe/core.so
 
 docs:
 	ldoc .

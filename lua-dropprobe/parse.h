@@ -69,8 +69,6 @@ int dp_span_number(struct dp_span s, long long *v, unsigned long long *u);
  * unhashed, the one representation of a pointer in a record. */
 void dp_hex16(char out[16], unsigned long long v);
 
-#endif
-
 /*
  * Match a payload against a print format's literal text: lits[i] is the
  * text before conversion i, tail what follows the last. Each value runs to
@@ -83,3 +81,5 @@ int dp_template_match(struct dp_span payload, const struct dp_span *lits, int n,
 
 /* A span of hex digits (an optional 0x) as %x prints it, into *u. */
 int dp_span_hex(struct dp_span s, unsigned long long *u);
+
+#endif

@@ -203,7 +203,7 @@ function M.run(opts)
     if not server then error(fmt("exporter: cannot listen on %s: %s", opts.listen, err), 2) end
     server:settimeout(0)
   end
-  local release = io.popen("uname -r"):read("l") or "?"
+  local release = (util.readfile("/proc/sys/kernel/osrelease") or "?"):match("^%s*(.-)%s*$")
   local h <close> = hist.open{ keys = hist.default_keys(), where = opts.where }
   local state = { top = top, kept = {}, nkept = 0, other_seen = {} }
   local info = { version = opts.version or "?", release = release }
