@@ -26,8 +26,8 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 all: build
 
 # the module in place (build/dropprobe/core.so) for tests and the demo,
-# and the parser's C test driver
-build: build/dropprobe/core.so build/parse_driver
+# and the C test drivers of the text parser and of the counting table
+build: build/dropprobe/core.so build/parse_driver build/ctable_driver
 
 build/dropprobe/core.so: $(SRC) $(HDR)
 	@pkg-config --exists --print-errors lua$(LUA_VERSION) $(PC_LIBS)
@@ -38,6 +38,10 @@ build/dropprobe/core.so: $(SRC) $(HDR)
 build/parse_driver: spec/c/parse_driver.c lua-dropprobe/parse.c lua-dropprobe/parse.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -g -o $@ spec/c/parse_driver.c lua-dropprobe/parse.c
+
+build/ctable_driver: spec/c/ctable_driver.c lua-dropprobe/ctable.c lua-dropprobe/ctable.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_W) -O2 -g -Ilua-dropprobe -o $@ spec/c/ctable_driver.c lua-dropprobe/ctable.c
 
 # the C core's dependency picture from its object files (nm): each file's
 # layer and what it uses; fails on a dependency circle
@@ -52,7 +56,7 @@ layers: $(OBJ)
 
 # libFuzzer over the text parser and over the binary decoder, FUZZ_SECONDS
 # each (CI: 60); a crash stops it with a non-zero exit and leaves
-# build/fuzz-crash-* (or build/fuzz-raw-crash-*) to turn into a fixture
+# build/fuzz-crash-* (or build/fuzz-raw-crash-*, build/fuzz-count-crash-*) to turn into a fixture
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h lua-dropprobe/packet.c lua-dropprobe/packet.h
@@ -65,7 +69,11 @@ build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 	@mkdir -p build/fuzz-raw-corpus
 	$(FUZZ_CC) $(INCS) -o $@ fuzz/fuzz_raw.c $(RAW_SRC) -llua$(LUA_VERSION) -ltraceevent
 
-fuzz: build/fuzz_parse build/fuzz_raw
+build/fuzz_count: fuzz/fuzz_count.c lua-dropprobe/ctable.c lua-dropprobe/ctable.h
+	@mkdir -p build/fuzz-count-corpus
+	$(FUZZ_CC) -Ilua-dropprobe -o $@ fuzz/fuzz_count.c lua-dropprobe/ctable.c
+
+fuzz: build/fuzz_parse build/fuzz_raw build/fuzz_count
 	@echo "fuzzing the text parser for $(FUZZ_SECONDS) s (log: build/fuzz.log)"
 	@build/fuzz_parse -timeout=10 -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=build/fuzz- \
 		build/fuzz-corpus spec/fixtures spec/fixtures/fuzz > build/fuzz.log 2>&1; \
@@ -74,6 +82,10 @@ fuzz: build/fuzz_parse build/fuzz_raw
 	@build/fuzz_raw -timeout=10 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz-raw- \
 		build/fuzz-raw-corpus fuzz/corpus-raw > build/fuzz-raw.log 2>&1; \
 		rc=$$?; tail -n 3 build/fuzz-raw.log; exit $$rc
+	@echo "fuzzing the counting table for $(FUZZ_SECONDS) s (log: build/fuzz-count.log)"
+	@build/fuzz_count -timeout=10 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=build/fuzz-count- \
+		build/fuzz-count-corpus > build/fuzz-count.log 2>&1; \
+		rc=$$?; tail -n 3 build/fuzz-count.log; exit $$rc
 
 # the specs against a module built with AddressSanitizer and UBSan (the
 # sanitizer runtime preloaded into lua5.4); any report aborts the run

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "ctable.h"
 #include "format.h"
 #include "instance.h"
 #include "ksym.h"
@@ -33,25 +34,11 @@
 #include "rawbuf.h"
 
 #define DP_COUNTER_MT "dropprobe.Counter"
-#define MAXK 4 /* key fields */
-#define MAXV 4 /* summed fields */
+#define MAXK DP_CT_MAXK
+#define MAXV DP_CT_MAXV
 #define MAXFRAMES 128
 
 enum { HOW_NUM, HOW_SYM, HOW_SYM_OFFSET };
-
-struct centry {
-	uint64_t k[MAXK];
-	uint32_t stack; /* 0: none, else index + 1 in stacks */
-	uint32_t used;
-	uint64_t hits;
-	uint64_t sum[MAXV];
-};
-
-struct cstack {
-	uint64_t hash;
-	int n;
-	uint64_t *addr;
-};
 
 struct pend {
 	int waiting;
@@ -67,26 +54,19 @@ struct counter {
 	struct tep_handle *tep;
 	struct tep_event *ev;
 	int event_id;
-	int nk, nv, stack_key;
+	int stack_key;
 	struct tep_format_field *kf[MAXK], *vf[MAXV];
 	int how[MAXK];
 	char kname[MAXK][64], vname[MAXV][64];
 	int stack_id;
 	struct tep_format_field *stack_size, *stack_caller;
-	struct centry *tab;
-	size_t cap, n, max;
-	struct cstack *stacks;
-	size_t nstacks, capstacks;
+	struct dp_ctable t; /* the counts, stacks and strings */
 	struct pend *pend; /* per CPU, for a stack key */
 	int npend;
 	/* a saved text: key values and frames are strings, interned */
 	int text;
 	char tname[128];
-	char **str;
-	size_t *slen, nstr, capstr;
-	uint32_t *sidx; /* hash index of str: id + 1, 0 free */
-	size_t capidx;
-	long long hits, dropped, lost, other, nostack;
+	long long lost, other, nostack;
 };
 
 static struct counter *check_counter(lua_State *L, int idx)
@@ -95,94 +75,6 @@ static struct counter *check_counter(lua_State *L, int idx)
 	if (c->closed)
 		luaL_error(L, "attempt to use a closed counter");
 	return c;
-}
-
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
-	return h * 0xff51afd7ed558ccdULL;
-}
-
-static int grow(struct counter *c)
-{
-	size_t ncap = c->cap ? c->cap * 2 : 1024;
-	struct centry *nt = calloc(ncap, sizeof(*nt));
-	if (!nt)
-		return -1;
-	for (size_t i = 0; i < c->cap; i++) {
-		struct centry *e = &c->tab[i];
-		uint64_t h = e->stack;
-		size_t j;
-		if (!e->used)
-			continue;
-		for (int k = 0; k < c->nk; k++)
-			h = mix(h, e->k[k]);
-		for (j = h & (ncap - 1); nt[j].used; j = (j + 1) & (ncap - 1))
-			;
-		nt[j] = *e;
-	}
-	free(c->tab);
-	c->tab = nt;
-	c->cap = ncap;
-	return 0;
-}
-
-static void add(struct counter *c, const uint64_t *k, uint32_t stack, const uint64_t *v)
-{
-	uint64_t h = stack;
-	size_t j;
-	c->hits++;
-	if ((!c->cap || ((c->n + 1) * 2 > c->cap && c->n < c->max)) && grow(c) < 0 && !c->cap) {
-		c->dropped++;
-		return;
-	}
-	for (int i = 0; i < c->nk; i++)
-		h = mix(h, k[i]);
-	/* never more than half full: the probe ends at a free slot */
-	for (j = h & (c->cap - 1); c->tab[j].used; j = (j + 1) & (c->cap - 1)) {
-		struct centry *e = &c->tab[j];
-		if (e->stack == stack && memcmp(e->k, k, sizeof(uint64_t) * (size_t)c->nk) == 0)
-			goto found;
-	}
-	if (c->n >= c->max || (c->n + 1) * 2 > c->cap) { /* full: dropped, as the kernel counts it */
-		c->dropped++;
-		return;
-	}
-	c->tab[j].used = 1;
-	memcpy(c->tab[j].k, k, sizeof(uint64_t) * (size_t)c->nk);
-	c->tab[j].stack = stack;
-	c->n++;
-found:
-	c->tab[j].hits++;
-	for (int i = 0; i < c->nv; i++)
-		c->tab[j].sum[i] += v[i];
-}
-
-/* The id of a stack (its frames interned once). */
-static uint32_t stack_of(struct counter *c, const uint64_t *a, int n)
-{
-	uint64_t h = (uint64_t)n;
-	for (int i = 0; i < n; i++)
-		h = mix(h, a[i]);
-	for (size_t i = 0; i < c->nstacks; i++)
-		if (c->stacks[i].hash == h && c->stacks[i].n == n &&
-		    memcmp(c->stacks[i].addr, a, sizeof(uint64_t) * (size_t)n) == 0)
-			return (uint32_t)i + 1;
-	if (c->nstacks == c->capstacks) {
-		size_t nc = c->capstacks ? c->capstacks * 2 : 64;
-		struct cstack *ns = realloc(c->stacks, sizeof(*ns) * nc);
-		if (!ns)
-			return 0;
-		c->stacks = ns;
-		c->capstacks = nc;
-	}
-	c->stacks[c->nstacks].hash = h;
-	c->stacks[c->nstacks].n = n;
-	c->stacks[c->nstacks].addr = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
-	if (!c->stacks[c->nstacks].addr)
-		return 0;
-	memcpy(c->stacks[c->nstacks].addr, a, sizeof(uint64_t) * (size_t)n);
-	return (uint32_t)++c->nstacks;
 }
 
 static uint64_t num(struct tep_format_field *f, void *data, int size)
@@ -219,7 +111,7 @@ static void flush_cpu(struct counter *c, int cpu)
 	if (cpu < c->npend && c->pend[cpu].waiting) {
 		c->pend[cpu].waiting = 0;
 		c->nostack++;
-		add(c, c->pend[cpu].k, 0, c->pend[cpu].v);
+		dp_ctable_add(&c->t, c->pend[cpu].k, 0, c->pend[cpu].v);
 	}
 }
 
@@ -257,7 +149,7 @@ static void count_event(struct counter *c, int cpu, void *data, int size)
 			m++;
 		}
 		c->pend[cpu].waiting = 0;
-		add(c, c->pend[cpu].k, stack_of(c, a, m), c->pend[cpu].v);
+		dp_ctable_add(&c->t, c->pend[cpu].k, dp_ctable_stack(&c->t, a, m), c->pend[cpu].v);
 		return;
 	}
 	if (id != c->event_id) {
@@ -266,12 +158,12 @@ static void count_event(struct counter *c, int cpu, void *data, int size)
 			flush_cpu(c, cpu); /* the CPU moved on: no stack came */
 		return;
 	}
-	for (int i = 0; i < c->nk; i++)
+	for (int i = 0; i < c->t.nk; i++)
 		k[i] = num(c->kf[i], data, size);
-	for (int i = 0; i < c->nv; i++)
+	for (int i = 0; i < c->t.nv; i++)
 		v[i] = num(c->vf[i], data, size);
 	if (!c->stack_key) {
-		add(c, k, 0, v);
+		dp_ctable_add(&c->t, k, 0, v);
 		return;
 	}
 	if (pend_room(c, cpu) < 0)
@@ -285,7 +177,7 @@ static void count_event(struct counter *c, int cpu, void *data, int size)
 /* Read what the live buffers have (waiting up to ms); events seen, -1 on a signal. */
 static long long poll_live(struct counter *c, int ms)
 {
-	long long before = c->hits + c->other;
+	long long before = c->t.hits + c->other;
 	int cpu, size, r = dp_rawbuf_load(&c->rb, ms);
 	unsigned long long ts;
 	void *data;
@@ -297,7 +189,7 @@ static long long poll_live(struct counter *c, int ms)
 		return -1;
 	while (dp_rawbuf_next(&c->rb, &cpu, &data, &size, &ts))
 		count_event(c, cpu, data, size);
-	return c->hits + c->other - before;
+	return c->t.hits + c->other - before;
 }
 
 /* counter:poll([ms]) -> events read (what the buffers had, waiting up
@@ -341,18 +233,18 @@ static int counter_rows(lua_State *L)
 		dp_push_symbols(L, c->ev); /* a number a key field's table names */
 	else
 		lua_newtable(L);
-	lua_createtable(L, (int)c->n, 0);
-	lua_createtable(L, 0, (int)c->nstacks); /* stack id -> frames, made once */
-	for (size_t i = 0; i < c->cap; i++) {
-		struct centry *e = &c->tab[i];
+	lua_createtable(L, (int)c->t.n, 0);
+	lua_createtable(L, 0, (int)c->t.nstacks); /* stack id -> frames, made once */
+	for (size_t i = 0; i < c->t.cap; i++) {
+		struct dp_centry *e = &c->t.tab[i];
 		if (!e->used)
 			continue;
-		lua_createtable(L, 0, c->nk + c->nv + 2);
-		for (int k = 0; k < c->nk; k++) {
+		lua_createtable(L, 0, c->t.nk + c->t.nv + 2);
+		for (int k = 0; k < c->t.nk; k++) {
 			if (c->text) {
 				size_t id = (size_t)e->k[k];
 				long long x;
-				struct dp_span sp = {id ? c->str[id - 1] : "", id ? c->slen[id - 1] : 0};
+				struct dp_span sp = {id ? c->t.str[id - 1] : "", id ? c->t.slen[id - 1] : 0};
 				if (!id)
 					lua_pushnil(L); /* the line had no such field */
 				else if (dp_span_integer(sp, &x))
@@ -380,13 +272,13 @@ static int counter_rows(lua_State *L)
 		if (c->stack_key) {
 			if (e->stack) {
 				if (lua_rawgeti(L, -2, e->stack) == LUA_TNIL) {
-					struct cstack *s = &c->stacks[e->stack - 1];
+					struct dp_cstack *s = &c->t.stacks[e->stack - 1];
 					lua_pop(L, 1);
 					lua_createtable(L, s->n, 0);
 					for (int f = 0; f < s->n; f++) {
 						if (c->text && s->addr[f])
-							lua_pushlstring(L, c->str[s->addr[f] - 1],
-									c->slen[s->addr[f] - 1]);
+							lua_pushlstring(L, c->t.str[s->addr[f] - 1],
+									c->t.slen[s->addr[f] - 1]);
 						else
 							push_sym(L, c, s->addr[f], 1);
 						lua_rawseti(L, -2, f + 1);
@@ -399,7 +291,7 @@ static int counter_rows(lua_State *L)
 		}
 		lua_pushinteger(L, (lua_Integer)e->hits);
 		lua_setfield(L, -2, "hitcount");
-		for (int v = 0; v < c->nv; v++) {
+		for (int v = 0; v < c->t.nv; v++) {
 			lua_pushinteger(L, (lua_Integer)e->sum[v]);
 			lua_setfield(L, -2, c->vname[v]);
 		}
@@ -408,11 +300,11 @@ static int counter_rows(lua_State *L)
 	lua_pop(L, 1);
 	lua_remove(L, -2); /* the symbol tables */
 	lua_createtable(L, 0, 5);
-	lua_pushinteger(L, c->hits);
+	lua_pushinteger(L, c->t.hits);
 	lua_setfield(L, -2, "hits");
-	lua_pushinteger(L, (lua_Integer)c->n);
+	lua_pushinteger(L, (lua_Integer)c->t.n);
 	lua_setfield(L, -2, "entries");
-	lua_pushinteger(L, c->dropped);
+	lua_pushinteger(L, c->t.dropped);
 	lua_setfield(L, -2, "dropped");
 	lua_pushinteger(L, c->lost);
 	lua_setfield(L, -2, "lost");
@@ -432,24 +324,9 @@ static void counter_release(struct counter *c)
 		tracecmd_close(c->dat); /* and the file's formats */
 	c->dat = NULL;
 	c->tep = NULL;
-	for (size_t i = 0; i < c->nstacks; i++)
-		free(c->stacks[i].addr);
-	free(c->stacks);
-	free(c->tab);
+	dp_ctable_free(&c->t);
 	free(c->pend);
-	for (size_t i = 0; i < c->nstr; i++)
-		free(c->str[i]);
-	free(c->str);
-	free(c->slen);
-	free(c->sidx);
-	c->str = NULL;
-	c->slen = NULL;
-	c->sidx = NULL;
-	c->nstr = 0;
-	c->stacks = NULL;
-	c->tab = NULL;
 	c->pend = NULL;
-	c->cap = c->n = c->nstacks = 0;
 }
 
 static int counter_close(lua_State *L)
@@ -469,18 +346,101 @@ static int counter_tostring(lua_State *L)
 {
 	struct counter *c = luaL_checkudata(L, 1, DP_COUNTER_MT);
 	lua_pushfstring(L, DP_COUNTER_MT " (%s, %I hits, %I entries)",
-			c->closed ? "closed" : c->inst ? "live" : c->text ? "text" : "trace.dat", (lua_Integer)c->hits,
-			(lua_Integer)c->n);
+			c->closed ? "closed" : c->inst ? "live" : c->text ? "text" : "trace.dat", (lua_Integer)c->t.hits,
+			(lua_Integer)c->t.n);
 	return 1;
 }
 
-/* What to count, from the option table at opts, with c->tep loaded. */
+/* What to count, from the option table at opts: the key names and their
+ * modifiers, the summed values, the table size. The one reading of a key
+ * spec, for every source: a live or trace.dat counter then finds the
+ * fields in the event's format, a text counter matches printed labels. */
+static const char *parse_keys(lua_State *L, struct counter *c, int opts)
+{
+	static char msg[200];
+	const char *fail = NULL;
+	c->t.max = (size_t)dp_opt_integer(L, opts, "size", 2048);
+	if (lua_getfield(L, opts, "keys") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		return "keys: give a list of fields, e.g. { \"reason\", \"location.sym\" }";
+	}
+	for (int i = 1; !fail; i++) {
+		const char *k, *dot;
+		if (lua_rawgeti(L, -1, i) == LUA_TNIL) {
+			lua_pop(L, 1);
+			break;
+		}
+		if (lua_type(L, -1) != LUA_TSTRING) {
+			snprintf(msg, sizeof(msg), "keys[%d]: a field name is a string, got %s", i,
+				 luaL_typename(L, -1));
+			fail = msg;
+		} else if (strcmp((k = lua_tostring(L, -1)), "stacktrace") == 0) {
+			c->stack_key = 1;
+		} else if (c->t.nk == MAXK) {
+			fail = "at most 4 key fields (and stacktrace)";
+		} else {
+			dot = strchr(k, '.');
+			c->how[c->t.nk] = !dot ? HOW_NUM : strcmp(dot, ".sym") == 0 ? HOW_SYM
+					: strcmp(dot, ".sym-offset") == 0 ? HOW_SYM_OFFSET : -1;
+			if (c->how[c->t.nk] < 0) {
+				snprintf(msg, sizeof(msg), "key '%s': the modifiers are .sym and .sym-offset", k);
+				fail = msg;
+			} else if ((dot ? (size_t)(dot - k) : strlen(k)) >= sizeof(c->kname[0]) || dot == k) {
+				snprintf(msg, sizeof(msg), "key '%.80s': not a field name", k);
+				fail = msg;
+			} else {
+				snprintf(c->kname[c->t.nk], sizeof(c->kname[0]), "%.*s",
+					 dot ? (int)(dot - k) : (int)strlen(k), k);
+				c->t.nk++;
+			}
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+	if (fail)
+		return fail;
+	if (!c->t.nk && !c->stack_key)
+		return "keys: at least one field or stacktrace";
+	if (lua_getfield(L, opts, "values") == LUA_TTABLE) {
+		for (int i = 1; !fail; i++) {
+			const char *v;
+			if (lua_rawgeti(L, -1, i) == LUA_TNIL) {
+				lua_pop(L, 1);
+				break;
+			}
+			v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+			if (!v) {
+				snprintf(msg, sizeof(msg), "values[%d]: a field name is a string, got %s", i,
+					 luaL_typename(L, -1));
+				fail = msg;
+			} else if (strcmp(v, "hitcount") == 0) {
+				/* every entry counts its hits */
+			} else if (c->t.nv == MAXV) {
+				fail = "at most 4 summed values";
+			} else if (strlen(v) >= sizeof(c->vname[0])) {
+				snprintf(msg, sizeof(msg), "value '%.80s': not a field name", v);
+				fail = msg;
+			} else {
+				snprintf(c->vname[c->t.nv++], sizeof(c->vname[0]), "%s", v);
+			}
+			lua_pop(L, 1);
+		}
+	}
+	lua_pop(L, 1);
+	return fail;
+}
+
+/* The fields of the keys and values in the event's format, with c->tep
+ * loaded (a live or trace.dat counter). */
 static const char *setup_keys(lua_State *L, struct counter *c, int opts)
 {
 	const char *sys = dp_opt_string(L, opts, "system", "skb");
 	const char *name = dp_opt_string(L, opts, "event", "kfree_skb");
 	struct tep_event *ev = tep_find_event_by_name(c->tep, sys, name), *kst;
+	const char *fail = parse_keys(L, c, opts);
 	static char msg[300];
+	if (fail)
+		return fail;
 	if (!ev) {
 		snprintf(msg, sizeof(msg), "no format for %s:%s", sys, name);
 		return msg;
@@ -493,71 +453,20 @@ static const char *setup_keys(lua_State *L, struct counter *c, int opts)
 		c->stack_size = tep_find_field(kst, "size");
 		c->stack_caller = tep_find_field(kst, "caller");
 	}
-	c->max = (size_t)dp_opt_integer(L, opts, "size", 2048);
-	if (lua_getfield(L, opts, "keys") != LUA_TTABLE)
-		return "keys: give a list of fields, e.g. { \"reason\", \"location.sym\" }";
-	for (int i = 1;; i++) {
-		const char *k, *dot;
-		char field[64];
-		if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
-			lua_pop(L, 1);
-			break;
-		}
-		k = lua_tostring(L, -1);
-		if (strcmp(k, "stacktrace") == 0) {
-			if (!c->stack_caller)
-				return "this trace has no ftrace:kernel_stack format for a stack key";
-			c->stack_key = 1;
-			lua_pop(L, 1);
-			continue;
-		}
-		if (c->nk == MAXK)
-			return "at most 4 key fields (and stacktrace)";
-		dot = strchr(k, '.');
-		snprintf(field, sizeof(field), "%.*s", dot ? (int)(dot - k) : 63, k);
-		c->kf[c->nk] = tep_find_any_field(ev, field);
-		if (!c->kf[c->nk] || (c->kf[c->nk]->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC))) {
-			snprintf(msg, sizeof(msg), "%s:%s has no numeric field '%s'", sys, name, field);
+	if (c->stack_key && !c->stack_caller)
+		return "this trace has no ftrace:kernel_stack format for a stack key";
+	for (int i = 0; i < c->t.nk + c->t.nv; i++) {
+		const char *f = i < c->t.nk ? c->kname[i] : c->vname[i - c->t.nk];
+		struct tep_format_field *tf = tep_find_any_field(ev, f);
+		if (!tf || (tf->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC))) {
+			snprintf(msg, sizeof(msg), "%s:%s has no numeric field '%s'", sys, name, f);
 			return msg;
 		}
-		c->how[c->nk] = !dot ? HOW_NUM : strcmp(dot, ".sym") == 0 ? HOW_SYM
-				  : strcmp(dot, ".sym-offset") == 0 ? HOW_SYM_OFFSET : -1;
-		if (c->how[c->nk] < 0) {
-			snprintf(msg, sizeof(msg), "key '%s': the modifiers are .sym and .sym-offset", k);
-			return msg;
-		}
-		snprintf(c->kname[c->nk], sizeof(c->kname[0]), "%s", field);
-		c->nk++;
-		lua_pop(L, 1);
+		if (i < c->t.nk)
+			c->kf[i] = tf;
+		else
+			c->vf[i - c->t.nk] = tf;
 	}
-	lua_pop(L, 1);
-	if (!c->nk && !c->stack_key)
-		return "keys: at least one field or stacktrace";
-	if (lua_getfield(L, opts, "values") == LUA_TTABLE) {
-		for (int i = 1;; i++) {
-			const char *v;
-			if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
-				lua_pop(L, 1);
-				break;
-			}
-			v = lua_tostring(L, -1);
-			if (strcmp(v, "hitcount") != 0) {
-				if (c->nv == MAXV)
-					return "at most 4 summed values";
-				c->vf[c->nv] = tep_find_any_field(ev, v);
-				if (!c->vf[c->nv] || (c->vf[c->nv]->flags & (TEP_FIELD_IS_ARRAY |
-									   TEP_FIELD_IS_DYNAMIC))) {
-					snprintf(msg, sizeof(msg), "%s:%s has no numeric field '%s'", sys,
-						 name, v);
-					return msg;
-				}
-				snprintf(c->vname[c->nv], sizeof(c->vname[0]), "%s", v);
-				c->nv++;
-			}
-			lua_pop(L, 1);
-		}
-	}
-	lua_pop(L, 1);
 	return NULL;
 }
 
@@ -661,58 +570,6 @@ static int count_dat(lua_State *L)
 	return 1;
 }
 
-/* The id (1...) of a string, interned once; 0 when out of memory. */
-static uint64_t intern(struct counter *c, const char *p, size_t n)
-{
-	uint64_t h = 1469598103934665603ULL;
-	size_t j;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-	if ((c->nstr + 1) * 2 > c->capidx) {
-		size_t ncap = c->capidx ? c->capidx * 2 : 1024;
-		uint32_t *ni = calloc(ncap, sizeof(*ni));
-		if (!ni)
-			return 0;
-		for (size_t i = 0; i < c->nstr; i++) {
-			uint64_t g = 1469598103934665603ULL;
-			for (size_t k = 0; k < c->slen[i]; k++)
-				g = (g ^ (unsigned char)c->str[i][k]) * 1099511628211ULL;
-			for (j = g & (ncap - 1); ni[j]; j = (j + 1) & (ncap - 1))
-				;
-			ni[j] = (uint32_t)i + 1;
-		}
-		free(c->sidx);
-		c->sidx = ni;
-		c->capidx = ncap;
-	}
-	for (j = h & (c->capidx - 1); c->sidx[j]; j = (j + 1) & (c->capidx - 1)) {
-		size_t i = c->sidx[j] - 1;
-		if (c->slen[i] == n && memcmp(c->str[i], p, n) == 0)
-			return i + 1;
-	}
-	if (c->nstr == c->capstr) {
-		size_t nc = c->capstr ? c->capstr * 2 : 256;
-		char **ns = realloc(c->str, sizeof(*ns) * nc);
-		size_t *nl;
-		if (!ns)
-			return 0;
-		c->str = ns;
-		nl = realloc(c->slen, sizeof(*nl) * nc);
-		if (!nl)
-			return 0;
-		c->slen = nl;
-		c->capstr = nc;
-	}
-	c->str[c->nstr] = malloc(n + 1);
-	if (!c->str[c->nstr])
-		return 0;
-	memcpy(c->str[c->nstr], p, n);
-	c->str[c->nstr][n] = 0;
-	c->slen[c->nstr] = n;
-	c->sidx[j] = (uint32_t)c->nstr + 1;
-	return ++c->nstr;
-}
-
 /* the state of a text being counted: the stack being collected */
 struct tstate {
 	int cpu;   /* of the open stack, -1 none */
@@ -724,7 +581,7 @@ static void text_stack_end(struct counter *c, struct tstate *t)
 {
 	if (t->cpu >= 0 && t->cpu < c->npend && c->pend[t->cpu].waiting) {
 		c->pend[t->cpu].waiting = 0;
-		add(c, c->pend[t->cpu].k, stack_of(c, t->frames, t->n), c->pend[t->cpu].v);
+		dp_ctable_add(&c->t, c->pend[t->cpu].k, dp_ctable_stack(&c->t, t->frames, t->n), c->pend[t->cpu].v);
 	}
 	t->cpu = -1;
 }
@@ -736,7 +593,7 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 	uint64_t key[MAXK] = {0}, val[MAXV] = {0};
 	if (k == DP_LINE_FRAME) {
 		if (t->cpu >= 0 && t->n < MAXFRAMES)
-			t->frames[t->n++] = intern(c, ln.frame.p, ln.frame.n);
+			t->frames[t->n++] = dp_ctable_intern(&c->t, ln.frame.p, ln.frame.n);
 		return;
 	}
 	text_stack_end(c, t);
@@ -761,7 +618,7 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 		struct dp_span kk, vv;
 		size_t pos = 0;
 		while (dp_payload_next(ln.payload, &pos, &kk, &vv)) {
-			for (int i = 0; i < c->nk; i++) {
+			for (int i = 0; i < c->t.nk; i++) {
 				if (kk.n != strlen(c->kname[i]) || memcmp(kk.p, c->kname[i], kk.n) != 0)
 					continue;
 				if (c->how[i] == HOW_SYM) { /* the function, without +0xoff/0xsize */
@@ -769,9 +626,9 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 					if (plus)
 						vv.n = (size_t)(plus - vv.p);
 				}
-				key[i] = intern(c, vv.p, vv.n);
+				key[i] = dp_ctable_intern(&c->t, vv.p, vv.n);
 			}
-			for (int i = 0; i < c->nv; i++) {
+			for (int i = 0; i < c->t.nv; i++) {
 				long long x;
 				if (kk.n == strlen(c->vname[i]) && memcmp(kk.p, c->vname[i], kk.n) == 0 &&
 				    dp_span_integer(vv, &x))
@@ -780,7 +637,7 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 		}
 	}
 	if (!c->stack_key) {
-		add(c, key, 0, val);
+		dp_ctable_add(&c->t, key, 0, val);
 		return;
 	}
 	if (pend_room(c, ln.cpu) < 0)
@@ -794,42 +651,8 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 /* Keys of a text counter: fields by their printed labels. */
 static const char *text_keys(lua_State *L, struct counter *c, int opts)
 {
-	static char msg[200];
 	snprintf(c->tname, sizeof(c->tname), "%s", dp_opt_string(L, opts, "event", "kfree_skb"));
-	c->max = (size_t)dp_opt_integer(L, opts, "size", 2048);
-	if (lua_getfield(L, opts, "keys") != LUA_TTABLE)
-		return "keys: give a list of fields, e.g. { \"reason\", \"location.sym\" }";
-	for (int i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-		const char *k = lua_tostring(L, -1), *dot = strchr(k, '.');
-		if (strcmp(k, "stacktrace") == 0) {
-			c->stack_key = 1;
-		} else {
-			if (c->nk == MAXK)
-				return "at most 4 key fields (and stacktrace)";
-			snprintf(c->kname[c->nk], sizeof(c->kname[0]), "%.*s", dot ? (int)(dot - k) : 63, k);
-			c->how[c->nk] = !dot ? HOW_NUM : strcmp(dot, ".sym") == 0 ? HOW_SYM
-					  : strcmp(dot, ".sym-offset") == 0 ? HOW_SYM_OFFSET : -1;
-			if (c->how[c->nk] < 0) {
-				snprintf(msg, sizeof(msg), "key '%s': the modifiers are .sym and .sym-offset", k);
-				return msg;
-			}
-			c->nk++;
-		}
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 2);
-	if (lua_getfield(L, opts, "values") == LUA_TTABLE) {
-		for (int i = 1; lua_rawgeti(L, -1, i) == LUA_TSTRING; i++) {
-			if (strcmp(lua_tostring(L, -1), "hitcount") != 0 && c->nv < MAXV)
-				snprintf(c->vname[c->nv++], sizeof(c->vname[0]), "%s", lua_tostring(L, -1));
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
-	}
-	lua_pop(L, 1);
-	if (!c->nk && !c->stack_key)
-		return "keys: at least one field or stacktrace";
-	return NULL;
+	return parse_keys(L, c, opts);
 }
 
 /* core.count_text(path, { event =, keys =, values =, size = }) -> Counter

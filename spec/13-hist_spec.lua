@@ -106,6 +106,94 @@ describe("13 hist", function()
     assert.truthy(err:find('"kernel" or "c"', 1, true))
   end)
 
+  it("counts in its C table exactly what a model of it in Lua counts, without Lua in the table", function()
+    -- 20000 events over 2 keys, a stack and a sum; 3000 distinct stacks
+    -- (the index grows many times); at most 500 entries, the rest dropped
+    math.randomseed(7)
+    local lines, stacks, ids = { "init 2 1 500" }, {}, {}
+    local expect_ids = {}
+    for i = 1, 3000 do
+      local frames = {}
+      for f = 1, math.random(0, 6) do frames[f] = math.random(1, 40) end
+      stacks[i] = table.concat(frames, " ")
+      if not ids[stacks[i]] then
+        ids[#ids + 1] = stacks[i]
+        ids[stacks[i]] = #ids
+      end
+      lines[#lines + 1] = "stack " .. stacks[i]
+      expect_ids[#expect_ids + 1] = ids[stacks[i]]
+    end
+    local model, order, dropped = {}, {}, 0
+    for _ = 1, 20000 do
+      local k1, k2 = math.random(1, 30), math.random(1, 30)
+      local st = math.random(0, 20) == 0 and 0 or ids[stacks[math.random(1, 3000)]]
+      local v = math.random(0, 1000)
+      lines[#lines + 1] = ("add %d %d %d %d"):format(k1, k2, st, v)
+      local key = ("%d %d %d"):format(k1, k2, st)
+      if model[key] then
+        model[key].hits, model[key].sum = model[key].hits + 1, model[key].sum + v
+      elseif #order < 500 then
+        model[key] = { k = { k1, k2, st }, hits = 1, sum = v }
+        order[#order + 1] = key
+      else
+        dropped = dropped + 1
+      end
+    end
+    lines[#lines + 1] = "intern NO_SOCKET"
+    lines[#lines + 1] = "intern tcp_v4_rcv+0x1a/0x30"
+    lines[#lines + 1] = "intern NO_SOCKET"
+    lines[#lines + 1] = "str 2"
+    lines[#lines + 1] = "dump"
+    local input = os.tmpname()
+    local f = assert(io.open(input, "w"))
+    f:write(table.concat(lines, "\n"), "\n")
+    f:close()
+    local p = assert(io.popen("build/ctable_driver < " .. input .. " 2>&1"))
+    local out = {}
+    for l in p:lines() do out[#out + 1] = l end
+    assert.is_true(p:close(), table.concat(out, "\n"))
+    os.remove(input)
+    -- the stack ids: the same frames, the same id; new frames, the next one
+    for i = 1, 3000 do assert.are.equal(tostring(expect_ids[i]), out[i], "stack " .. i) end
+    assert.are.same({ "1", "2", "1", "tcp_v4_rcv+0x1a/0x30" }, { out[3001], out[3002], out[3003], out[3004] })
+    local rows = {}
+    for _, key in ipairs(order) do rows[#rows + 1] = model[key] end
+    table.sort(rows, function(a, b)
+      for i = 1, 3 do if a.k[i] ~= b.k[i] then return a.k[i] < b.k[i] end end
+      return false
+    end)
+    for i, r in ipairs(rows) do
+      assert.are.equal(("%d %d %d %d %d"):format(r.k[1], r.k[2], r.k[3], r.hits, r.sum), out[3004 + i])
+    end
+    assert.are.equal(("hits 20000 dropped %d entries 500 stacks %d strings 2"):format(dropped, #ids),
+      out[3004 + #rows + 1])
+    assert.is_true(dropped > 0)
+  end)
+
+  it("reads a key spec one way, for a saved trace.dat and a saved text alike", function()
+    local sources = {
+      { dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat" },
+      { dp.core.count_text, "spec/fixtures/trace-tcp-udp-stacks.txt" },
+    }
+    local cases = {
+      { { keys = { "reason" }, values = { "a", "b", "c", "d", "e" } }, "at most 4 summed values" },
+      { { keys = { "reason", 7 } }, "keys[2]: a field name is a string, got number" },
+      { { keys = { "reason" }, values = { "hitcount", false } }, "values[2]: a field name is a string, got boolean" },
+      { { keys = { "a", "b", "c", "d", "e" } }, "at most 4 key fields (and stacktrace)" },
+      { { keys = { "location.bogus" } }, "key 'location.bogus': the modifiers are .sym and .sym-offset" },
+      { { keys = { ".sym" } }, "key '.sym': not a field name" },
+      { { keys = {} }, "keys: at least one field or stacktrace" },
+      { { keys = "reason" }, "keys: give a list of fields" },
+    }
+    for _, src in ipairs(sources) do
+      for _, case in ipairs(cases) do
+        local ok, err = pcall(src[1], src[2], case[1])
+        assert.is_false(ok, case[2])
+        assert.are.equal(src[2] .. ": " .. case[2], err:sub(1, #src[2] + 2 + #case[2]))
+      end
+    end
+  end)
+
   live_it("counts N UDP and M TCP drops by reason and location, as the kernel's counters say #live", function()
     local before = state.snapshot()
     local tcp_rcv = kernel.named("tcp_v4_rcv")

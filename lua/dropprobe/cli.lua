@@ -235,8 +235,7 @@ end
 
 function cmds.watch(dp, args)
   local hunt = require "dropprobe.hunt"
-  local packets, why = false, "text mode reads no packet (use raw mode)"
-  if args.mode ~= "text" then packets, why = hunt.packets() end
+  local packets, why = hunt.packets_for{ mode = args.mode }
   if (args.port or args.host) and not packets then
     error("--port and --host need the packet of each drop: " .. why, 0)
   end

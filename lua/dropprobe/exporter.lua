@@ -210,7 +210,7 @@ function M.run(opts)
   -- per port where the kernel gives each drop's packet: the drop probe's
   -- records, drained every tick; at most `top` ports, the rest "other"
   local hunt = require "dropprobe.hunt"
-  local ph <close> = opts.ports ~= false and hunt.packets() and hunt.open{ packets = true } or nil
+  local ph <close> = hunt.packets_for{ packets = opts.ports } and hunt.open{ packets = true } or nil
   if ph then state.ports, state.ports_lost = {}, 0 end
   local nports, kept_ports = 0, {}
   local function drain()

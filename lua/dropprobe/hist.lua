@@ -256,7 +256,7 @@ end
 -- with `describe()` once counting)
 -- @treturn string why it ended: "duration", "idle", "interrupted"
 function Hist:run(opts)
-  opts = opts or {}
+  opts = util.check_options(opts, { "duration", "idle", "tick", "on_tick", "ready" }, "hist:run")
   local now = core.now()
   local deadline = opts.duration and now + opts.duration
   local next_tick = opts.tick and now + opts.tick

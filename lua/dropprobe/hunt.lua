@@ -41,6 +41,22 @@ function M.packets()
   return ok, why
 end
 
+--- Whether a hunt opened with these options reads each drop's packet: the
+-- one place that decides it. `packets = false` asks for none, text mode
+-- cannot (the probe's bytes are decoded from the binary buffers only),
+-- otherwise it is `packets()`.
+-- @tparam[opt] table opts `packets`, `mode` (as `open` takes them)
+-- @treturn boolean
+-- @treturn string why (or why not)
+function M.packets_for(opts)
+  opts = opts or {}
+  if opts.packets == false then return false, "the packets were not asked for: ports come from joining tracepoints" end
+  if (opts.mode or M.DEFAULTS.mode) == "text" then
+    return false, "text mode: a drop's packet is read in raw mode only"
+  end
+  return M.packets()
+end
+
 -- the check behind packets(), uncached
 function M.packets_check()
   if not tracefs.features().kprobes then
@@ -86,12 +102,7 @@ function M.open(opts)
     buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb,
     keep_all = opts.condition ~= nil or format.keeps_teardown(opts.filter, opts.all_reasons) }, Hunt)
   h.inst = instance.instance{ buffer_kb = h.buffer_kb }
-  if opts.packets and (opts.mode or M.DEFAULTS.mode) == "text" then
-    -- the probe's bytes are decoded from the binary buffers only
-    h.packets, h.packets_why = false, "text mode: a drop's packet is read in raw mode only"
-  elseif opts.packets then
-    h.packets, h.packets_why = M.packets()
-  end
+  if opts.packets then h.packets, h.packets_why = M.packets_for(opts) end
   local ok, err = pcall(function()
     local ev
     if h.packets then
@@ -129,17 +140,33 @@ function M.open(opts)
   return h
 end
 
+--- The options `Hunt:run` and `Hist:run` take.
+M.RUN_OPTIONS = { "duration", "idle", "tick", "on_tick", "ready", "progress", "every" }
+
+--- The run options out of a recipe's options (`RUN_OPTIONS`), to hand on
+-- to `Hunt:run` or `Hist:run`; the rest is the recipe's own.
+-- @tparam[opt] table opts
+-- @treturn table
+function M.run_options(opts)
+  local t = {}
+  for _, k in ipairs(M.RUN_OPTIONS) do
+    if opts then t[k] = opts[k] end
+  end
+  return t
+end
+
 --- Read until `duration`, `idle`, a signal or the end, calling fn with each
 -- record. See `dropprobe.pipe.each` for opts (`duration`, `idle`, `tick`,
 -- `on_tick`, `progress`, `every`; `ready` is called with `describe()` once
--- everything is armed); other keys are ignored, so a recipe can pass its
--- own options through. Unless the hunt keeps every
+-- everything is armed); any other key is refused (`run_options` picks
+-- these out of a recipe's options). Unless the hunt keeps every
 -- reason (`all_reasons`, `condition`), the drops of packets a socket had
 -- already received (`format.TEARDOWN`) are left out: counted in
 -- `self.left_out`, not given to fn.
 -- @function Hunt:run
 -- @treturn string why it ended
 function Hunt:run(opts, fn)
+  opts = util.check_options(opts, M.RUN_OPTIONS, "hunt:run")
   local each = fn
   if not self.keep_all then
     local drop, left_out = self.drop_name, self.left_out

@@ -22,7 +22,6 @@
 -- for rec in inst:records{ timeout = 2 } do print(rec) end
 
 local core = require "dropprobe.core"
-local util = require "dropprobe.util"
 local tracefs = require "dropprobe.tracefs"
 local format = require "dropprobe.format"
 local instance = require "dropprobe.instance"
@@ -60,7 +59,5 @@ M.kprobe, M.arg, M.drop_hook = kprobe.kprobe, kprobe.arg, kprobe.drop_hook
 M.hist, M.hist_file = hist.open, hist.file
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
--- util.lua
-M._check_options = util.check_options
 
 return M

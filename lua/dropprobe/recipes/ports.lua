@@ -26,6 +26,7 @@
 -- io.write(ports.format(report))
 local dp = require "dropprobe"
 local hunt = require "dropprobe.hunt"
+local util = require "dropprobe.util"
 
 local M = {}
 
@@ -187,12 +188,12 @@ end
 -- unattributed = {REASON = n}, lost =, drops =, attributed =, read =, method =
 -- "packet"|"joins", note =, left_out = {REASON = n} }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "all_reasons", "duration", "idle", "mode", "buffer_kb", "ready",
+  opts = util.check_options(opts, { "filter", "all_reasons", "duration", "idle", "mode", "buffer_kb", "ready",
     "progress", "every", "port", "host", "packets" }, "ports.run")
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("ports.run: port is a number from 0 to 65535", 2)
   end
-  local packets = opts.packets ~= false and opts.mode ~= "text" and hunt.packets()
+  local packets, why = hunt.packets_for(opts)
   if opts.host ~= nil and not packets then
     error("ports.run: host needs the packet of each drop (a kernel with kprobes, raw mode)", 2)
   end
@@ -208,7 +209,7 @@ function M.run(opts)
     local on_event, on_drop = join(t)
     fn = function(rec) if rec.name == h.drop_name then on_drop(rec) else on_event(rec) end end
   end
-  local ended = h:run(opts, fn)
+  local ended = h:run(hunt.run_options(opts), fn)
   local rows = t.rows()
   if opts.port and not h.packets then -- joins: the attributed rows of that port
     local keep = {}
@@ -216,9 +217,6 @@ function M.run(opts)
     rows = keep
   end
   local st = h:totals()
-  local _, why = hunt.packets()
-  if opts.packets == false then why = "joins asked for"
-  elseif opts.mode == "text" and not h.packets then why = "text mode: a drop's packet is read in raw mode only" end
   return { ports = rows, unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
     lost = st.lost, read = st.read, ended = ended, method = h.packets and "packet" or "joins",
     note = why, left_out = h.left_out }

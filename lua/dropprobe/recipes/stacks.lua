@@ -14,6 +14,7 @@
 local dp = require "dropprobe"
 local hunt = require "dropprobe.hunt"
 local hist = require "dropprobe.hist"
+local util = require "dropprobe.util"
 
 local M = {}
 
@@ -49,7 +50,7 @@ local function counted(opts)
   if dp.has_reasons() then keys = { "reason", "stacktrace" } end
   local h <close> = hist.open{ keys = keys, condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
-  local ended = h:run(opts)
+  local ended = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready }
   local r = h:read()
   local by, with_stack, left_out, matched = {}, 0, {}, r.hits
   local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
@@ -72,7 +73,7 @@ local function sampled(opts)
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.limit,
     mode = opts.mode, buffer_kb = opts.buffer_kb }
   local by, matched, with_stack = {}, 0, 0
-  local ended = h:run(opts, function(rec)
+  local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
     matched = matched + 1
     if not rec.stack then return end
@@ -98,7 +99,7 @@ end
 -- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended=, left_out={REASON=n} }`;
 -- frames start at the function that dropped the packet
 function M.run(opts)
-  opts = dp._check_options(opts, { "filter", "all_reasons", "limit", "duration", "idle", "mode",
+  opts = util.check_options(opts, { "filter", "all_reasons", "limit", "duration", "idle", "mode",
     "buffer_kb", "ready", "progress", "every", "where" }, "stacks.run")
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)

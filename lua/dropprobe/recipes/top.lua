@@ -5,6 +5,7 @@
 -- @usage require("dropprobe.recipes.top").run{ interval = 1, duration = 30 }
 local dp = require "dropprobe"
 local hist = require "dropprobe.hist"
+local util = require "dropprobe.util"
 
 local M = {}
 
@@ -64,7 +65,7 @@ end
 -- stdout is a terminal), `ready`, `buffer_kb`
 -- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
 function M.run(opts)
-  opts = dp._check_options(opts, { "interval", "duration", "filter", "all_reasons", "where", "rows", "out",
+  opts = util.check_options(opts, { "interval", "duration", "filter", "all_reasons", "where", "rows", "out",
     "tty", "ready", "buffer_kb" }, "top.run")
   local interval = opts.interval or 1
   if type(interval) ~= "number" or interval <= 0 then error("top.run: interval must be > 0", 2) end
