@@ -52,7 +52,7 @@ build/obj/%.o: lua-dropprobe/%.c $(HDR)
 
 layers: $(OBJ)
 	@rm -f $(filter-out $(OBJ),$(wildcard build/obj/*.o))
-	$(LUA) tools/layers.lua build/obj
+	$(LUA) tools/layers.lua build/obj lua-dropprobe
 
 # libFuzzer over the text parser and over the binary decoder, FUZZ_SECONDS
 # each (CI: 60); a crash stops it with a non-zero exit and leaves

@@ -41,7 +41,7 @@ void dp_misses_fix(lua_State *L, struct dp_misses *m, struct tep_handle *tep, in
 		return;
 	if (tep && mono() - m->last_reload > 0.2) {
 		/* pids new since the last read: the kernel's saved_cmdlines may know them */
-		tracefs_load_cmdlines(dp_custom_dir ? tracefs_tracing_dir() : NULL, tep);
+		tracefs_load_cmdlines(dp_tracing_dir_arg(), tep);
 		m->last_reload = mono();
 	}
 	lua_newtable(L); /* pids looked up in vain in this batch */

@@ -3,6 +3,8 @@
  * signals, clocks) and each object file's xxx_open.
  */
 #include "core.h"
+#include "util.h"
+#include "tracing.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,13 +7,7 @@
 #ifndef DROPPROBE_CORE_H
 #define DROPPROBE_CORE_H
 
-#include "util.h"
-
-/* tracefs.c: find (or, as root, mount) tracefs; its path into buf. On
- * failure pushes the message and returns -1. */
-int dp_ensure_tracefs(lua_State *L, char *buf, size_t len);
-/* tracefs.c: the tracing dir the caller set with core.tracefs(dir), or NULL. */
-const char *dp_tracefs_custom(void);
+#include <lua.h>
 
 void dp_tracefs_open(lua_State *L);  /* tracefs.c: core.tracefs */
 void dp_format_open(lua_State *L);   /* format.c: core.parse_format */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "util.h"
 #include "ctable.h"
 #include "format.h"
 #include "instance.h"
@@ -514,7 +515,7 @@ static int counter_new(lua_State *L)
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, -2, 1); /* the instance lives as long as its counter */
 	errno = 0;
-	fail = dp_rawbuf_open(&c->rb, in->ti, systems, dp_custom_dir ? tracefs_tracing_dir() : NULL);
+	fail = dp_rawbuf_open(&c->rb, in->ti, systems, dp_tracing_dir_arg());
 	if (fail)
 		return fail_counter(L, c, "counter", errno ? strerror(errno) : fail);
 	c->tep = c->rb.tep;

@@ -6,6 +6,7 @@
  */
 #include "instance.h"
 #include "core.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ static int event_new(lua_State *L)
 	lua_setiuservalue(L, -2, 1); /* the event keeps its instance alive */
 	/* the instance keeps its events, to tear them down */
 	dp_instance_adopt(L, 1, -1, DP_CHILD_EVENT, lua_tostring(L, -2));
-	in->nevents++;
+	dp_instance_event_made(in);
 	return 1;
 }
 
@@ -94,7 +95,7 @@ static int event_teardown(struct dp_event *ev, int write, char *err, size_t errl
 			failed = 1;
 		}
 		if (strncmp(ev->triggers[i], "stacktrace", 10) == 0)
-			ev->inst->stack_triggers--;
+			dp_instance_stack_trigger(ev->inst, -1);
 		free(ev->triggers[i]);
 	}
 	free(ev->triggers);
@@ -204,7 +205,7 @@ static int event_trigger(lua_State *L)
 	}
 	ev->ntriggers++;
 	if (strncmp(spec, "stacktrace", 10) == 0)
-		ev->inst->stack_triggers++;
+		dp_instance_stack_trigger(ev->inst, 1);
 	return 0;
 }
 
@@ -224,7 +225,7 @@ static int event_untrigger(lua_State *L)
 	if (event_write(ev, "trigger", buf, 1) < 0)
 		return refuse(L, ev, "removing trigger", spec, errno, NULL);
 	if (strncmp(spec, "stacktrace", 10) == 0)
-		ev->inst->stack_triggers--;
+		dp_instance_stack_trigger(ev->inst, -1);
 	free(ev->triggers[i]);
 	memmove(ev->triggers + i, ev->triggers + i + 1,
 		sizeof(char *) * (size_t)(ev->ntriggers - i - 1));

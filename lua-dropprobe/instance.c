@@ -5,6 +5,7 @@
 #include "instance.h"
 
 #include "core.h"
+#include "tracing.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -560,4 +561,19 @@ void dp_instance_open(lua_State *L)
 	lua_pop(L, 1);
 	lua_pushcfunction(L, instance_new);
 	lua_setfield(L, -2, "instance");
+}
+
+void dp_instance_event_made(struct dp_instance *in)
+{
+	in->nevents++;
+}
+
+void dp_instance_stack_trigger(struct dp_instance *in, int delta)
+{
+	in->stack_triggers += delta;
+}
+
+int dp_instance_stacked(const struct dp_instance *in)
+{
+	return !in->closed && in->stack_triggers > 0;
 }

@@ -36,5 +36,13 @@ void dp_instance_adopt(lua_State *L, int inst, int obj, enum dp_child kind, cons
 int dp_instance_event(lua_State *L, int inst, const char *key);
 /* Whether the instance's directory is still there. */
 int dp_instance_exists(struct dp_instance *in);
+/* An event object was made in it (counted for its tostring). */
+void dp_instance_event_made(struct dp_instance *in);
+/* A stacktrace trigger was set (delta 1) or removed (-1) through one of
+ * its events. */
+void dp_instance_stack_trigger(struct dp_instance *in, int delta);
+/* Whether an open instance has stacktrace triggers: its readers then wait
+ * for the stack that follows an event. */
+int dp_instance_stacked(const struct dp_instance *in);
 
 #endif

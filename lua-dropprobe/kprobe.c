@@ -7,6 +7,7 @@
  * never anything else in kprobe_events.
  */
 #include "core.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -15,6 +15,7 @@
 #include <trace-cmd.h>
 
 #include "core.h"
+#include "util.h"
 #include "decode.h"
 #include "source.h"
 

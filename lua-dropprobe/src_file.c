@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "util.h"
 #include "source.h"
 #include "textdec.h"
 

@@ -13,6 +13,7 @@
 
 #include "comm.h"
 #include "core.h"
+#include "util.h"
 #include "decode.h"
 #include "instance.h"
 #include "rawbuf.h"
@@ -41,7 +42,7 @@ static int raw_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 		return DP_FILL_INTR;
 	if (n == 0)
 		return DP_FILL_NONE;
-	hold = !s->inst->closed && s->inst->stack_triggers > 0;
+	hold = dp_instance_stacked(s->inst);
 	base = dp_decode_begin(L, &s->dec);
 	while (dp_rawbuf_next(&s->rb, &cpu, &data, &size, &ts)) {
 		int k = dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts);
@@ -123,7 +124,7 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	lua_Integer pct = dp_opt_integer(L, opts, "buffer_percent", -1);
 	systems_of(L, opts, systems, 64);
 	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems,
-			      dp_custom_dir ? tracefs_tracing_dir() : NULL);
+			      dp_tracing_dir_arg());
 	if (fail)
 		return fail;
 	lua_getfield(L, opts, "symbols");

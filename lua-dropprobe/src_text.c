@@ -13,6 +13,7 @@
 #include <tracefs.h>
 
 #include "core.h"
+#include "util.h"
 #include "instance.h"
 #include "source.h"
 #include "textdec.h"
@@ -26,7 +27,7 @@ struct src_text {
 /* Records wait for a stack only where a stacktrace trigger may send one. */
 static int holding(struct src_text *s)
 {
-	return !s->inst->closed && s->inst->stack_triggers > 0;
+	return dp_instance_stacked(s->inst);
 }
 
 /* 1: read something, 0: nothing there, -1: error */

@@ -4,6 +4,8 @@
  * the caller (a fake tree for tests, through tracefs_set_tracing_dir).
  */
 #include "core.h"
+#include "util.h"
+#include "tracing.h"
 
 #include <errno.h>
 #include <stdio.h>

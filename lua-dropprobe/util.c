@@ -15,6 +15,11 @@
 int dp_custom_dir = 0;
 volatile int dp_signal_caught = 0;
 
+const char *dp_tracing_dir_arg(void)
+{
+	return dp_custom_dir ? tracefs_tracing_dir() : NULL;
+}
+
 void dp_check_fields(lua_State *L, int idx, const char *const allowed[])
 {
 	if (lua_isnoneornil(L, idx))

@@ -55,6 +55,9 @@ int dp_proc_comm(long pid, char *buf, size_t len);
 int dp_is_root(void);
 /* Set once dp.tracefs(dir) pointed the library at a tree of its own. */
 extern int dp_custom_dir;
+/* The tracing dir to hand to a libtracefs call that takes one: the tree
+ * dp.tracefs(dir) set, or NULL (libtracefs finds the mounted one). */
+const char *dp_tracing_dir_arg(void);
 /* Last signal caught while a reader was waiting (SIGINT/SIGTERM), or 0. */
 extern volatile int dp_signal_caught;
 

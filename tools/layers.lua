@@ -1,8 +1,18 @@
--- tools/layers.lua OBJDIR: the dependency picture of the C core from its
--- object files (nm): file A depends on file B when A uses a symbol B
--- defines. Prints each file's layer (0: depends on no other file) and what
--- it uses; exits 1 if the files form a dependency circle.
-local dir = assert(arg[1], "usage: lua5.4 tools/layers.lua OBJDIR")
+-- tools/layers.lua OBJDIR [SRCDIR]: the dependency picture of the C core
+-- from its object files (nm): file A depends on file B when A uses a symbol
+-- B defines. Prints each file's layer (0: depends on no other file) and
+-- what it uses; exits 1 if the files form a dependency circle.
+--
+-- With SRCDIR (the sources of those objects) it also reads what symbols do
+-- not show, and exits 1 on either:
+--   * a header included from a floor below its owner's (the file that
+--     defines what it declares): a file reaching up through a header.
+--     core.h is the exception: it declares each file's open function, which
+--     core.c calls; a file includes it to check its own;
+--   * a field of another file's struct written (=, op=, ++, --): an
+--     object's fields change through its own functions.
+local dir = assert(arg[1], "usage: lua5.4 tools/layers.lua OBJDIR [SRCDIR]")
+local srcdir = arg[2]
 
 local function lines(cmd)
   local p = assert(io.popen(cmd))
@@ -72,3 +82,112 @@ if #circle > 0 then
   os.exit(1)
 end
 print(("%d files, no dependency circle"):format(#files))
+
+if not srcdir then return end
+
+local function slurp(path)
+  local f = assert(io.open(path))
+  local t = f:read("a")
+  f:close()
+  -- comments and strings out: what is left is code
+  return (t:gsub("/%*.-%*/", " "):gsub("//[^\n]*", " "):gsub('"[^"\n]*"', '""'))
+end
+local function raw(path)
+  local f = assert(io.open(path))
+  local t = f:read("a")
+  f:close()
+  return t
+end
+
+local is_file = {}
+for _, f in ipairs(files) do is_file[f] = true end
+local sources = {}
+for _, path in ipairs(lines("ls " .. srcdir .. "/*.c " .. srcdir .. "/*.h")) do
+  sources[#sources + 1] = path:match("([^/]+)$")
+end
+
+-- a header's owner: the .c of its name, else the file that defines what it declares
+local owner = {}
+for _, name in ipairs(sources) do
+  if name:match("%.c$") then
+    owner[name] = name
+  else
+    local c = name:gsub("%.h$", ".c")
+    if is_file[c] then
+      owner[name] = c
+    else
+      for fn in slurp(srcdir .. "/" .. name):gmatch("([%a_][%w_]*)%s*%(") do
+        if defines[fn] then owner[name] = defines[fn] break end
+      end
+    end
+  end
+end
+
+local bad = {}
+for _, name in ipairs(sources) do
+  local own = owner[name]
+  for inc in raw(srcdir .. "/" .. name):gmatch('#include%s+"([^"]+)"') do
+    local up = owner[inc]
+    if inc ~= "core.h" and own and up and layer[own] and layer[up] and layer[up] > layer[own] then
+      bad[#bad + 1] = ("%s (L%d) includes %s, the header of %s (L%d): a floor up"):format(name, layer[own],
+        inc, up, layer[up])
+    end
+  end
+end
+
+-- every struct's members, by the file that owns the struct; a struct that
+-- is also handled by value somewhere (a span, an embedded buffer) is a
+-- value, not an object, and anyone may fill it in
+local all_code = {}
+for _, name in ipairs(sources) do all_code[#all_code + 1] = slurp(srcdir .. "/" .. name) end
+all_code = table.concat(all_code, "\n")
+local field_owners = {}
+for _, name in ipairs(sources) do
+  local own = owner[name] or name
+  for sname, body in slurp(srcdir .. "/" .. name):gmatch("struct%s+([%a_][%w_]*)%s*(%b{})") do
+    local holder = all_code:find("struct%s+" .. sname .. "%s+[%a_]") and "*" or own
+    body = body:sub(2, -2):gsub("%b{}", " "):gsub("%b[]", " "):gsub("%b()", " ")
+    for stmt in body:gmatch("[^;]+") do
+      for decl in stmt:gmatch("[^,]+") do
+        local member = decl:gsub(":%s*%d+%s*$", ""):match("([%a_][%w_]*)%s*$")
+        if member then
+          field_owners[member] = field_owners[member] or {}
+          field_owners[member][holder] = true
+        end
+      end
+    end
+  end
+end
+
+for _, name in ipairs(sources) do
+  if name:match("%.c$") then
+    local code = slurp(srcdir .. "/" .. name)
+    local seen = {}
+    local function check(member)
+      local owners = field_owners[member]
+      if not owners or owners[name] or owners["*"] or seen[member] then return end
+      local list = {}
+      for o in pairs(owners) do list[#list + 1] = o end
+      table.sort(list)
+      seen[member] = true
+      bad[#bad + 1] = ("%s writes the field '%s' of a struct of %s"):format(name, member,
+        table.concat(list, ", "))
+    end
+    local at = code:find("->", 1, true)
+    while at do
+      local member, op = code:match("^%->%s*([%a_][%w_]*)%s*([=%+%-%*/|&%^<>]*)", at)
+      if member and (op:match("^=[^=]") or op == "=" or op:match("^%+%+") or op:match("^%-%-")
+          or op:match("^[%+%-%*/|&%^]=") or op:match("^<<=") or op:match("^>>=")) then
+        check(member)
+      end
+      at = code:find("->", at + 2, true)
+    end
+    for member in code:gmatch("[%+%-][%+%-]%s*[%a_][%w_]*%->([%a_][%w_]*)") do check(member) end
+  end
+end
+
+if #bad > 0 then
+  for _, b in ipairs(bad) do io.stderr:write("layers: ", b, "\n") end
+  os.exit(1)
+end
+print("no header include a floor up, no field written across objects")
