@@ -138,6 +138,36 @@ describe("10 recipes", function()
     state.assert_same(found)
   end)
 
+  live_it("watch: one call per drop, as the command's text line and JSON object #live", function()
+    local found = state.snapshot()
+    local watch = require "dropprobe.recipes.watch"
+    local got = {}
+    local report = watch.run({ filter = kernel.cond("reason == NO_SOCKET", "protocol == 2048"), idle = 1,
+      ready = function() net.udp_closed(9999, 25) end }, function(d) got[#got + 1] = d end)
+    assert.are.equal(25, #got)
+    assert.are.equal(25, report.drops)
+    assert.are.equal(0, report.lost)
+    local label = kernel.label("NO_SOCKET")
+    for _, d in ipairs(got) do
+      assert.are.equal(label, dp.reason_label(d.reason))
+      assert.truthy(watch.line(d):find(" " .. label .. " ", 1, true), watch.line(d))
+      if report.packets then
+        assert.are.equal("drop", d.name)
+        assert.are.equal(9999, d.packet.dport)
+        assert.truthy(watch.line(d):find(" -> 127.0.0.1:9999 ", 1, true), watch.line(d))
+      else
+        assert.are.equal("kfree_skb", d.name)
+      end
+    end
+    local j = watch.json(got[1], "NULL")
+    assert.are.equal(dp.has_reasons() and label or "NULL", j.reason)
+    assert.are.equal(got[1].ts, j.ts)
+    assert.has_error(function() watch.run({ duration = 1, stack = true }, function() end) end,
+      "watch.run: unknown option 'stack' (allowed: filter, all_reasons, stacks, mode, port, host, buffer_kb, "
+      .. "duration, idle, ready)")
+    state.assert_same(found)
+  end)
+
   live_it("top: counts per reason and location, plain lines when not a terminal #live", function()
     local found = state.snapshot()
     local top = require "dropprobe.recipes.top"

@@ -211,16 +211,6 @@ function cmds.reasons(dp, args)
   return 0
 end
 
--- "udp 127.0.0.1:43210 -> 127.0.0.1:5555 ", or "" without a packet
-local function five_tuple(p)
-  if not p then return "" end
-  local function ep(addr, port)
-    if not port then return addr end
-    return (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, port)
-  end
-  return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
-end
-
 -- The one line on stderr that says the probes are armed: what is traced,
 -- how, and how to stop (tcpdump's "listening on", bpftrace's "Attaching").
 local function listening(cmd, what)
@@ -233,39 +223,16 @@ local function left_out_note(left_out)
   if note then io.stderr:write("dropprobe: ", note, "\n") end
 end
 
-function cmds.watch(dp, args)
-  local hunt = require "dropprobe.hunt"
-  local packets, why = hunt.packets_for{ mode = args.mode }
-  if (args.port or args.host) and not packets then
-    error("--port and --host need the packet of each drop: " .. why, 0)
-  end
-  local h <close> = hunt.open{ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
-    mode = args.mode, packets = packets, port = args.port, host = args.host }
-  local n = 0
-  h:run({ duration = args.duration, ready = function(what) listening("watch", what) end },
-    function(rec)
-    if rec.name ~= h.drop_name then return end
-    local p = rec.packet -- --port and --host were checked in C
-    n = n + 1
-    -- the place: the kernel's location, or the stack's where it has none
-    local reason, location = rec.fields.reason, dp.where(rec) or rec.fields.location
-    if args.json then
-      -- the drop's name: the event's, or "drop" for the drop probe;
-      -- no reason (a kernel without drop reasons) is null, not a string
-      json_line{ name = h.packets and "drop" or rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm,
-        ts = rec.ts, reason = reason == nil and cjson.null or tostring(reason),
-        location = location == nil and cjson.null or tostring(location),
-        stack = rec.stack, lost_before = rec.lost_before, packet = p }
-    else
-      io.write(("%.6f cpu%d %s/%d %s%s %s\n"):format(rec.ts, rec.cpu, rec.comm, rec.pid, five_tuple(p),
-        dp.reason_label(reason), tostring(location or "-")))
-      if rec.lost_before then io.write(("  (%d events lost before this one)\n"):format(rec.lost_before)) end
-      for _, f in ipairs(rec.stack or {}) do io.write("    => ", f, "\n") end
-    end
+function cmds.watch(_, args)
+  local recipe = require "dropprobe.recipes.watch"
+  local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
+    mode = args.mode, port = args.port, host = args.host, duration = args.duration,
+    ready = function(what) listening("watch", what) end }, function(d)
+    if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
     io.stdout:flush()
   end)
-  io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(n, h:totals().lost))
-  left_out_note(h.left_out)
+  io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(report.drops, report.lost))
+  left_out_note(report.left_out)
   return 0
 end
 

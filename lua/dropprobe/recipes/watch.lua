@@ -1,0 +1,82 @@
+--- Every drop as it happens: one line (or one JSON object) a drop, with its
+-- reason, its place, its packet where the kernel gives it, and its stack
+-- when asked. The recipe behind `dropprobe watch`.
+-- @module dropprobe.recipes.watch
+-- @usage local watch = require "dropprobe.recipes.watch"
+-- watch.run({ duration = 10 }, function(d) io.write(watch.line(d)) end)
+local dp = require "dropprobe"
+local hunt = require "dropprobe.hunt"
+local util = require "dropprobe.util"
+
+local M = {}
+
+--- Watch drops until `duration`, `idle` or a signal, calling fn with each.
+-- @tparam[opt] table opts `filter` (narrows the default, every drop),
+-- `all_reasons`, `stacks` (true or a number: a stack for the first N),
+-- `mode` ("raw" default, or "text"), `port`, `host` (only drops of packets
+-- from or to them: they need the packet of each drop), `buffer_kb`,
+-- `duration`, `idle`, `ready` (called with what is traced once armed)
+-- @tparam function fn called with each drop: `{ name, cpu, pid, comm, ts,
+-- reason (nil where the kernel has no drop reasons), location, stack,
+-- lost_before, packet }`; `name` is the event's, or "drop" for the drop
+-- probe that reads the packet
+-- @treturn table `{ drops =, lost =, left_out = {REASON = n}, ended =,
+-- packets = whether drops carry their packet }`
+-- @raise `port` or `host` where no packet can be read (why, from
+-- `hunt.packets_for`), and what `hunt.open` raises
+function M.run(opts, fn)
+  opts = util.check_options(opts, { "filter", "all_reasons", "stacks", "mode", "port", "host", "buffer_kb",
+    "duration", "idle", "ready" }, "watch.run")
+  local packets, why = hunt.packets_for{ mode = opts.mode }
+  if (opts.port or opts.host) and not packets then
+    error("--port and --host need the packet of each drop: " .. why, 0)
+  end
+  local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
+    mode = opts.mode, packets = packets, port = opts.port, host = opts.host, buffer_kb = opts.buffer_kb }
+  local n = 0
+  local ended = h:run(hunt.run_options(opts), function(rec)
+    if rec.name ~= h.drop_name then return end
+    n = n + 1
+    -- the place: the kernel's location, or the stack's where it has none
+    fn{ name = h.packets and "drop" or rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
+      reason = rec.fields.reason, location = dp.where(rec) or rec.fields.location, stack = rec.stack,
+      lost_before = rec.lost_before, packet = rec.packet }
+  end)
+  return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets }
+end
+
+-- "udp 127.0.0.1:43210 -> 127.0.0.1:5555 ", or "" without a packet
+local function five_tuple(p)
+  if not p then return "" end
+  local function ep(addr, port)
+    if not port then return addr end
+    return (addr:find(":", 1, true) and "[%s]:%d" or "%s:%d"):format(addr, port)
+  end
+  return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
+end
+
+--- A drop as text: "ts cpuN comm/pid [5-tuple ]REASON location", then the
+-- events lost before it and its stack, one frame a line.
+-- @tparam table d a drop as `run` gives it
+-- @treturn string lines ending in a newline
+function M.line(d)
+  local t = { ("%.6f cpu%d %s/%d %s%s %s\n"):format(d.ts, d.cpu, d.comm, d.pid, five_tuple(d.packet),
+    dp.reason_label(d.reason), tostring(d.location or "-")) }
+  if d.lost_before then t[#t + 1] = ("  (%d events lost before this one)\n"):format(d.lost_before) end
+  for _, f in ipairs(d.stack or {}) do t[#t + 1] = "    => " .. f .. "\n" end
+  return table.concat(t)
+end
+
+--- A drop as a JSON-ready table: what `run` gives, with no reason or
+-- location as `null` (the given null value), never as a string.
+-- @tparam table d a drop as `run` gives it
+-- @param null the JSON null (`cjson.null`)
+-- @treturn table
+function M.json(d, null)
+  return { name = d.name, cpu = d.cpu, pid = d.pid, comm = d.comm, ts = d.ts,
+    reason = d.reason == nil and null or tostring(d.reason),
+    location = d.location == nil and null or tostring(d.location),
+    stack = d.stack, lost_before = d.lost_before, packet = d.packet }
+end
+
+return M
