@@ -1,4 +1,4 @@
 std = "lua54"
 max_line_length = 120
 files["spec"] = { std = "+busted" }
-exclude_files = { "build", "doc", "doc-src" }
+exclude_files = { "build", "doc" }

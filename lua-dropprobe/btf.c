@@ -4,6 +4,10 @@
  * of an enum such as skb_drop_reason, so that names, not numbers, carry
  * across kernels.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "util.h"
 
 #include <errno.h>
@@ -57,9 +61,13 @@ static void done(struct btf *btf)
 		btf__free(btf);
 }
 
-/*
- * core.btf_enum(name [, path]) -> { NAME = value, ... } | nil, message
- * The members of enum `name` in the kernel's BTF (or the BTF file at path).
+/***
+ * The members of a kernel enum from its BTF (`btf.c`, libbpf's BTF API; no
+ * BPF program is loaded): `core.btf_enum("skb_drop_reason").SKB_CONSUMED`.
+ * @function btf_enum
+ * @tparam string name the enum's name
+ * @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+ * @treturn table|nil `{ NAME = value, ... }`, or nil and a message
  */
 static int btf_enum_values(lua_State *L)
 {
@@ -135,10 +143,15 @@ static void members(lua_State *L, const struct btf *btf, const struct btf_type *
 	}
 }
 
-/*
- * core.btf_struct(name [, path]) -> { member = { offset =, size =, pointer = } } |
- * nil, message: where the members of struct `name` are in this kernel (the
- * offsets a kprobe fetches from where it cannot name them, before 6.6)
+/***
+ * Where the members of a kernel struct are, from its BTF (`btf.c`, libbpf):
+ * `core.btf_struct("sk_buff").head.offset`; anonymous structs and unions are
+ * walked into, bitfields left out.
+ * @function btf_struct
+ * @tparam string name the struct's name
+ * @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+ * @treturn table|nil `{ member = { offset =, size =, pointer = } }`, or nil
+ *   and a message
  */
 static int btf_struct_members(lua_State *L)
 {
@@ -161,11 +174,16 @@ static int btf_struct_members(lua_State *L)
 	return 1;
 }
 
-/*
- * core.btf_func(name [, path]) -> { "param", ... } | nil, message: whether
- * the kernel has function `name` (a function the compiler kept, with its
- * symbol) and the names of its parameters in order: where a probe at its
- * entry finds an argument, without a table of kernel versions
+/***
+ * A kernel function and its parameters from the BTF (`btf.c`, libbpf):
+ * whether the kernel kept `name` as a function, and where a probe at its
+ * entry finds each argument (`dp.drop_hook()` reads it: no table of
+ * versions). The kernel's own BTF is parsed once per process and kept.
+ * @function btf_func
+ * @tparam string name
+ * @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+ * @treturn table|nil `{ "sk", "skb", "reason" }` in order, or nil and a
+ *   message
  */
 static int btf_func_params(lua_State *L)
 {

@@ -2,6 +2,37 @@
  * core.c - luaopen_dropprobe_core: module functions (systems and events,
  * signals, clocks) and each object file's xxx_open.
  */
+
+/***
+ * The C core: the tracefs objects behind `dropprobe`, documented here from
+ * its C files. Use it through `require "dropprobe"`, which adds option
+ * defaults and reason names on top. Its objects:
+ *
+ * Instance: A private tracefs instance (`instance.c`). Made by
+ * `dropprobe.instance`.
+ *
+ * Event: One event inside an Instance (`event.c`). Made by `Instance:event`.
+ *
+ * Pipe: A reader of records (`pipe.c`, the read loop) over one source:
+ * `src_text.c` (trace_pipe), `src_raw.c` (the per-CPU binary buffers),
+ * `src_file.c` (a saved text), `src_dat.c` (a trace.dat). Made by
+ * `Instance:pipe` (`core.text_pipe`, `core.raw_pipe`), `Instance:records`
+ * and `dropprobe.open` (`core.open_text`, `core.open_dat`). Closing its
+ * instance closes it.
+ *
+ * Kprobe: A kprobe in the group `dropprobe` (`kprobe.c`). Made by
+ * `dropprobe.kprobe`.
+ *
+ * Counter: Counting in C (`count.c`): events read straight from the raw
+ * buffers (or a trace.dat, or a saved text) into a C hash table keyed by
+ * fields and, with a `stacktrace` key, by the stack that follows the event
+ * on its CPU. Made by `core.counter(inst, spec)`, `core.count_dat(path,
+ * spec)`, `core.count_text(path, spec)`; `dropprobe.hist` is the public
+ * face. spec: `system`, `event`, `keys` (fields, `.sym`/`.sym-offset`,
+ * `stacktrace`), `values` (fields summed), `size` (most entries), `systems`
+ * (live).
+ * @module dropprobe.core
+ */
 #include "core.h"
 #include "util.h"
 #include "tracing.h"
@@ -32,12 +63,23 @@ static int push_list(lua_State *L, char **list)
 	return 1;
 }
 
-/* core.systems() -> sorted? no: kernel order; the Lua side sorts */
+/***
+ * The event systems of this kernel's tracefs (libtracefs), in the kernel's
+ * order (`dropprobe.systems` sorts them).
+ * @function systems
+ * @treturn {string,...}
+ */
 static int core_systems(lua_State *L)
 {
 	return push_list(L, tracefs_event_systems(dp_tracefs_custom()));
 }
 
+/***
+ * The events of one system (libtracefs), in the kernel's order.
+ * @function events
+ * @tparam string system
+ * @treturn {string,...}
+ */
 static int core_events(lua_State *L)
 {
 	size_t n;
@@ -60,9 +102,11 @@ static void on_hup(int sig)
 	hup_caught = 1;
 }
 
-/* core.catch_hup() - SIGHUP no longer ends the process; core.hup() tells
- * whether one came since the last call (a long-running exporter reopens
- * what it writes) */
+/***
+ * From now on SIGHUP no longer ends the process; `hup` tells whether one
+ * came (a long-running exporter writes at once).
+ * @function catch_hup
+ */
 static int core_catch_hup(lua_State *L)
 {
 	struct sigaction sa;
@@ -75,6 +119,11 @@ static int core_catch_hup(lua_State *L)
 	return 0;
 }
 
+/***
+ * Whether a SIGHUP came since the last call (after `catch_hup`).
+ * @function hup
+ * @treturn boolean
+ */
 static int core_hup(lua_State *L)
 {
 	lua_pushboolean(L, hup_caught);
@@ -82,10 +131,10 @@ static int core_hup(lua_State *L)
 	return 1;
 }
 
-/*
- * core.catch_signals() - SIGINT and SIGTERM end a waiting read with
- * nil, "interrupted" instead of killing the process; core.signal() tells
- * which came (and forgets it).
+/***
+ * From now on SIGINT and SIGTERM end a waiting read or sleep with nil,
+ * "interrupted" instead of the process; `signal` tells which came.
+ * @function catch_signals
  */
 static int core_catch_signals(lua_State *L)
 {
@@ -99,6 +148,13 @@ static int core_catch_signals(lua_State *L)
 	return 0;
 }
 
+/***
+ * The SIGINT or SIGTERM caught (after `catch_signals`), or nothing; with
+ * `forget`, it is forgotten once told.
+ * @function signal
+ * @tparam[opt] boolean forget
+ * @treturn integer|nil the signal number
+ */
 static int core_signal(lua_State *L)
 {
 	int s = dp_signal_caught;
@@ -110,13 +166,26 @@ static int core_signal(lua_State *L)
 	return 1;
 }
 
+/***
+ * Whether the process may change tracefs (effective uid 0); a tree set with
+ * `tracefs(dir)` is exempt.
+ * @function is_root
+ * @treturn boolean
+ */
 static int core_is_root(lua_State *L)
 {
 	lua_pushboolean(L, dp_is_root());
 	return 1;
 }
 
-/* core.check_command(s, what) -> s, or raises for control characters */
+/***
+ * A string that goes into one tracefs control file as one command: raises
+ * when it holds a control character (a newline would be a second command).
+ * @function check_command
+ * @tparam string s
+ * @tparam string what what it is, for the message
+ * @treturn string s
+ */
 static int core_check_command(lua_State *L)
 {
 	dp_check_command(L, 1, luaL_optstring(L, 2, "string"), NULL);
@@ -124,7 +193,12 @@ static int core_check_command(lua_State *L)
 	return 1;
 }
 
-/* core.now() -> CLOCK_MONOTONIC seconds (the instances' trace_clock "mono") */
+/***
+ * Seconds on CLOCK_MONOTONIC (the clock of the instances' `trace_clock`
+ * "mono", so record timestamps compare with it).
+ * @function now
+ * @treturn number
+ */
 static int core_now(lua_State *L)
 {
 	struct timespec ts;
@@ -133,8 +207,12 @@ static int core_now(lua_State *L)
 	return 1;
 }
 
-/* core.sleep(s) -> true, or nil, "interrupted" when SIGINT/SIGTERM (with
- * catch_signals) ended it early */
+/***
+ * Sleep `s` seconds; with `catch_signals`, SIGINT or SIGTERM ends it early.
+ * @function sleep
+ * @tparam number s
+ * @treturn true|nil true, or nil and "interrupted"
+ */
 static int core_sleep(lua_State *L)
 {
 	double s = luaL_checknumber(L, 1);
@@ -154,16 +232,24 @@ static int core_sleep(lua_State *L)
 	return 1;
 }
 
-/* core.isatty(fd) -> whether the fd is a terminal */
+/***
+ * Whether a file descriptor is a terminal.
+ * @function isatty
+ * @tparam integer fd
+ * @treturn boolean
+ */
 static int core_isatty(lua_State *L)
 {
 	lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
 	return 1;
 }
 
-/* core.dir(path) -> { name, ... } (sorted, without . and ..) | nil, message:
- * the entries of a directory (tracefs instances, /run/dropprobe), without a
- * shell */
+/***
+ * The entries of a directory, sorted, without `.` and `..` (no shell).
+ * @function dir
+ * @tparam string path
+ * @treturn table|nil names, or nil and a message
+ */
 static int core_dir(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);

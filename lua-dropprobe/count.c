@@ -12,6 +12,10 @@
  * whole on open with the text parser (parse.c), its values and frames
  * interned as strings.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -193,8 +197,13 @@ static long long poll_live(struct counter *c, int ms)
 	return c->t.hits + c->other - before;
 }
 
-/* counter:poll([ms]) -> events read (what the buffers had, waiting up
- * to ms when nothing), or nil, "interrupted" */
+/***
+ * Read what the buffers have (live counters), waiting up to `ms` when
+ * nothing.
+ * @function Counter:poll
+ * @tparam[opt=0] integer ms
+ * @treturn integer|nil events read, or nil and "interrupted"
+ */
 static int counter_poll(lua_State *L)
 {
 	struct counter *c = check_counter(L, 1);
@@ -221,8 +230,15 @@ static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
 	lua_pushstring(L, buf);
 }
 
-/* counter:rows() -> { {key = value, ..., stack = {...}, hitcount = n, <value> = sum}... },
- * { hits =, entries =, dropped =, lost =, without_stack = } */
+/***
+ * The counts: rows (keys by field name, a reason by the format's name,
+ * `stack` = frames, `hitcount`, summed values) and totals (`hits`,
+ * `entries`, `dropped` for a full table, `lost` ring-buffer events,
+ * `without_stack`).
+ * @function Counter:rows
+ * @treturn table rows
+ * @treturn table totals
+ */
 static int counter_rows(lua_State *L)
 {
 	struct counter *c = check_counter(L, 1);
@@ -330,12 +346,21 @@ static void counter_release(struct counter *c)
 	c->pend = NULL;
 }
 
+/***
+ * Close it; idempotent; also `__close` and `__gc`.
+ * @function Counter:close
+ */
 static int counter_close(lua_State *L)
 {
 	counter_release(luaL_checkudata(L, 1, DP_COUNTER_MT));
 	return 0;
 }
 
+/***
+ * The file descriptor to poll for a live counter (CPU 0's buffer).
+ * @function Counter:fd
+ * @treturn integer|nil
+ */
 static int counter_fd(lua_State *L)
 {
 	struct counter *c = check_counter(L, 1);
@@ -489,11 +514,14 @@ static int fail_counter(lua_State *L, struct counter *c, const char *what, const
 static const char *const count_opts[] = {"system", "event", "keys", "values", "size",
 					 "systems", NULL};
 
-/*
- * core.counter(inst, { system =, event =, keys = {...}, values = {...},
- * size =, systems = {...} }) -> Counter over the instance's buffers. The
- * event (and its stacktrace trigger, for a stack key) is set up by the
- * caller on the instance; this only reads and counts.
+/***
+ * A Counter over an instance's per-CPU buffers (see `Counter`): the event,
+ * and with a `stacktrace` key its stack trigger, must be set up in the
+ * instance; `poll` reads.
+ * @function counter
+ * @param inst an Instance
+ * @tparam table spec `system`, `event`, `keys`, `values`, `size`, `systems`
+ * @return a Counter
  */
 static int counter_new(lua_State *L)
 {
@@ -536,8 +564,14 @@ static int dat_count(struct tracecmd_input *h, struct tep_record *rec, int cpu, 
 	return 0;
 }
 
-/* core.count_dat(path, { system =, event =, keys =, values =, size = }) ->
- * Counter over a whole trace.dat (every buffer of the file) */
+/***
+ * A Counter over a whole trace.dat (every buffer in the file), counted on
+ * open.
+ * @function count_dat
+ * @tparam string path
+ * @tparam table spec `system`, `event`, `keys`, `values`, `size`
+ * @return a Counter
+ */
 static int count_dat(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);
@@ -656,8 +690,14 @@ static const char *text_keys(lua_State *L, struct counter *c, int opts)
 	return parse_keys(L, c, opts);
 }
 
-/* core.count_text(path, { event =, keys =, values =, size = }) -> Counter
- * over a saved trace text, counted in C: the keys are the printed labels */
+/***
+ * A Counter over a saved trace text, counted in C on open: the keys are the
+ * printed labels (reason names, symbols as printed).
+ * @function count_text
+ * @tparam string path
+ * @tparam table spec `event`, `keys`, `values`, `size`
+ * @return a Counter
+ */
 static int count_text(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);

@@ -4,6 +4,10 @@
  * made once per event and fetched by index. An event's info is found by
  * its id in an array.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "decode.h"
 
 #include <arpa/inet.h>
@@ -562,9 +566,15 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 	return 1;
 }
 
-/* core.parse_prefix(s) -> family, bits | nil, message: whether s is an
- * address or a prefix the packet condition takes (127.0.0.1, [::1],
- * 127.0.0.0/8, fe80::/10); names are the caller's to resolve first */
+/***
+ * Whether a string is an address or a prefix the packet condition takes
+ * (`packet.c`: `127.0.0.1`, `[::1]`, `127.0.0.0/8`, `fe80::/10`; names are
+ * resolved before, `util.resolve_host`).
+ * @function parse_prefix
+ * @tparam string s
+ * @treturn integer|nil family (4 or 6), or nil and a message
+ * @treturn integer the prefix length
+ */
 static int parse_prefix(lua_State *L)
 {
 	struct dp_prefix p;
@@ -597,9 +607,17 @@ void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx)
 	lua_pop(L, 1);
 }
 
-/* core.decode_packet(bytes, nh) -> { family, saddr, daddr, proto, sport, dport,
- * type, code, len } | nil: the headers in bytes taken from skb->head, the
- * network header nh bytes in (what a drop probe's record gets as packet) */
+/***
+ * The headers in bytes a drop probe fetched from `skb->head` (`packet.c`):
+ * IPv4, IPv6 behind its extension headers, TCP, UDP, ICMP, ICMPv6. A header
+ * too short to be one (IHL < 5) still gives its addresses, with `malformed`
+ * saying why.
+ * @function decode_packet
+ * @tparam string bytes
+ * @tparam integer nh the network header's offset in bytes
+ * @treturn table|nil `{ family, saddr, daddr, proto, sport, dport, type,
+ *   code, len, malformed }`, or nil when no IP header is there
+ */
 static int decode_packet(lua_State *L)
 {
 	size_t n;

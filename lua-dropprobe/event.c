@@ -4,6 +4,10 @@
  * with control characters are refused before anything is written, and a
  * refused filter is put back as it was.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "instance.h"
 #include "core.h"
 #include "util.h"
@@ -41,9 +45,14 @@ static int event_write(struct dp_event *ev, const char *file, const char *val, i
 	return tracefs_event_file_write(ev->inst->ti, ev->system, ev->name, file, val);
 }
 
-/*
- * inst:event(system, name) (the Lua side splits "sys:name") -> Event.
- * The same event asked twice gives the same object.
+/***
+ * The Event of `system:name` in an instance (`Instance:event` splits the
+ * name); the same event asked twice gives the same object.
+ * @function event
+ * @param inst an Instance
+ * @tparam string system
+ * @tparam string name
+ * @return an Event
  */
 static int event_new(lua_State *L)
 {
@@ -134,9 +143,13 @@ static int refuse(lua_State *L, struct dp_event *ev, const char *what, const cha
 	return dp_kernel_error(L, asked, lua_tostring(L, -1), err, hint);
 }
 
-/*
- * ev:_filter(expr | nil) - the raw filter write; the Lua side turns reason
- * names into numbers first. On refusal the previous filter is written back.
+/***
+ * Internal: the raw filter write (`dropprobe` turns reason names into this
+ * kernel's numbers first); on refusal the previous filter is written back.
+ * nil clears it.
+ * @function Event:_filter
+ * @tparam string|nil expr
+ * @return the event
  */
 static int event_filter(lua_State *L)
 {
@@ -172,7 +185,13 @@ static int event_filter(lua_State *L)
 	return 0;
 }
 
-/* ev:_trigger(spec) - adds one trigger; removed again on close */
+/***
+ * Internal: add one trigger (as the kernel reads it); it is removed again
+ * when the event closes.
+ * @function Event:_trigger
+ * @tparam string spec
+ * @return the event
+ */
 static int event_trigger(lua_State *L)
 {
 	struct dp_event *ev = check_event(L, 1);
@@ -209,7 +228,11 @@ static int event_trigger(lua_State *L)
 	return 0;
 }
 
-/* ev:untrigger(spec) - removes a trigger this object set */
+/***
+ * Remove a trigger that was set through this object.
+ * @function Event:untrigger
+ * @tparam string spec as it was given
+ */
 static int event_untrigger(lua_State *L)
 {
 	struct dp_event *ev = check_event(L, 1);
@@ -233,6 +256,11 @@ static int event_untrigger(lua_State *L)
 	return 0;
 }
 
+/***
+ * Enable the event in its instance.
+ * @function Event:enable
+ * @return the event
+ */
 static int event_enable(lua_State *L)
 {
 	struct dp_event *ev = check_event(L, 1);
@@ -243,6 +271,12 @@ static int event_enable(lua_State *L)
 	return 1;
 }
 
+/***
+ * Disable it (a stacktrace trigger still fires: remove it or turn tracing
+ * off).
+ * @function Event:disable
+ * @return the event
+ */
 static int event_disable(lua_State *L)
 {
 	struct dp_event *ev = check_event(L, 1);
@@ -253,7 +287,11 @@ static int event_disable(lua_State *L)
 	return 1;
 }
 
-/* ev:info() -> { system, name, enabled, filter, triggers = {...} } */
+/***
+ * `{ system, name, enabled, closed, filter, triggers = {...} }`.
+ * @function Event:info
+ * @treturn table
+ */
 static int event_info(lua_State *L)
 {
 	struct dp_event *ev = luaL_checkudata(L, 1, DP_EVENT_MT);
@@ -279,7 +317,12 @@ static int event_info(lua_State *L)
 	return 1;
 }
 
-/* ev:read_file(name) -> the text of one of the event's files (format, filter...) */
+/***
+ * The text of one of the event's files (`format`, `filter`, `trigger`, ...).
+ * @function Event:read_file
+ * @tparam string name
+ * @treturn string
+ */
 static int event_read_file(lua_State *L)
 {
 	struct dp_event *ev = check_event(L, 1);
@@ -337,9 +380,13 @@ static int event_gc(lua_State *L)
 	return 0;
 }
 
-/* ev:_teardown(write) -> true | nil, message: called by the instance as it
- * closes; undoes what this object set (write: the directory is still
- * there) and closes it. Never raises. */
+/***
+ * Internal: called by the instance as it closes; undoes what this object set
+ * (with `write`: the directory is still there) and closes it. Never raises.
+ * @function Event:_teardown
+ * @tparam boolean write
+ * @treturn true|nil true, or nil and a message
+ */
 static int event_teardown_m(lua_State *L)
 {
 	struct dp_event *ev = luaL_checkudata(L, 1, DP_EVENT_MT);

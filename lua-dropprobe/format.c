@@ -3,6 +3,10 @@
  * size and signedness, and the symbol tables of __print_symbolic (the drop
  * reasons of skb:kfree_skb come from there; nothing is hard-coded).
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "format.h"
 
 #include <stdlib.h>
@@ -185,7 +189,15 @@ int dp_push_event_format(lua_State *L, struct tep_event *ev)
 	return 1;
 }
 
-/* core.parse_format(text [, system]) -> format table */
+/***
+ * Parse the text of an event's `format` file (libtraceevent).
+ * @function parse_format
+ * @tparam string text
+ * @tparam[opt="unknown"] string system
+ * @treturn table `{ name, id, system, print_fmt, fields = {{name, type,
+ *   offset, size, signed, common, arraylen}...}, symbols = { field = {[n] =
+ *   name} } }`
+ */
 static int format_parse(lua_State *L)
 {
 	size_t len;

@@ -2,6 +2,10 @@
  * instance.c - dropprobe.Instance: a private tracefs instance (its own ring
  * buffer, events, filters, triggers) that this process created and removes.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "instance.h"
 
 #include "core.h"
@@ -57,8 +61,12 @@ static void set_option(struct tracefs_instance *ti, const char *file, const char
 		(void)tracefs_instance_file_write(ti, file, val);
 }
 
-/*
- * core.instance{ name =, buffer_kb =, clock = } -> Instance
+/***
+ * A private tracefs instance (libtracefs): its own ring buffer and event
+ * switches, removed with everything in it on close.
+ * @function instance
+ * @tparam table opts `name`, `buffer_kb`, `clock`
+ * @return an Instance
  */
 static int instance_new(lua_State *L)
 {
@@ -330,6 +338,12 @@ destroy:
 	return failed ? err : NULL;
 }
 
+/***
+ * Close: readers first, then each event's triggers, filter and enable, the
+ * tracer, then the instance directory, then the kprobes its events used.
+ * Idempotent; also `__close` and `__gc`.
+ * @function Instance:close
+ */
 static int instance_close(lua_State *L)
 {
 	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
@@ -382,6 +396,11 @@ static int instance_tostring(lua_State *L)
 	return 1;
 }
 
+/***
+ * The instance's name.
+ * @function Instance:name
+ * @treturn string
+ */
 static int instance_name(lua_State *L)
 {
 	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
@@ -389,6 +408,11 @@ static int instance_name(lua_State *L)
 	return 1;
 }
 
+/***
+ * Whether it was closed.
+ * @function Instance:is_closed
+ * @treturn boolean
+ */
 static int instance_is_closed(lua_State *L)
 {
 	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
@@ -396,7 +420,11 @@ static int instance_is_closed(lua_State *L)
 	return 1;
 }
 
-/* inst:dir() -> the instance's directory in tracefs */
+/***
+ * Its directory in tracefs.
+ * @function Instance:dir
+ * @treturn string
+ */
 static int instance_dir(lua_State *L)
 {
 	struct dp_instance *in = dp_check_instance(L, 1);
@@ -408,7 +436,12 @@ static int instance_dir(lua_State *L)
 	return 1;
 }
 
-/* inst:read_file(name) -> contents of a file of the instance, or fail */
+/***
+ * Read one of its files (`trace_clock`, `per_cpu/cpu0/stats`, ...).
+ * @function Instance:read_file
+ * @tparam string name
+ * @treturn string|nil contents, or nil and a message
+ */
 static int instance_read_file(lua_State *L)
 {
 	struct dp_instance *in = dp_check_instance(L, 1);
@@ -428,7 +461,12 @@ static int instance_read_file(lua_State *L)
 	return 1;
 }
 
-/* inst:tracing(on) -> sets tracing_on of this instance (events and triggers) */
+/***
+ * Get or set its `tracing_on` (events and triggers of this instance only).
+ * @function Instance:tracing
+ * @tparam[opt] boolean on
+ * @treturn boolean when called without argument
+ */
 static int instance_tracing(lua_State *L)
 {
 	struct dp_instance *in = dp_check_instance(L, 1);
@@ -443,11 +481,13 @@ static int instance_tracing(lua_State *L)
 	return 0;
 }
 
-/*
- * inst:_tracer(name [, functions]) - the instance's own tracer (never the
- * top level's), with an optional function filter set first, so that a
- * kernel that refuses the filter (EPERM under lockdown) leaves nothing
- * changed. Back to nop on close.
+/***
+ * Internal: the instance's own tracer (never the top level's), with an
+ * optional function filter written first, so that a kernel that refuses the
+ * filter is refused before the tracer changes; `nop` again on close.
+ * @function Instance:_tracer
+ * @tparam string name
+ * @tparam[opt] {string,...} functions
  */
 static int instance_tracer(lua_State *L)
 {
@@ -495,9 +535,13 @@ static int instance_tracer(lua_State *L)
 	return 0;
 }
 
-/*
- * inst:_option(name, value) -> whether options/<name> exists and took the
- * value: a trace option of this private instance (never the top level's).
+/***
+ * Internal: set a trace option of this private instance (`options/<name>`;
+ * never the top level's).
+ * @function Instance:_option
+ * @tparam string name
+ * @tparam boolean value
+ * @treturn boolean whether the option exists and took the value
  */
 static int instance_option(lua_State *L)
 {
@@ -514,7 +558,12 @@ static int instance_option(lua_State *L)
 	return 1;
 }
 
-/* inst:_hold(kp) - the instance removes kp after its own events */
+/***
+ * Internal: the instance removes this kprobe after its own events, when it
+ * closes.
+ * @function Instance:_hold
+ * @param kp a Kprobe
+ */
 static int instance_hold(lua_State *L)
 {
 	dp_check_instance(L, 1);

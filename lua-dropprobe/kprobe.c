@@ -6,6 +6,10 @@
  * API and removed again on close or garbage collection - only this probe,
  * never anything else in kprobe_events.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "core.h"
 #include "util.h"
 
@@ -69,7 +73,17 @@ static void definition(struct dp_kprobe *kp, luaL_Buffer *b)
 	}
 }
 
-/* core.kprobe(name, at, ret, maxactive, args) - args already checked */
+/***
+ * A kprobe in the group `dropprobe` (not yet in the kernel: `create`);
+ * `dropprobe.kprobe` checks the arguments first.
+ * @function kprobe
+ * @tparam string name
+ * @tparam string at the function (or `function+offset`)
+ * @tparam boolean ret a return probe
+ * @tparam integer maxactive
+ * @tparam {string,...} args `name=fetcharg:type`
+ * @return a Kprobe
+ */
 static int kprobe_new(lua_State *L)
 {
 	size_t nl;
@@ -102,6 +116,11 @@ static int kprobe_new(lua_State *L)
 	return 1;
 }
 
+/***
+ * The exact line the kernel gets.
+ * @function Kprobe:definition
+ * @treturn string
+ */
 static int kprobe_definition(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -121,7 +140,10 @@ static int has_kprobe_events(void)
 	return ok;
 }
 
-/* kp:create() - into the kernel; a clear error where it has no kprobes */
+/***
+ * Write it into the kernel (through libtracefs' dynamic events).
+ * @function Kprobe:create
+ */
 static int kprobe_create(lua_State *L)
 {
 	struct dp_kprobe *kp = check_kprobe(L, 1);
@@ -197,11 +219,12 @@ static int kprobe_destroy(struct dp_kprobe *kp)
 	return 0;
 }
 
-/*
- * core.kprobe_remove(name) -> true | nil, message: remove the probe of the
- * group dropprobe with that name (for `dropprobe cleanup`: a probe a dead
- * process left); true also when it is gone already. Written through libtracefs' append: a C stdio "a" stream
- * would seek, which kprobe_events refuses.
+/***
+ * Remove the probe of the group `dropprobe` with that name (for `dropprobe
+ * cleanup`: a probe a dead process left); true also when it was not there.
+ * @function kprobe_remove
+ * @tparam string name
+ * @treturn true|nil true, or nil and a message
  */
 static int kprobe_remove(lua_State *L)
 {
@@ -230,9 +253,13 @@ static void kprobe_release(struct dp_kprobe *kp)
 	kp->closed = 1;
 }
 
-/* kp:close() -> true when the removal was left to the instance whose
- * event still uses the probe (closing in any order: `<close>` variables
- * close the probe before the instance they were declared after) */
+/***
+ * Remove it from the kernel (only this probe); idempotent; also `__close`,
+ * `__gc`. While an instance's event uses it, that instance removes it after
+ * its events (so it may be closed before the instance), and `close` returns
+ * true.
+ * @function Kprobe:close
+ */
 static int kprobe_close(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -253,7 +280,11 @@ static int kprobe_close(lua_State *L)
 	return 0;
 }
 
-/* kp:_held() - an instance's event uses the probe (inst:event(kp)) */
+/***
+ * Internal: an instance's event uses the probe; the instance removes it
+ * after its events.
+ * @function Kprobe:_held
+ */
 static int kprobe_held(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -261,9 +292,12 @@ static int kprobe_held(lua_State *L)
 	return 0;
 }
 
-/* kp:_destroy() -> true | nil, message: the probe out of the kernel (the
- * instance whose events used it calls this after them); the object stays
- * usable (create() again). */
+/***
+ * Internal: the probe out of the kernel (called by the instance whose events
+ * used it, after them); the object stays usable (`create` again).
+ * @function Kprobe:_destroy
+ * @treturn true|nil true, or nil and a message
+ */
 static int kprobe_destroy_m(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -305,7 +339,12 @@ static int kprobe_tostring(lua_State *L)
 	return 1;
 }
 
-/* kp:event_name() -> "dropprobe", name (for inst:event) */
+/***
+ * The event the probe makes: its group and name, for `Instance:event`.
+ * @function Kprobe:event_name
+ * @treturn string "dropprobe"
+ * @treturn string the name
+ */
 static int kprobe_event_name(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);
@@ -314,6 +353,11 @@ static int kprobe_event_name(lua_State *L)
 	return 2;
 }
 
+/***
+ * Whether it is in the kernel.
+ * @function Kprobe:is_created
+ * @treturn boolean
+ */
 static int kprobe_is_created(lua_State *L)
 {
 	struct dp_kprobe *kp = luaL_checkudata(L, 1, DP_KPROBE_MT);

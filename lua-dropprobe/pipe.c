@@ -6,6 +6,10 @@
  * deadline, end of input or a signal. Where records come from is the
  * source's business (source.h).
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,9 +52,11 @@ static int fail2(lua_State *L, const char *why)
 	return 2;
 }
 
-/*
- * pipe:read([timeout]) -> record | nil, "timeout" | nil, "eof" |
- * nil, "interrupted". timeout in seconds; nil waits.
+/***
+ * The next record, waiting at most `timeout` seconds (nil: waits).
+ * @function Pipe:read
+ * @tparam[opt] number timeout
+ * @treturn table|nil a record, or nil and "timeout", "eof" or "interrupted"
  */
 static int pipe_read(lua_State *L)
 {
@@ -128,6 +134,10 @@ static void pipe_close_at(lua_State *L, struct dp_pipe *p, int idx)
 	lua_setiuservalue(L, idx, UV_REFS); /* the records still held */
 }
 
+/***
+ * Close it; idempotent; also `__close` and `__gc`.
+ * @function Pipe:close
+ */
 static int pipe_close(lua_State *L)
 {
 	struct dp_pipe *p = luaL_checkudata(L, 1, DP_PIPE_MT);
@@ -144,7 +154,11 @@ int dp_pipe_fail(lua_State *L, int idx, const char *msg)
 	return lua_error(L);
 }
 
-/* pipe:fd() -> the fd to poll (text: trace_pipe; raw: cpu0's buffer) */
+/***
+ * The file descriptor to poll (text: trace_pipe; raw: CPU 0's buffer).
+ * @function Pipe:fd
+ * @treturn integer
+ */
 static int pipe_fd(lua_State *L)
 {
 	struct dp_pipe *p = check_pipe(L, 1);
@@ -152,8 +166,13 @@ static int pipe_fd(lua_State *L)
 	return 1;
 }
 
-/* pipe:_stats() -> counters the reader saw itself (the Lua side adds the
- * kernel's per-CPU overrun/dropped counts) */
+/***
+ * Internal: the counts the reader saw itself (records, lines, lost events it
+ * was told of); `Pipe:stats` adds the kernel's per-CPU overrun and dropped
+ * counts.
+ * @function Pipe:_stats
+ * @treturn table
+ */
 static int pipe_stats(lua_State *L)
 {
 	struct dp_pipe *p = luaL_checkudata(L, 1, DP_PIPE_MT);
@@ -177,7 +196,10 @@ static int pipe_tostring(lua_State *L)
 	return 1;
 }
 
-/* pipe:instance() -> the Instance it reads, or nil for files */
+/***
+ * The instance it reads (nil for files).
+ * @function Pipe:instance
+ */
 static int pipe_instance(lua_State *L)
 {
 	luaL_checkudata(L, 1, DP_PIPE_MT);
@@ -205,8 +227,12 @@ void dp_pipe_new(lua_State *L, const struct dp_source_ops *ops, void *src, int o
 	lua_setiuservalue(L, -2, UV_OWN);
 }
 
-/* pipe:_raw_stacks(on) - stacks as the kernel gave them (the tracing
- * machinery's frames at the top kept), for scripts that want them */
+/***
+ * Internal: stacks as the kernel gave them (the tracing machinery's frames
+ * at the top kept), for scripts that want them (`raw_stacks`).
+ * @function Pipe:_raw_stacks
+ * @tparam boolean on
+ */
 static int pipe_raw_stacks(lua_State *L)
 {
 	struct dp_pipe *p = luaL_checkudata(L, 1, DP_PIPE_MT);

@@ -1,6 +1,10 @@
 /*
  * record.c - record keys and metatables (see record.h).
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "record.h"
 
 #include <string.h>
@@ -108,8 +112,16 @@ void dp_stack_trim(lua_State *L, int idx)
 	}
 }
 
-/* core.drop_frames(stack [, depth]) -> the frames from the function that
- * dropped (a new table): the one normalisation of every stack */
+/***
+ * A drop's stack from the function that dropped it (`record.c`): the tracing
+ * machinery and the freeing function at the top left out, the one rule every
+ * record's stack follows (unless `raw_stacks`) and `dropprobe.hist` applies
+ * to counted stacks.
+ * @function drop_frames
+ * @tparam {string,...} stack frames as `fn+0xoff/0xsize`
+ * @tparam[opt] integer depth at most this many frames
+ * @treturn {string,...} a new table
+ */
 static int drop_frames(lua_State *L)
 {
 	lua_Integer depth = luaL_optinteger(L, 2, -1);

@@ -6,6 +6,10 @@
  * top-level buffer and every instance buffer of the file are read, one
  * after another.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +130,13 @@ static const char *dat_setup(lua_State *L, struct src_dat *s, const char *path)
 	}
 }
 
-/* core.open_dat(path) -> Pipe over a trace.dat file */
+/***
+ * A Pipe over a trace.dat file (libtracecmd), the records of every CPU in
+ * time order.
+ * @function open_dat
+ * @tparam string path
+ * @return a Pipe
+ */
 static int open_dat(lua_State *L)
 {
 	const char *path = luaL_checkstring(L, 1);

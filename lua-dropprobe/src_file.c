@@ -3,6 +3,10 @@
  * trace_pipe gave), through the text decoder. Every record may get a stack
  * from the lines after it.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -67,7 +71,13 @@ static const struct dp_source_ops file_ops = {
 	.max_wait_ms = 0,
 };
 
-/* core.open_text(path [, { names =, formats_dir = }]) -> Pipe over a saved trace text */
+/***
+ * A Pipe over a saved trace text (a copy of trace or trace_pipe).
+ * @function open_text
+ * @tparam string path
+ * @tparam[opt] table opts `names` (event -> system), `formats_dir`
+ * @return a Pipe
+ */
 static int open_text(lua_State *L)
 {
 	static const char *const opts[] = {"names", "formats_dir", NULL};

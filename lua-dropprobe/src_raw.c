@@ -3,6 +3,10 @@
  * (rawbuf.c), each event decoded into a record by the decoder (decode.c)
  * with the kernel's formats, in timestamp order across CPUs.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,15 +150,14 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	return NULL;
 }
 
-/*
- * core.raw_pipe(inst, { systems =, symbols =, buffer_percent =, grace =, port =,
- * hosts =, flag_columns = }) -> Pipe
- * systems: of the events used (their formats are loaded); symbols: event
- * -> { field = {[n]=name} } for fields whose format names nothing; port,
- * hosts (addresses or prefixes, "127.0.0.0/8"): only drops whose packet (a
- * drop probe's) is from or to them, compared as bytes, the others skipped
- * in C; flag_columns: 4 where the kernel's text prints
- * four latency flags (no migrate-disable column), else 5.
+/***
+ * A Pipe over an instance's per-CPU binary buffers, decoded in C
+ * (libtraceevent formats, kallsyms for symbols).
+ * @function raw_pipe
+ * @param inst an Instance
+ * @tparam table opts `systems` (of the events used), `symbols`,
+ *   `buffer_percent`, `grace`, `port`, `hosts`, `flag_columns`
+ * @return a Pipe
  */
 static int raw_pipe(lua_State *L)
 {

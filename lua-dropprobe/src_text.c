@@ -2,6 +2,10 @@
  * src_text.c - records from an instance's trace_pipe, the kernel's text
  * (non-blocking fd and poll), through the text decoder.
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -93,11 +97,13 @@ static const struct dp_source_ops text_ops = {
 	.max_wait_ms = 1000,
 };
 
-/*
- * core.text_pipe(inst, { names =, symbols =, formats_dir =, grace = }) -> Pipe
- * names: event -> system; symbols: event -> { field = {[n]=name} } for
- * fields whose format names nothing; formats_dir: tracefs, to map printed
- * labels to field names.
+/***
+ * A Pipe over an instance's trace_pipe, parsed in C.
+ * @function text_pipe
+ * @param inst an Instance
+ * @tparam table opts `names` (event -> system), `symbols` (event -> field ->
+ *   names), `formats_dir`, `grace`
+ * @return a Pipe
  */
 static int text_pipe(lua_State *L)
 {

@@ -3,6 +3,10 @@
  * /sys/kernel/tracing when root and not mounted, or a directory given by
  * the caller (a fake tree for tests, through tracefs_set_tracing_dir).
  */
+
+/***
+ * @submodule dropprobe.core
+ */
 #include "core.h"
 #include "util.h"
 #include "tracing.h"
@@ -75,10 +79,14 @@ int dp_ensure_tracefs(lua_State *L, char *buf, size_t len)
 	return 0;
 }
 
-/*
- * core.tracefs([dir | false]) -> the tracing dir. With dir, the library is
- * pointed at that tree (tests); false goes back to the real one. Without,
- * tracefs is found, or mounted at /sys/kernel/tracing when root.
+/***
+ * The tracing directory: found, or mounted at /sys/kernel/tracing as root.
+ * With `dir`, the library is pointed at that tree (tests with a fake tree);
+ * `false` goes back to the real one.
+ * @function tracefs
+ * @tparam[opt] string|boolean dir
+ * @treturn string the directory
+ * @raise no tracefs (and not root to mount it), a dir that is not one
  */
 static int tracefs_dir(lua_State *L)
 {

@@ -1,6 +1,7 @@
 -- The rock: `luarocks make` into a fresh tree installs every module and the
 -- C core from the one list the Makefile keeps, the installed command runs,
--- and the rockspec names every library the code requires.
+-- and the rockspec names every library the code requires. The manual:
+-- `make docs` documents every function of the C core from its C files.
 local run = require "helpers.run"
 
 local ROCKSPEC = "rockspec/dropprobe-scm-1.rockspec"
@@ -51,6 +52,31 @@ describe("17 rock #proc", function()
     out, code = run.cmd(env .. [[; cd / && lua5.4 -e 'print(package.searchpath("dropprobe.core", package.cpath))']])
     assert.are.equal(0, code, out)
     assert.are.equal(tree .. "/lib/lua/5.4/dropprobe/core.so", out:match("[^\n]+"))
+  end)
+
+  it("documents every function and method of dropprobe.core from the C files", function()
+    local out, code = run.cmd("ldoc -q -d " .. tree .. " .")
+    assert.are.equal(0, code, out)
+    local html = assert(io.open(tree .. "/modules/dropprobe.core.html")):read("a")
+    local core = require "dropprobe.core"
+    local want = {}
+    for k, v in pairs(core) do
+      if type(v) == "function" then want[#want + 1] = k end
+    end
+    local reg = debug.getregistry()
+    for _, t in ipairs({ "Instance", "Event", "Pipe", "Kprobe", "Counter", "Record" }) do
+      local idx = reg["dropprobe." .. t] and reg["dropprobe." .. t].__index
+      for k, v in pairs(type(idx) == "table" and idx or {}) do
+        if type(v) == "function" then want[#want + 1] = t .. ":" .. k end
+      end
+    end
+    assert.is_true(#want > 50)
+    local missing = {}
+    for _, name in ipairs(want) do
+      if not html:find('<a name = "' .. name .. '">', 1, true) then missing[#missing + 1] = name end
+    end
+    table.sort(missing)
+    assert.are.same({}, missing)
   end)
 
   it("names every library the code requires as a dependency", function()
