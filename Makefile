@@ -158,13 +158,25 @@ bench: deps build build/flood
 install: deps
 	$(LUAROCKS) make --deps-mode=none rockspec/dropprobe-scm-1.rockspec
 
-rock: build/dropprobe/core.so
+# The rock's build takes what luarocks found (its CFLAGS, LIBFLAG, the Lua
+# and the libraries' include and lib dirs, passed as build_variables), and
+# pkg-config when it runs by hand; no -Werror: a user's compiler may warn
+# about something new
+ROCK_CFLAGS = $(if $(CFLAGS),$(CFLAGS),-O2 -fPIC)
+ROCK_INCS = $(if $(LUA_INCDIR),-I$(LUA_INCDIR) -I$(LIBTRACEFS_INCDIR)/tracefs \
+	-I$(LIBTRACEEVENT_INCDIR)/traceevent -I$(LIBTRACECMD_INCDIR)/trace-cmd -I$(LIBBPF_INCDIR),$(INCS))
+ROCK_LIBS = $(if $(LIBTRACEFS_LIBDIR),-L$(LIBTRACEFS_LIBDIR) -L$(LIBTRACEEVENT_LIBDIR) \
+	-L$(LIBTRACECMD_LIBDIR) -L$(LIBBPF_LIBDIR)) -ltracefs -ltraceevent -ltracecmd -lbpf
+rock: $(SRC) $(HDR)
+	@mkdir -p build/rock/dropprobe
+	$(CC) -Wall -std=c11 -D_GNU_SOURCE $(ROCK_CFLAGS) $(if $(LIBFLAG),$(LIBFLAG),-shared) $(ROCK_INCS) \
+		-o build/rock/dropprobe/core.so $(SRC) $(ROCK_LIBS)
 
 LUA_MODULES = $(shell cd lua && find dropprobe -name '*.lua')
 rock-install:
 	@test -n "$(LUADIR)" && test -n "$(LIBDIR)" || { echo "rock-install: LUADIR and LIBDIR are set by luarocks" >&2; exit 2; }
 	for m in $(LUA_MODULES); do install -D -m 644 lua/$$m $(LUADIR)/$$m || exit 1; done
-	install -D -m 755 build/dropprobe/core.so $(LIBDIR)/dropprobe/core.so
+	install -D -m 755 build/rock/dropprobe/core.so $(LIBDIR)/dropprobe/core.so
 
 docs:
 	ldoc .

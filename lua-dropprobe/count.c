@@ -359,7 +359,7 @@ static int counter_close(lua_State *L)
 /***
  * The file descriptor to poll for a live counter (CPU 0's buffer).
  * @function Counter:fd
- * @treturn integer|nil
+ * @treturn integer the descriptor, or -1 for a counter over a file
  */
 static int counter_fd(lua_State *L)
 {
@@ -385,7 +385,10 @@ static const char *parse_keys(lua_State *L, struct counter *c, int opts)
 {
 	static char msg[200];
 	const char *fail = NULL;
-	c->t.max = (size_t)dp_opt_integer(L, opts, "size", 2048);
+	lua_Integer size = dp_opt_integer(L, opts, "size", 2048);
+	if (size < 1 || size > 1048576)
+		return "size: a whole number of entries, 1 to 1048576";
+	dp_ctable_init(&c->t, 0, 0, (size_t)size);
 	if (lua_getfield(L, opts, "keys") != LUA_TTABLE) {
 		lua_pop(L, 1);
 		return "keys: give a list of fields, e.g. { \"reason\", \"location.sym\" }";

@@ -2,7 +2,7 @@
  * ctable.h - the counting table: entries keyed by up to DP_CT_MAXK 64-bit
  * values and a stack id, each with a hit count and up to DP_CT_MAXV sums;
  * stacks (arrays of addresses or string ids) and strings interned once,
- * each through a hash index. Plain C, no Lua: counter.c fills it from
+ * each through a hash index. Plain C, no Lua: count.c fills it from
  * events, the C driver and the fuzzer from anything.
  *
  * Like a kernel hist trigger, the table holds at most `max` entries; an

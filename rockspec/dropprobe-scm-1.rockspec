@@ -27,13 +27,19 @@ external_dependencies = {
   LIBBPF = { header = "bpf/btf.h", library = "bpf" },
 }
 build = {
-  -- the Makefile builds the module (pkg-config for the libraries) and
-  -- installs every file of lua/dropprobe/ and the C module: the file lists
-  -- live there only
+  -- the Makefile builds the module (with what luarocks found) and installs
+  -- every file of lua/dropprobe/ and the C module: the file lists live
+  -- there only
   type = "make",
   build_target = "rock",
   install_target = "rock-install",
-  build_variables = {},
+  build_variables = {
+    CFLAGS = "$(CFLAGS)", LIBFLAG = "$(LIBFLAG)", LUA_INCDIR = "$(LUA_INCDIR)",
+    LIBTRACEFS_INCDIR = "$(LIBTRACEFS_INCDIR)", LIBTRACEFS_LIBDIR = "$(LIBTRACEFS_LIBDIR)",
+    LIBTRACEEVENT_INCDIR = "$(LIBTRACEEVENT_INCDIR)", LIBTRACEEVENT_LIBDIR = "$(LIBTRACEEVENT_LIBDIR)",
+    LIBTRACECMD_INCDIR = "$(LIBTRACECMD_INCDIR)", LIBTRACECMD_LIBDIR = "$(LIBTRACECMD_LIBDIR)",
+    LIBBPF_INCDIR = "$(LIBBPF_INCDIR)", LIBBPF_LIBDIR = "$(LIBBPF_LIBDIR)",
+  },
   install_variables = { LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)" },
   install = {
     bin = { dropprobe = "bin/dropprobe" },

@@ -58,18 +58,21 @@ describe("17 rock #proc", function()
     local out, code = run.cmd("ldoc -q -d " .. tree .. " .")
     assert.are.equal(0, code, out)
     local html = assert(io.open(tree .. "/modules/dropprobe.core.html")):read("a")
-    local core = require "dropprobe.core"
+    -- what the C core registers, in a process of its own (dropprobe's Lua
+    -- side adds methods of its own, documented in its modules)
+    local list = run.cmd(run.LUA .. [[-e '
+      local core = require "dropprobe.core"
+      for k, v in pairs(core) do if type(v) == "function" then print(k) end end
+      local reg = debug.getregistry()
+      for _, t in ipairs({ "Instance", "Event", "Pipe", "Kprobe", "Counter", "Record" }) do
+        local mt = reg["dropprobe." .. t]
+        local idx = mt and mt.__index
+        for k, v in pairs(type(idx) == "table" and idx or {}) do
+          if type(v) == "function" then print(t .. ":" .. k) end
+        end
+      end']])
     local want = {}
-    for k, v in pairs(core) do
-      if type(v) == "function" then want[#want + 1] = k end
-    end
-    local reg = debug.getregistry()
-    for _, t in ipairs({ "Instance", "Event", "Pipe", "Kprobe", "Counter", "Record" }) do
-      local idx = reg["dropprobe." .. t] and reg["dropprobe." .. t].__index
-      for k, v in pairs(type(idx) == "table" and idx or {}) do
-        if type(v) == "function" then want[#want + 1] = t .. ":" .. k end
-      end
-    end
+    for name in list:gmatch("[^\n]+") do want[#want + 1] = name end
     assert.is_true(#want > 50)
     local missing = {}
     for _, name in ipairs(want) do

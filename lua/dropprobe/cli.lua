@@ -225,6 +225,10 @@ end
 
 function cmds.watch(_, args)
   local recipe = require "dropprobe.recipes.watch"
+  if args.port or args.host then
+    local ok, why = require("dropprobe.hunt").packets_for{ mode = args.mode }
+    if not ok then error("--port and --host need the packet of each drop: " .. why, 0) end
+  end
   local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
     mode = args.mode, port = args.port, host = args.host, duration = args.duration,
     ready = function(what) listening("watch", what) end }, function(d)

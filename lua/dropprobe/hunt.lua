@@ -140,11 +140,12 @@ function M.open(opts)
   return h
 end
 
---- The options `Hunt:run` and `Hist:run` take.
+--- The options `Hunt:run` takes (`Hist:run` takes `duration`, `idle`,
+-- `tick`, `on_tick` and `ready` of them: counting makes no records).
 M.RUN_OPTIONS = { "duration", "idle", "tick", "on_tick", "ready", "progress", "every" }
 
 --- The run options out of a recipe's options (`RUN_OPTIONS`), to hand on
--- to `Hunt:run` or `Hist:run`; the rest is the recipe's own.
+-- to `Hunt:run`; the rest is the recipe's own.
 -- @tparam[opt] table opts
 -- @treturn table
 function M.run_options(opts)

@@ -29,7 +29,7 @@ function M.run(opts, fn)
     "duration", "idle", "ready" }, "watch.run")
   local packets, why = hunt.packets_for{ mode = opts.mode }
   if (opts.port or opts.host) and not packets then
-    error("--port and --host need the packet of each drop: " .. why, 0)
+    error("watch.run: port and host need the packet of each drop: " .. why, 2)
   end
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
     mode = opts.mode, packets = packets, port = opts.port, host = opts.host, buffer_kb = opts.buffer_kb }
