@@ -42,7 +42,7 @@ function M.run(opts, fn)
       reason = rec.fields.reason, location = dp.where(rec) or rec.fields.location, stack = rec.stack,
       lost_before = rec.lost_before, packet = rec.packet }
   end)
-  return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets }
+  return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets == true }
 end
 
 -- "udp 127.0.0.1:43210 -> 127.0.0.1:5555 ", or "" without a packet
