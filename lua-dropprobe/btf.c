@@ -227,12 +227,7 @@ static int btf_release(lua_State *L)
 
 void dp_btf_open(lua_State *L)
 {
-	lua_newuserdatauv(L, 1, 0);
-	lua_createtable(L, 0, 1);
-	lua_pushcfunction(L, btf_release);
-	lua_setfield(L, -2, "__gc");
-	lua_setmetatable(L, -2);
-	lua_setfield(L, LUA_REGISTRYINDEX, "dropprobe.btf");
+	dp_on_close(L, "dropprobe.btf", btf_release);
 	lua_pushcfunction(L, btf_struct_members);
 	lua_setfield(L, -2, "btf_struct");
 	lua_pushcfunction(L, btf_enum_values);

@@ -595,12 +595,7 @@ static const luaL_Reg instance_meta[] = {
 void dp_instance_open(lua_State *L)
 {
 	/* made before any instance, so finalized after all of them */
-	lua_newuserdatauv(L, 1, 0);
-	lua_createtable(L, 0, 1);
-	lua_pushcfunction(L, instance_unload);
-	lua_setfield(L, -2, "__gc");
-	lua_setmetatable(L, -2);
-	lua_setfield(L, LUA_REGISTRYINDEX, "dropprobe.instances");
+	dp_on_close(L, "dropprobe.instances", instance_unload);
 	luaL_newmetatable(L, DP_INSTANCE_MT);
 	luaL_setfuncs(L, instance_meta, 0);
 	luaL_newlib(L, instance_methods);

@@ -223,3 +223,13 @@ int dp_proc_comm(long pid, char *buf, size_t len)
 		buf[strcspn(buf, "\n")] = 0;
 	return ok;
 }
+
+void dp_on_close(lua_State *L, const char *key, lua_CFunction fn)
+{
+	lua_newuserdatauv(L, 1, 0);
+	lua_createtable(L, 0, 1);
+	lua_pushcfunction(L, fn);
+	lua_setfield(L, -2, "__gc");
+	lua_setmetatable(L, -2);
+	lua_setfield(L, LUA_REGISTRYINDEX, key);
+}

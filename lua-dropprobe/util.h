@@ -51,6 +51,11 @@ char *dp_error_last(struct tracefs_instance *ti);
 /* The comm of a live pid from /proc/<pid>/comm into buf; 0 if it is gone. */
 int dp_proc_comm(long pid, char *buf, size_t len);
 
+/* Call fn when the Lua state closes: a sentinel in the registry under key
+ * whose __gc it is. Made before the objects fn releases, it is finalized
+ * after them. */
+void dp_on_close(lua_State *L, const char *key, lua_CFunction fn);
+
 /* Non-zero when the process may change tracefs (root); fake trees are exempt. */
 int dp_is_root(void);
 /* Set once dp.tracefs(dir) pointed the library at a tree of its own. */
