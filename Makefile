@@ -19,7 +19,7 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 	libbpf-dev lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
 	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace \
 	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables \
-	prometheus prometheus-node-exporter
+	prometheus prometheus-node-exporter tcpdump tshark
 
 .PHONY: all build deps test unit demo lint clean install rock rock-install docs fuzz sanitize valgrind bench vmtest layers
 
@@ -59,9 +59,10 @@ layers: $(OBJ)
 # build/fuzz-crash-* (or build/fuzz-raw-crash-*, build/fuzz-count-crash-*) to turn into a fixture
 FUZZ_SECONDS ?= 60
 FUZZ_CC = clang $(CFLAGS_W) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h lua-dropprobe/packet.c lua-dropprobe/packet.h
+build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h lua-dropprobe/packet.c lua-dropprobe/packet.h \
+		lua-dropprobe/pcapng.c lua-dropprobe/pcapng.h
 	@mkdir -p build/fuzz-corpus
-	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c
+	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c lua-dropprobe/pcapng.c
 
 RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/ksym.c lua-dropprobe/parse.c \
 	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c

@@ -4,7 +4,8 @@
  * every payload pair walked, and every payload matched against two print
  * formats' literal text (kfree_skb's, icmp_send's) as the text decoder
  * matches them; and the same bytes through the packet header decoder and the
- * host-prefix parser. Crashes and sanitizer reports are findings;
+ * host-prefix parser, and the packet from its network header on written
+ * as a pcapng packet block (pcapng.c), read back. Crashes and sanitizer reports are findings;
  * each one found becomes a fixture in spec/fixtures/.
  */
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "../lua-dropprobe/packet.h"
+#include "../lua-dropprobe/pcapng.h"
 #include "../lua-dropprobe/parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,15 +38,39 @@ static void match(struct dp_span payload, const struct dp_span *lits, int n, str
 	}
 }
 
+/* The bytes from the network header on as an enhanced packet block, the
+ * rest of the input as its comment: the block must say its own length at
+ * both ends, in a multiple of 4, hold the bytes, and fit exactly. */
+static void pcapng_block(const uint8_t *data, size_t size, size_t nh, unsigned origlen)
+{
+	static unsigned char buf[20000];
+	size_t cap = nh < size ? size - nh : 0, clen = size / 3, len;
+	uint32_t a, b, c;
+	len = dp_pcapng_epb(buf, sizeof(buf), 0, 12345, data + nh, cap, origlen, (const char *)data, clen);
+	if (len != dp_pcapng_epb_size(cap, clen) || len % 4)
+		__builtin_trap();
+	memcpy(&a, buf + 4, 4);
+	memcpy(&b, buf + len - 4, 4);
+	memcpy(&c, buf + 20, 4);
+	if (a != len || b != len || c != cap || (cap && memcmp(buf + 28, data + nh, cap)))
+		__builtin_trap();
+	/* one byte short of room: refused, never written past */
+	if (len && dp_pcapng_epb(buf, len - 1, 0, 0, data + nh, cap, origlen, (const char *)data, clen))
+		__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
 	size_t start = 0;
 	struct dp_packet pk;
+	memset(&pk, 0, sizeof(pk));
 	/* the same bytes as a packet fetched at a drop: the header decoder */
 	if (size > 1 && dp_packet_decode(data + 1, size - 1, data[0] % 80, &pk) &&
 	    (pk.family != 4 && pk.family != 6))
 		__builtin_trap();
+	if (size > 1)
+		pcapng_block(data + 1, size - 1, data[0] % 80, pk.len);
 	/* the first line as a host condition (--host): a prefix that parses
 	 * matches the address it was made of */
 	{

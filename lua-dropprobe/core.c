@@ -318,5 +318,6 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_src_raw_open(L);
 	dp_src_dat_open(L);
 	dp_count_open(L);
+	dp_pcapfile_open(L);
 	return 1;
 }

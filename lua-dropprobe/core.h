@@ -25,5 +25,7 @@ void dp_src_raw_open(lua_State *L);  /* core.raw_pipe(inst, opts): per-CPU buffe
 void dp_src_dat_open(lua_State *L);  /* core.open_dat(path): trace.dat */
 /* counting in C, where the kernel has no hist triggers, and over trace.dat */
 void dp_count_open(lua_State *L);    /* count.c: core.counter, core.count_dat */
+/* the dropped packets as a pcapng file */
+void dp_pcapfile_open(lua_State *L); /* pcapfile.c: core.pcapng_open */
 
 #endif

@@ -107,6 +107,8 @@ local function parser()
   watch:option("--port", "Only drops of packets from or to this port (needs kprobes).")
   watch:option("--host", "Only drops of packets from or to this address, prefix (127.0.0.0/8, "
     .. "fe80::/10) or name (needs kprobes).")
+  watch:option("--pcap", "Write each dropped packet to FILE as pcapng, as it comes, with its reason and "
+    .. "location as the packet's comment (needs kprobes).")
 
   local stacks = p:command("stacks", "Kernel stacks of the matching drops, counted and ranked.")
   stacks:option("--filter", "Which drops (reason names allowed). " .. EVERY)
@@ -225,17 +227,22 @@ end
 
 function cmds.watch(_, args)
   local recipe = require "dropprobe.recipes.watch"
-  if args.port or args.host then
+  if args.port or args.host or args.pcap then
     local ok, why = require("dropprobe.hunt").packets_for{ mode = args.mode }
-    if not ok then error("--port and --host need the packet of each drop: " .. why, 0) end
+    if not ok then
+      error((args.pcap and "--pcap needs" or "--port and --host need") .. " the packet of each drop: " .. why, 0)
+    end
   end
   local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
-    mode = args.mode, port = args.port, host = args.host, duration = args.duration,
+    mode = args.mode, port = args.port, host = args.host, duration = args.duration, pcap = args.pcap,
     ready = function(what) listening("watch", what) end }, function(d)
     if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
     io.stdout:flush()
   end)
   io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(report.drops, report.lost))
+  if report.pcap then
+    io.stderr:write(("dropprobe watch: %d packets written to %s\n"):format(report.pcap.packets, args.pcap))
+  end
   left_out_note(report.left_out)
   return 0
 end

@@ -66,6 +66,18 @@ for _, keys in ipairs({ { "reason", "location.sym" }, { "reason", "stacktrace" }
   dp.hist_file("spec/fixtures/trace-hostile.txt", { keys = keys }):close()
 end
 pcall(dp.hist_file, "spec/fixtures/trace-hostile.txt", { keys = { "x.bogus" } })
+
+-- the pcapng writer: closed, left to the collector, refused
+do
+  local path = os.tmpname()
+  local w = dp.core.pcapng_open(path, { snaplen = 64 })
+  for i = 1, 3 do w:packet("if" .. i, i, string.rep("\69", 100), 100, "comment") end
+  w:close()
+  dp.core.pcapng_open(path):packet("lo", 1, "x")
+  collectgarbage()
+  pcall(dp.core.pcapng_open, "/nonexistent/f.pcapng")
+  os.remove(path)
+end
 pcall(dp.core.count_dat, "/nonexistent.dat", { keys = { "reason" } })
 collectgarbage()
 

@@ -15,34 +15,44 @@ local M = {}
 -- `all_reasons`, `stacks` (true or a number: a stack for the first N),
 -- `mode` ("raw" default, or "text"), `port`, `host` (only drops of packets
 -- from or to them: they need the packet of each drop), `buffer_kb`,
--- `duration`, `idle`, `ready` (called with what is traced once armed)
+-- `duration`, `idle`, `ready` (called with what is traced once armed),
+-- `pcap` (a file: every drop's packet written to it as pcapng as it comes,
+-- `dropprobe.pcap`; needs the packet of each drop)
 -- @tparam function fn called with each drop: `{ name, cpu, pid, comm, ts,
 -- reason (nil where the kernel has no drop reasons), location, stack,
 -- lost_before, packet }`; `name` is the event's, or "drop" for the drop
 -- probe that reads the packet
 -- @treturn table `{ drops =, lost =, left_out = {REASON = n}, ended =,
--- packets = whether drops carry their packet }`
--- @raise `port` or `host` where no packet can be read (why, from
--- `hunt.packets_for`), and what `hunt.open` raises
+-- packets = whether drops carry their packet, pcap = what was written
+-- (`{ packets, bytes, interfaces, skipped }`) }`
+-- @raise `port`, `host` or `pcap` where no packet can be read (why, from
+-- `hunt.packets_for`), a pcap file that cannot be made (both before
+-- tracefs is touched), and what `hunt.open` raises
 function M.run(opts, fn)
   opts = util.check_options(opts, { "filter", "all_reasons", "stacks", "mode", "port", "host", "buffer_kb",
-    "duration", "idle", "ready" }, "watch.run")
+    "duration", "idle", "ready", "pcap" }, "watch.run")
   local packets, why = hunt.packets_for{ mode = opts.mode }
   if (opts.port or opts.host) and not packets then
     error("watch.run: port and host need the packet of each drop: " .. why, 2)
   end
+  if opts.pcap ~= nil and not packets then
+    error("watch.run: pcap needs the packet of each drop: " .. why, 2)
+  end
+  local pcap <close> = opts.pcap ~= nil and require("dropprobe.pcap").open(opts.pcap) or nil
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
     mode = opts.mode, packets = packets, port = opts.port, host = opts.host, buffer_kb = opts.buffer_kb }
   local n = 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
     n = n + 1
+    if pcap then pcap:write(rec) end
     -- the place: the kernel's location, or the stack's where it has none
     fn{ name = h.packets and "drop" or rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
       reason = rec.fields.reason, location = dp.where(rec) or rec.fields.location, stack = rec.stack,
       lost_before = rec.lost_before, packet = rec.packet }
   end)
-  return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets == true }
+  return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets == true,
+    pcap = pcap and pcap:stats() or nil }
 end
 
 -- "udp 127.0.0.1:43210 -> 127.0.0.1:5555 ", or "" without a packet
