@@ -107,7 +107,7 @@ function M.run(opts)
       last = now
     end
     drain()
-    if server then http.serve(server, function() drain() return M.render(h:read(), state, info) end) end
+    if server then server:serve(function() drain() return M.render(h:read(), state, info) end) end
   end }
   publish()
   if server then server:close() end
