@@ -6,7 +6,7 @@ BUSTED     ?= busted --lua=$(LUA)
 CC         ?= cc
 CFLAGS_W    = -Wall -Wextra -Werror -std=c11 -D_GNU_SOURCE
 # include paths and libraries from pkg-config (a module links no liblua)
-PC_LIBS     = libtracefs libtraceevent libtracecmd libbpf
+PC_LIBS     = libtracefs libtraceevent libtracecmd libbpf libpcap
 INCS        = $(shell pkg-config --cflags lua$(LUA_VERSION) $(PC_LIBS))
 LIBS        = $(shell pkg-config --libs $(PC_LIBS))
 SRC         = $(wildcard lua-dropprobe/*.c)
@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 INTREE      = LUA_PATH="./lua/?.lua;./lua/?/init.lua;;" LUA_CPATH="./build/?.so;;"
 
 DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd-dev \
-	libbpf-dev lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
+	libbpf-dev libpcap-dev lua-busted luarocks lua-cjson lua-argparse lua-check lua-ldoc lua-socket \
 	gcc make pkg-config clang libclang-rt-14-dev valgrind trace-cmd util-linux time procps bpftrace \
 	qemu-system-x86 busybox-static kmod cpio xz-utils iproute2 nftables \
 	prometheus prometheus-node-exporter tcpdump tshark
@@ -65,10 +65,10 @@ build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h 
 	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c lua-dropprobe/pcapng.c
 
 RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/ksym.c lua-dropprobe/parse.c \
-	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c
+	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c lua-dropprobe/pktfilter.c
 build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 	@mkdir -p build/fuzz-raw-corpus
-	$(FUZZ_CC) $(INCS) -o $@ fuzz/fuzz_raw.c $(RAW_SRC) -llua$(LUA_VERSION) -ltraceevent
+	$(FUZZ_CC) $(INCS) -o $@ fuzz/fuzz_raw.c $(RAW_SRC) -llua$(LUA_VERSION) -ltraceevent -lpcap
 
 build/fuzz_count: fuzz/fuzz_count.c lua-dropprobe/ctable.c lua-dropprobe/ctable.h
 	@mkdir -p build/fuzz-count-corpus
@@ -165,9 +165,9 @@ install: deps
 # about something new
 ROCK_CFLAGS = $(if $(CFLAGS),$(CFLAGS),-O2 -fPIC)
 ROCK_INCS = $(if $(LUA_INCDIR),-I$(LUA_INCDIR) -I$(LIBTRACEFS_INCDIR)/tracefs \
-	-I$(LIBTRACEEVENT_INCDIR)/traceevent -I$(LIBTRACECMD_INCDIR)/trace-cmd -I$(LIBBPF_INCDIR),$(INCS))
+	-I$(LIBTRACEEVENT_INCDIR)/traceevent -I$(LIBTRACECMD_INCDIR)/trace-cmd -I$(LIBBPF_INCDIR) -I$(LIBPCAP_INCDIR),$(INCS))
 ROCK_LIBS = $(if $(LIBTRACEFS_LIBDIR),-L$(LIBTRACEFS_LIBDIR) -L$(LIBTRACEEVENT_LIBDIR) \
-	-L$(LIBTRACECMD_LIBDIR) -L$(LIBBPF_LIBDIR)) -ltracefs -ltraceevent -ltracecmd -lbpf
+	-L$(LIBTRACECMD_LIBDIR) -L$(LIBBPF_LIBDIR) -L$(LIBPCAP_LIBDIR)) -ltracefs -ltraceevent -ltracecmd -lbpf -lpcap
 rock: $(SRC) $(HDR)
 	@mkdir -p build/rock/dropprobe
 	$(CC) -Wall -std=c11 -D_GNU_SOURCE $(ROCK_CFLAGS) $(if $(LIBFLAG),$(LIBFLAG),-shared) $(ROCK_INCS) \

@@ -9,6 +9,7 @@
  * @submodule dropprobe.core
  */
 #include "decode.h"
+#include "pktfilter.h"
 
 #include <arpa/inet.h>
 #include <limits.h>
@@ -113,6 +114,8 @@ void dp_decoder_free(lua_State *L, struct dp_decoder *d)
 	if (d->tep && d->own_tep)
 		tep_free(d->tep);
 	d->tep = NULL;
+	dp_pktfilter_free(d->match);
+	d->match = NULL;
 }
 
 static void push_cache(lua_State *L, struct dp_decoder *d, const char *what)
@@ -530,9 +533,19 @@ static void packet_table(lua_State *L, const struct dp_packet *pp)
 	}
 }
 
-/* Whether a packet passes the decoder's port and host condition. */
-static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int have)
+/* Whether a packet passes the decoder's port, host and filter expression
+ * conditions; ip is the n bytes from its IP header on. */
+static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int have, const unsigned char *ip,
+		  size_t n)
 {
+	if (d->match) {
+		if (!have)
+			return 0;
+		if (p->len && p->len < n)
+			n = p->len; /* the packet's own bytes, not what follows it in the buffer */
+		if (!dp_pktfilter_match(d->match, ip, n, p->len))
+			return 0;
+	}
 	if (d->want_port >= 0 && !(have && (p->sport == d->want_port || p->dport == d->want_port)))
 		return 0;
 	if (d->nhosts) {
@@ -553,11 +566,14 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 {
 	struct dp_packet p;
 	int off, len, have;
+	size_t nh = 0;
 	field_span(ei->pkt, data, size, &off, &len);
+	if (ei->nh->offset + ei->nh->size <= size)
+		nh = (size_t)read_num(ei->nh, data);
+	/* decoded: the network header lies inside the bytes read */
 	have = ei->nh->offset + ei->nh->size <= size &&
-	       dp_packet_decode((unsigned char *)data + off, (size_t)len,
-				(size_t)read_num(ei->nh, data), &p);
-	if (!wanted(d, &p, have))
+	       dp_packet_decode((unsigned char *)data + off, (size_t)len, nh, &p);
+	if (!wanted(d, &p, have, (unsigned char *)data + off + (have ? nh : 0), have ? (size_t)len - nh : 0))
 		return 0;
 	if (have) {
 		packet_table(L, &p);
@@ -587,6 +603,42 @@ static int parse_prefix(lua_State *L)
 	lua_pushinteger(L, p.family);
 	lua_pushinteger(L, p.bits);
 	return 2;
+}
+
+void dp_decoder_match(lua_State *L, struct dp_decoder *d, int idx)
+{
+	char err[512];
+	const char *expr;
+	dp_pktfilter_free(d->match);
+	d->match = NULL;
+	if (lua_isnoneornil(L, idx))
+		return;
+	expr = luaL_checkstring(L, idx);
+	d->match = dp_pktfilter_compile(expr, err, sizeof(err));
+	if (!d->match)
+		luaL_error(L, "packet filter '%s': %s", expr, err);
+}
+
+/***
+ * Whether a packet filter expression (tcpdump's language, pcap-filter(7))
+ * compiles for raw IP packets, as `match` takes it.
+ * @function check_packet_filter
+ * @tparam string expr e.g. "udp and dst port 9999"
+ * @treturn boolean|nil true, or nil and libpcap's message
+ */
+static int check_packet_filter(lua_State *L)
+{
+	char err[512];
+	const char *expr = luaL_checkstring(L, 1);
+	struct dp_pktfilter *f = dp_pktfilter_compile(expr, err, sizeof(err));
+	if (!f) {
+		luaL_pushfail(L);
+		lua_pushstring(L, err);
+		return 2;
+	}
+	dp_pktfilter_free(f);
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
 /* Set the decoder's hosts from the list of prefixes at idx (at most
@@ -638,6 +690,8 @@ void dp_decode_open(lua_State *L)
 	lua_setfield(L, -2, "decode_packet");
 	lua_pushcfunction(L, parse_prefix);
 	lua_setfield(L, -2, "parse_prefix");
+	lua_pushcfunction(L, check_packet_filter);
+	lua_setfield(L, -2, "check_packet_filter");
 }
 
 int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,

@@ -15,6 +15,7 @@
 struct tep_handle;
 struct tep_format_field;
 struct dp_evinfo;
+struct dp_pktfilter;
 
 struct dp_decoder {
 	struct tep_handle *tep;
@@ -32,6 +33,8 @@ struct dp_decoder {
 	int want_port;
 	struct dp_prefix hosts[DP_HOSTS_MAX];
 	int nhosts;
+	/* only drops whose packet passes this tcpdump filter expression, or NULL */
+	struct dp_pktfilter *match;
 	/* columns of the latency flags this kernel prints: 5 ("..s1."), 4
 	 * where it has no migrate-disable column ("..s1", 5.10); 0 is 5 */
 	int flag_cols;
@@ -40,6 +43,10 @@ struct dp_decoder {
 /* The decoder's hosts from the list of prefixes at idx (strings); an
  * error for one that does not parse. */
 void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx);
+/* The decoder's packet filter from the expression at idx (a string, or
+ * nil for none); an error with libpcap's message for one that does not
+ * compile. */
+void dp_decoder_match(lua_State *L, struct dp_decoder *d, int idx);
 
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };
 

@@ -141,6 +141,9 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	lua_getfield(L, opts, "hosts");
 	dp_decoder_hosts(L, &s->dec, lua_gettop(L));
 	lua_pop(L, 1);
+	lua_getfield(L, opts, "match");
+	dp_decoder_match(L, &s->dec, lua_gettop(L));
+	lua_pop(L, 1);
 	if (pct >= 0) {
 		char v[16];
 		snprintf(v, sizeof(v), "%d", (int)pct);
@@ -156,13 +159,14 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
  * @function raw_pipe
  * @param inst an Instance
  * @tparam table opts `systems` (of the events used), `symbols`,
- *   `buffer_percent`, `grace`, `port`, `hosts`, `flag_columns`
+ *   `buffer_percent`, `grace`, `port`, `hosts`, `match` (a tcpdump filter
+ *   expression on each drop's packet), `flag_columns`
  * @return a Pipe
  */
 static int raw_pipe(lua_State *L)
 {
 	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace",
-					   "port", "hosts", "flag_columns", NULL};
+					   "port", "hosts", "match", "flag_columns", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	struct src_raw *s;
 	const char *fail;

@@ -25,6 +25,7 @@ external_dependencies = {
   LIBTRACEEVENT = { header = "traceevent/event-parse.h", library = "traceevent" },
   LIBTRACECMD = { header = "trace-cmd/trace-cmd.h", library = "tracecmd" },
   LIBBPF = { header = "bpf/btf.h", library = "bpf" },
+  LIBPCAP = { header = "pcap/pcap.h", library = "pcap" },
 }
 build = {
   -- the Makefile builds the module (with what luarocks found) and installs
@@ -39,6 +40,7 @@ build = {
     LIBTRACEEVENT_INCDIR = "$(LIBTRACEEVENT_INCDIR)", LIBTRACEEVENT_LIBDIR = "$(LIBTRACEEVENT_LIBDIR)",
     LIBTRACECMD_INCDIR = "$(LIBTRACECMD_INCDIR)", LIBTRACECMD_LIBDIR = "$(LIBTRACECMD_LIBDIR)",
     LIBBPF_INCDIR = "$(LIBBPF_INCDIR)", LIBBPF_LIBDIR = "$(LIBBPF_LIBDIR)",
+    LIBPCAP_INCDIR = "$(LIBPCAP_INCDIR)", LIBPCAP_LIBDIR = "$(LIBPCAP_LIBDIR)",
   },
   install_variables = { LUADIR = "$(LUADIR)", LIBDIR = "$(LIBDIR)" },
   install = {

@@ -97,6 +97,9 @@ local function parser()
   p:require_command(false)
 
   local watch = p:command("watch", "Drops as they happen, one line each.")
+  watch:argument("expression", "Only drops whose packet passes this filter, in tcpdump's language "
+    .. "(pcap-filter(7)), e.g. 'udp and dst port 53' (needs kprobes).")
+    :args("*")
   watch:option("--filter", "Which drops: an ftrace filter on the drop event's fields (reason names "
     .. "allowed; packet fields are --host and --port). " .. EVERY)
   watch:flag("--all-reasons", ALL)
@@ -227,14 +230,22 @@ end
 
 function cmds.watch(_, args)
   local recipe = require "dropprobe.recipes.watch"
-  if args.port or args.host or args.pcap then
+  local expr = #args.expression > 0 and table.concat(args.expression, " ") or nil
+  if expr then
+    -- refused with libpcap's own words, before tracefs is touched
+    local ok, why = require("dropprobe.core").check_packet_filter(expr)
+    if not ok then error(("packet filter '%s': %s"):format(expr, why), 0) end
+  end
+  if args.port or args.host or args.pcap or expr then
     local ok, why = require("dropprobe.hunt").packets_for{ mode = args.mode }
     if not ok then
-      error((args.pcap and "--pcap needs" or "--port and --host need") .. " the packet of each drop: " .. why, 0)
+      error((args.pcap and "--pcap needs" or expr and "a packet filter needs" or "--port and --host need")
+        .. " the packet of each drop: " .. why, 0)
     end
   end
   local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
     mode = args.mode, port = args.port, host = args.host, duration = args.duration, pcap = args.pcap,
+    match = expr,
     ready = function(what) listening("watch", what) end }, function(d)
     if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
     io.stdout:flush()

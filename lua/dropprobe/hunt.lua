@@ -10,6 +10,7 @@
 -- local h <close> = hunt.open{ stacks = true }
 -- h:run({ duration = 10 }, function(rec) print(rec) end)
 -- print(h:totals().lost)
+local core = require "dropprobe.core"
 local util = require "dropprobe.util"
 local tracefs = require "dropprobe.tracefs"
 local kprobe = require "dropprobe.kprobe"
@@ -80,7 +81,8 @@ end
 -- `packets` (true: where the kernel allows, and in raw mode, drops come
 -- from the drop probe that carries the packet, `rec.packet`; see `packets()`),
 -- `port`, `host` (with packets: only drops of packets from or to them,
--- checked in C)
+-- checked in C), `match` (with packets: only drops whose packet passes this
+-- tcpdump filter expression, compiled by libpcap and run in C)
 -- @treturn Hunt with `inst`, `pipe`, `condition` (what the kernel was
 -- given), `drop_name` (the drop records' name), `packets` (whether they
 -- carry the packet), `packets_why` and `left_out` (reason -> drops left
@@ -88,7 +90,11 @@ end
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
-    "buffer_kb", "packets", "port", "host" }, "hunt.open")
+    "buffer_kb", "packets", "port", "host", "match" }, "hunt.open")
+  if opts.match ~= nil then
+    local ok, why = core.check_packet_filter(tostring(opts.match))
+    if not ok then error(("hunt.open: packet filter '%s': %s"):format(tostring(opts.match), why), 2) end
+  end
   if opts.condition ~= nil and opts.filter ~= nil then
     error("hunt.open: give a filter (it narrows the default) or a condition (it replaces it), not both", 2)
   end
@@ -131,7 +137,8 @@ function M.open(opts)
     end
     -- a packet condition is checked in C, before any record is made
     h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode,
-      port = h.packets and opts.port or nil, host = h.packets and opts.host or nil }
+      port = h.packets and opts.port or nil, host = h.packets and opts.host or nil,
+      match = h.packets and opts.match or nil }
   end)
   if not ok then
     h.inst:close()

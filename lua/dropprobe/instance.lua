@@ -207,11 +207,20 @@ end
 -- from or to them; the others are skipped in C, `stats().filtered`; host is
 -- an address, a prefix such as 127.0.0.0/8 or fe80::/10, or a name
 -- resolved once here, or a list of addresses and prefixes; compared as
--- bytes), `raw_stacks` (stacks as the
+-- bytes), `match` (raw: only drop-probe records whose packet passes this
+-- filter expression in tcpdump's language, pcap-filter(7), e.g. "udp and
+-- dst port 53"; compiled by libpcap, run in C on the packet's bytes),
+-- `raw_stacks` (stacks as the
 -- kernel gave them, the tracing machinery's frames at the top included)
 -- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
 function Instance:pipe(opts)
-  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "raw_stacks" }, "inst:pipe")
+  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "match", "raw_stacks" },
+    "inst:pipe")
+  if opts.match ~= nil then
+    local ok, why = core.check_packet_filter(tostring(opts.match))
+    if not ok then error(fmt("inst:pipe: packet filter '%s': %s", tostring(opts.match), why), 2) end
+    if (opts.mode or "text") ~= "raw" then error("inst:pipe: a packet filter (match) needs raw mode", 2) end
+  end
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("inst:pipe: port is a number from 0 to 65535", 2)
   end
@@ -244,7 +253,7 @@ function Instance:pipe(opts)
   if mode == "raw" then
     local p = core.raw_pipe(self, { grace = opts.grace, systems = systems,
       buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, hosts = hosts,
-      flag_columns = flag_columns() })
+      match = opts.match, flag_columns = flag_columns() })
     if opts.raw_stacks then p:_raw_stacks(true) end
     return p
   elseif mode == "text" then

@@ -17,7 +17,9 @@ local M = {}
 -- from or to them: they need the packet of each drop), `buffer_kb`,
 -- `duration`, `idle`, `ready` (called with what is traced once armed),
 -- `pcap` (a file: every drop's packet written to it as pcapng as it comes,
--- `dropprobe.pcap`; needs the packet of each drop)
+-- `dropprobe.pcap`; needs the packet of each drop), `match` (only drops
+-- whose packet passes this tcpdump filter expression, e.g. "udp and dst
+-- port 53"; needs the packet of each drop)
 -- @tparam function fn called with each drop: `{ name, cpu, pid, comm, ts,
 -- reason (nil where the kernel has no drop reasons), location, stack,
 -- lost_before, packet }`; `name` is the event's, or "drop" for the drop
@@ -30,17 +32,22 @@ local M = {}
 -- tracefs is touched), and what `hunt.open` raises
 function M.run(opts, fn)
   opts = util.check_options(opts, { "filter", "all_reasons", "stacks", "mode", "port", "host", "buffer_kb",
-    "duration", "idle", "ready", "pcap" }, "watch.run")
+    "duration", "idle", "ready", "pcap", "match" }, "watch.run")
+  if opts.match ~= nil then
+    local ok, err = require("dropprobe.core").check_packet_filter(tostring(opts.match))
+    if not ok then error(("watch.run: packet filter '%s': %s"):format(tostring(opts.match), err), 2) end
+  end
   local packets, why = hunt.packets_for{ mode = opts.mode }
-  if (opts.port or opts.host) and not packets then
-    error("watch.run: port and host need the packet of each drop: " .. why, 2)
+  if (opts.port or opts.host or opts.match) and not packets then
+    error("watch.run: port, host and a packet filter need the packet of each drop: " .. why, 2)
   end
   if opts.pcap ~= nil and not packets then
     error("watch.run: pcap needs the packet of each drop: " .. why, 2)
   end
   local pcap <close> = opts.pcap ~= nil and require("dropprobe.pcap").open(opts.pcap) or nil
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
-    mode = opts.mode, packets = packets, port = opts.port, host = opts.host, buffer_kb = opts.buffer_kb }
+    mode = opts.mode, packets = packets, port = opts.port, host = opts.host, match = opts.match,
+    buffer_kb = opts.buffer_kb }
   local n = 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
