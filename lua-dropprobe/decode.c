@@ -47,6 +47,8 @@ struct dp_evinfo {
 	/* a drop probe's packet: the bytes from skb->head and the network
 	 * header's offset from head (kprobe fields pkt and nh) */
 	struct tep_format_field *pkt, *nh;
+	/* and, where the probe reads them, its device's name and netns inode */
+	struct tep_format_field *dev, *netns;
 };
 
 /* stack positions of the working tables from dp_decode_begin */
@@ -313,6 +315,12 @@ static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base
 		if (pkt && nh && (pkt->flags & TEP_FIELD_IS_ARRAY) && !(nh->flags & TEP_FIELD_IS_ARRAY)) {
 			ei->pkt = pkt;
 			ei->nh = nh;
+			ei->dev = tep_find_field(ev, "dev");
+			ei->netns = tep_find_field(ev, "netns");
+			if (ei->dev && !(ei->dev->flags & TEP_FIELD_IS_DYNAMIC))
+				ei->dev = NULL;
+			if (ei->netns && (ei->netns->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC)))
+				ei->netns = NULL;
 		}
 	}
 	for (int i = 0; i < ei->nf; i++) {
@@ -559,6 +567,32 @@ static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int hav
 	return 1;
 }
 
+/* The packet's device and network namespace into the packet table on top,
+ * where the probe read them: none when the skb had no device (the kernel
+ * gives "(fault)", or nothing, for the name it could not read). */
+static void push_device(lua_State *L, struct dp_evinfo *ei, void *data, int size)
+{
+	int off, len;
+	const char *name;
+	if (!ei->dev)
+		return;
+	field_span(ei->dev, data, size, &off, &len);
+	name = (const char *)data + off;
+	while (len > 0 && name[len - 1] == 0)
+		len--;
+	if (len <= 0 || (len == 7 && memcmp(name, "(fault)", 7) == 0))
+		return;
+	lua_pushlstring(L, name, (size_t)len);
+	lua_setfield(L, -2, "dev");
+	if (ei->netns && ei->netns->offset + ei->netns->size <= size) {
+		unsigned long long ino = read_num(ei->netns, data);
+		if (ino) {
+			lua_pushinteger(L, (lua_Integer)ino);
+			lua_setfield(L, -2, "netns");
+		}
+	}
+}
+
 /* rec.packet from the probe's bytes, when they hold an IP header (record
  * on top); 0 when the packet fails the decoder's condition */
 static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinfo *ei, int keys,
@@ -577,6 +611,7 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 		return 0;
 	if (have) {
 		packet_table(L, &p);
+		push_device(L, ei, data, size);
 		dp_setkey(L, keys, DP_K_PACKET);
 	}
 	return 1;

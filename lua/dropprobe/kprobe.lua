@@ -276,13 +276,37 @@ local RETURN = { x86_64 = "+0(%sp)", aarch64 = "%x30", arm64 = "%x30", riscv64 =
 local PACKET_WORDS = 64
 local probes_made = 0
 local skb_layout -- { members } or { nil, why }: this kernel's BTF, read once
+local dev_layout -- { name =, nd_net =, inum = } offsets, or { why = }: read once
+
+-- Where a packet's device name and its network namespace's inode are,
+-- from the kernel's BTF: skb->dev->name (a char array in struct
+-- net_device) and skb->dev->nd_net.net->ns.inum (possible_net_t holds only
+-- its `struct net *`, at its start). Offsets, or nil and why.
+local function device_layout(btf)
+  local function get(name)
+    local st, err = core.btf_struct(name, btf)
+    if not st then error(err, 0) end
+    return st
+  end
+  local ok, t = pcall(function()
+    local nd, net, ns = get("net_device"), get("net"), get("ns_common")
+    if not (nd.name and nd.nd_net and net.ns and ns.inum) then
+      error("struct net_device, net or ns_common lacks name, nd_net, ns or inum", 0)
+    end
+    return { name = nd.name.offset, nd_net = nd.nd_net.offset, inum = net.ns.offset + ns.inum.offset }
+  end)
+  if ok then return t end
+  return nil, t
+end
 
 --- The drop probe that carries the packet: a kprobe at `drop_hook()` that
 -- fetches the skb (a hunt keeps `skb != 0` only: the probe also fires for
 -- `kfree_skb(NULL)`, which frees nothing), the reason, where the drop was called from (`location`), the
 -- network header's offset (`nh`) and the first 512 bytes from `skb->head`
 -- (`pkt`), which the decoder turns into `rec.packet` (addresses, protocol,
--- ports). The offsets of `struct sk_buff`'s members come from the kernel's
+-- ports), and the packet's device (`dev`, `skb->dev->name`) and network
+-- namespace (`netns`, the inode of `skb->dev`'s namespace), which become
+-- `rec.packet.dev` and `rec.packet.netns`. The offsets of `struct sk_buff`'s members come from the kernel's
 -- BTF (`/sys/kernel/btf/vmlinux`, libbpf), never from a version table.
 -- @tparam[opt] table opts `name` (default "pkt_<pid>_<n>"), `kallsyms`, `btf`
 -- (a BTF file, tests), `arch`
@@ -314,6 +338,19 @@ function M.packet_probe(opts)
   args[#args + 1] = "location=" .. ret .. ":symbol"
   args[#args + 1] = fmt("nh=+%d(%s):u16", st.network_header.offset, skb)
   args[#args + 1] = fmt("pkt=+0(+%d(%s)):x64[%d]", st.head.offset, skb, PACKET_WORDS)
+  -- its device and network namespace, where the BTF says where they are
+  local dl
+  if opts.btf then
+    dl = st.dev and device_layout(opts.btf)
+  else
+    dev_layout = dev_layout or (st.dev and { device_layout() }) or {}
+    dl = dev_layout[1]
+  end
+  if dl and st.dev then
+    local dev = fmt("+%d(%s)", st.dev.offset, skb)
+    args[#args + 1] = fmt("dev=+%d(%s):string", dl.name, dev)
+    args[#args + 1] = fmt("netns=+%d(+%d(%s)):u32", dl.inum, dl.nd_net, dev)
+  end
   probes_made = probes_made + 1
   local name = opts.name or fmt("pkt_%s_%d", tostring(mypid_early()), probes_made)
   return M.kprobe{ name = name, at = hook.func, args = args }
