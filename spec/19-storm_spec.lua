@@ -5,6 +5,7 @@
 -- the report says "N events lost" whenever it lost any.
 -- DROPPROBE_FLOOD sets the datagrams per sender (default 20000: a
 -- kernel under qemu's emulator floods that in seconds).
+local socket = require "socket"
 local dp = require "dropprobe"
 local hist = require "dropprobe.hist"
 local live = require "helpers.live"
@@ -161,6 +162,45 @@ describe("19 storm", function()
     assert.is_true(sr.lost > 0)
     assert.is_true(sr.matched < d and d <= sr.matched + sr.lost)
     assert.truthy(stacks.format(sr):find(("; %d events lost\n"):format(sr.lost), 1, true))
+    state.assert_same(before)
+  end)
+
+  live_it("top and watch say how many events they lost #live", function()
+    local top = require "dropprobe.recipes.top"
+    local watch = require "dropprobe.recipes.watch"
+    local before = state.snapshot()
+    for _, tty in ipairs({ false, true }) do
+      local path = os.tmpname()
+      local out = assert(io.open(path, "w"))
+      local d
+      -- over before it reads (its duration too): the last count reads
+      -- every page the buffers still hold
+      local totals = top.run{ interval = 0.5, duration = 1, filter = cond(), where = "c", buffer_kb = 8,
+        out = out, tty = tty, ready = function() d = flood_now() socket.sleep(1.2) end }
+      out:close()
+      local text = assert(io.open(path)):read("a")
+      os.remove(path)
+      assert.is_true(totals.lost > 0)
+      assert.are.equal(d, totals.drops + totals.lost)
+      local says = tty and (" %d events lost, "):format(totals.lost) or (" lost=%d "):format(totals.lost)
+      assert.truthy(text:find(says, 1, true), text)
+    end
+    local d
+    local lines, marked = {}, 0
+    local report = watch.run({ filter = cond(), idle = 1, buffer_kb = 8, ready = function() d = flood_now() end },
+      function(drop)
+        marked = marked + (drop.lost_before or 0)
+        if drop.lost_before then lines[#lines + 1] = watch.line(drop) end
+      end)
+    assert.is_true(report.lost > 0)
+    assert.are.equal(report.lost, marked) -- each gap on the drop after it
+    assert.truthy(lines[1]:find("events lost before this one", 1, true))
+    -- the drops of the flood and nothing else where the records are the tracepoint's
+    if report.packets then
+      assert.is_true(report.drops < d and d <= report.drops + report.lost)
+    else
+      assert.are.equal(d, report.drops + report.lost)
+    end
     state.assert_same(before)
   end)
 end)
