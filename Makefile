@@ -26,8 +26,10 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 all: build
 
 # the module in place (build/dropprobe/core.so) for tests and the demo,
-# and the C test drivers of the text parser and of the counting table
-build: build/dropprobe/core.so build/parse_driver build/ctable_driver
+# the C test drivers of the text parser and of the counting table, and the
+# loopback flood (bench/flood.c: senders pinned to every CPU) of the storm
+# specs and the bench
+build: build/dropprobe/core.so build/parse_driver build/ctable_driver build/flood
 
 build/dropprobe/core.so: $(SRC) $(HDR)
 	@pkg-config --exists --print-errors lua$(LUA_VERSION) $(PC_LIBS)
@@ -148,7 +150,7 @@ build/flood: bench/flood.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -o $@ bench/flood.c
 
-bench: deps build build/flood
+bench: deps build
 	$(LUA) bench/run.lua $(BENCH_ARGS)
 
 # luarocks builds and installs through these two targets (the rockspec's

@@ -1,5 +1,8 @@
 -- make bench: every reader on the same bounded loopback flood, in one run,
--- side by side, as one Markdown table (also written to bench/results.md).
+-- side by side, as one Markdown table (also written to bench/results.md);
+-- then the readers that must hold a storm from every CPU on a flood from
+-- two senders pinned to their own CPUs (2 x N), each row checked: what it
+-- got and what it lost add up to the kernel's count (Udp NoPorts).
 --   lua5.4 bench/run.lua [--count N] [--memory N] [--out FILE]
 -- Root only (it makes drops and reads them from tracefs). Loopback only.
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
@@ -48,10 +51,11 @@ local function noports()
   end
 end
 
-local function flood(n)
+-- n drops from one sender, or n from each of `senders` pinned to their own CPUs
+local function flood(n, senders)
   local before = noports()
   local t0 = dp.now()
-  local out = sh(("build/flood %d %d"):format(n, PORT))
+  local out = sh(("build/flood %s%d %d"):format(senders and ("-s %d "):format(senders) or "", n, PORT))
   assert(tonumber(out), "flood failed: " .. out)
   return noports() - before, t0
 end
@@ -116,15 +120,19 @@ local function kernel_counts(inst)
 end
 
 local rows = {}
+-- readers whose buffers hold more than the drops: a lost event may be a
+-- drop's stack (stacks counted in C) or a joined event (ports by joins),
+-- so got < kernel <= got + lost is all the loss can say there
+local BOUNDED = { stacks = "a drop's stack shares the buffer", ports = "the joined events share the buffer" }
 local function row(name, r) rows[#rows + 1] = r r.name = name io.stderr:write("done: ", name, "\n") end
 
 -- readers of a trace_pipe that this script sets up: cat, the naive Lua reader
-local function pipe_reader(name, cmd_of)
+local function pipe_reader(name, cmd_of, senders)
   local inst <close> = dp.instance{ buffer_kb = 8192 }
   inst:event("skb:kfree_skb"):filter(FILTER):enable()
   local h = start(cmd_of(inst:dir() .. "/trace_pipe"))
   socket.sleep(0.5)
-  local kernel, t0 = flood(COUNT)
+  local kernel, t0 = flood(COUNT, senders)
   local t = dp.now() + 120
   while not drained(inst) and dp.now() < t and not h.exited() do socket.sleep(0.05) end
   local t_end = dp.now()
@@ -134,19 +142,19 @@ local function pipe_reader(name, cmd_of)
   local read, lost = kernel_counts(inst)
   local got = r.out:match("(%d+)%s*$") -- the naive reader prints its count as it goes
   row(name, { kernel = kernel, got = tonumber(got) or read, lost = lost, cpu = r.cpu,
-    wall = t_end - t0, rss = r.rss })
+    wall = t_end - t0, rss = r.rss, senders = senders })
 end
 
 -- dropprobe readers: they make their own instance and end after a quiet spell
-local function dp_reader(name, kind, count)
+local function dp_reader(name, kind, count, senders)
   local h = start(ENV .. "lua5.4 bench/consumer.lua " .. kind)
   h.wait_for("ready")
-  local kernel = flood(count or COUNT)
+  local kernel = flood(count or COUNT, senders)
   local r = h.finish()
   local res = cjson.decode(r.out:match("(%b{})%s*$") or "{}")
   local function int(v) return v and math.tointeger(v) or v end
   row(name, { kernel = kernel, got = int(res.got), lost = int(res.lost), cpu = r.cpu, wall = (r.wall or 0) - 2,
-    rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil })
+    rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil, senders = senders, bounded = BOUNDED[kind] })
 end
 
 io.stderr:write(("bench: %d UDP drops to 127.0.0.1:%d per row\n"):format(COUNT, PORT))
@@ -161,6 +169,15 @@ dp_reader("dropprobe `ports` recipe (raw)", "ports")
 dp_reader("dropprobe `stacks` recipe (a stack per drop, counted in C here)", "stacks")
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here)", "count")
 dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
+
+-- a storm from every CPU: two senders, each pinned to its own CPU, COUNT each
+local SENDERS = 2
+local function pinned(name) return ("%d senders pinned to their CPUs: %s"):format(SENDERS, name) end
+pipe_reader(pinned("`cat trace_pipe > /dev/null`"), function(p) return "cat " .. p .. " > /dev/null" end, SENDERS)
+dp_reader(pinned("dropprobe raw mode (the record reader)"), "raw", nil, SENDERS)
+dp_reader(pinned("dropprobe `ports` recipe (raw, by joins here)"), "ports", nil, SENDERS)
+dp_reader(pinned("dropprobe `stacks` recipe (a stack per drop, counted in C here)"), "stacks", nil, SENDERS)
+dp_reader(pinned("dropprobe count by reason and location (`dp.hist`, in C here)"), "count", nil, SENDERS)
 
 -- the exporter at rest: CPU over 10 s without a drop
 local at_rest
@@ -287,27 +304,53 @@ do
   io.stderr:write("done: memory\n")
 end
 
--- the table
-local cat = rows[1].cpu
+-- the table: CPU against `cat trace_pipe` of the same flood (one sender,
+-- or the pinned senders), and whether got + lost is the kernel's count
+local cat = {}
+for _, r in ipairs(rows) do
+  if r.name:find("`cat trace_pipe", 1, true) then cat[r.senders or 1] = r.cpu end
+end
+local function adds_up(r)
+  local got, lost = math.tointeger(r.got), math.tointeger(r.lost)
+  if not (got and lost and r.kernel) then return "?" end
+  if got + lost == r.kernel then return "yes" end
+  if r.bounded and lost > 0 and got < r.kernel and r.kernel <= got + lost then
+    return ("bounded: %d lost drops in %d lost events (%s)"):format(r.kernel - got, lost, r.bounded)
+  end
+  r.mismatch = true
+  return ("**NO: %+d**"):format(got + lost - r.kernel)
+end
 local t = {}
 t[#t + 1] = ("Flood: %d UDP datagrams to a closed port on 127.0.0.1 (one `NO_SOCKET` drop each), "
-  .. "`skb:kfree_skb` with `reason == NO_SOCKET`, 8 MB per-CPU buffer, %d CPUs, %s.\n")
-  :format(COUNT, tonumber(sh("nproc")) or 0, os.date("!%Y-%m-%d"))
-t[#t + 1] = "| reader | kernel counted | reader got | lost | CPU s (user+sys) | CPU vs cat | wall s | peak RSS MB |"
-t[#t + 1] = "|---|---:|---:|---:|---:|---:|---:|---:|"
+  .. "`skb:kfree_skb` with `reason == NO_SOCKET`, 8 MB per-CPU buffer, %d CPUs, %s; the rows \"%d senders "
+  .. "pinned\": %d datagrams from each of %d senders, each pinned to its own CPU (`build/flood -s %d`), "
+  .. "CPU against `cat` of that flood. \"got + lost = kernel\" checks the loss accounting against Udp NoPorts.\n")
+  :format(COUNT, tonumber(sh("nproc")) or 0, os.date("!%Y-%m-%d"), SENDERS, COUNT, SENDERS, SENDERS)
+t[#t + 1] = "| reader | kernel counted | reader got | lost | got + lost = kernel | CPU s (user+sys) | CPU vs cat "
+  .. "| wall s | peak RSS MB |"
+t[#t + 1] = "|---|---:|---:|---:|---|---:|---:|---:|---:|"
+local mismatches = 0
 for _, r in ipairs(rows) do
   if r.skipped then
-    t[#t + 1] = ("| %s | *skipped: %s* | | | | | | |"):format(r.name, r.skipped)
+    t[#t + 1] = ("| %s | *skipped: %s* | | | | | | | |"):format(r.name, r.skipped)
   else
+    local check = adds_up(r)
+    if r.mismatch then mismatches = mismatches + 1 end
     if r.cpu then
-      t[#t + 1] = ("| %s | %d | %s | %s | %.2f | %.2f | %s | %.1f |"):format(r.name, r.kernel or 0,
-        tostring(r.got or "?"), tostring(r.lost or "?"), r.cpu or 0, (r.cpu or 0) / cat,
+      local base = cat[r.senders or 1]
+      t[#t + 1] = ("| %s | %d | %s | %s | %s | %.2f | %s | %s | %.1f |"):format(r.name, r.kernel or 0,
+        tostring(r.got or "?"), tostring(r.lost or "?"), check, r.cpu or 0,
+        base and ("%.2f"):format((r.cpu or 0) / base) or "-",
         r.wall and ("%.2f"):format(r.wall) or "-", (r.rss or 0) / 1024)
     else
-      t[#t + 1] = ("| %s | %d | %s | %s | - | - | - | - |"):format(r.name, r.kernel or 0,
-        tostring(r.got or "?"), tostring(r.lost or "?"))
+      t[#t + 1] = ("| %s | %d | %s | %s | %s | - | - | - | - |"):format(r.name, r.kernel or 0,
+        tostring(r.got or "?"), tostring(r.lost or "?"), check)
     end
   end
+end
+if mismatches > 0 then
+  t[#t + 1] = ""
+  t[#t + 1] = ("**%d rows do not add up**: what the reader got and lost is not the kernel's count."):format(mismatches)
 end
 t[#t + 1] = ""
 t[#t + 1] = ("Offline parse of a saved %d-line trace: `dp.open` %.0f lines/s, naive Lua parser %.0f lines/s: "
@@ -329,3 +372,4 @@ local text = table.concat(t, "\n") .. "\n"
 io.write(text)
 local f = io.open(OUT, "wb")
 if f then f:write(text) f:close() end
+if mismatches > 0 then io.stderr:write(("bench: %d rows do not add up (marked NO)\n"):format(mismatches)) end

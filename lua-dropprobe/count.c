@@ -243,8 +243,12 @@ static int counter_rows(lua_State *L)
 {
 	struct counter *c = check_counter(L, 1);
 	int r = 0;
-	if (c->inst)
-		poll_live(c, 0); /* what is there now */
+	/* what is there now: a pass reads one page per CPU, so pass until the
+	 * buffers are empty (at most 4096 passes: a storm that never pauses
+	 * still gets its rows) */
+	for (int pass = 0; c->inst && pass < 4096; pass++)
+		if (poll_live(c, 0) <= 0)
+			break;
 	flush_all(c);
 	if (c->ev)
 		dp_push_symbols(L, c->ev); /* a number a key field's table names */

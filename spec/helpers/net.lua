@@ -42,6 +42,27 @@ function net.udp_rcvbuf(port, n, family, rcvbuf)
   r:close()
 end
 
+--- A flood from every CPU: `senders` processes (default 2), each pinned to
+-- its own CPU, each sending `each` UDP datagrams to a closed port on
+-- 127.0.0.1 (NO_SOCKET, counted in Udp NoPorts), all started together by
+-- build/flood (bench/flood.c, built by `make build`). Runs in the
+-- background: returns a function that waits for the senders and returns
+-- the datagrams they sent (an error when the flood failed).
+function net.udp_flood(port, each, senders)
+  senders = senders or 2
+  assert(math.type(each) == "integer" and each > 0, "udp_flood: each is a count > 0")
+  local f = io.open("build/flood")
+  assert(f, "build/flood is missing: run make build")
+  f:close()
+  local p = assert(io.popen(("build/flood -s %d %d %d 2>&1"):format(senders, each, port)))
+  return function()
+    local out = p:read("a")
+    local ok = p:close()
+    assert(ok and tonumber(out), "build/flood failed: " .. out)
+    return senders * each
+  end
+end
+
 --- A free UDP port on loopback.
 function net.free_udp_port(family)
   local u = family == 6 and socket.udp6() or socket.udp4()

@@ -19,7 +19,7 @@ end
 local function draw(out, tty, state, dt, rows)
   local reasons, locations = ranked(state.reasons), ranked(state.locations)
   if tty then
-    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d lost, counted %s%s  (Ctrl-C ends)\n\n")
+    local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d events lost, counted %s%s  (Ctrl-C ends)\n\n")
       :format(state.drops, state.tick / dt, state.lost, state.where == "kernel" and "in the kernel" or "in C",
         (state.left_out or 0) > 0 and (", %d left out as already received"):format(state.left_out) or "") }
     t[#t + 1] = ("%-28s %10s %10s\n"):format("REASON", "TOTAL", "PER SEC")
