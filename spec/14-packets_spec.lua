@@ -83,8 +83,13 @@ describe("14 packets", function()
     local st = assert(dp.core.btf_struct("sk_buff"))
     local kp61 = kprobe.packet_probe{ name = "t61", arch = "x86_64",
       kallsyms = "ffffffff81000000 T kfree_skb_reason\n" }
+    -- the device's name and its namespace's inode, through skb->dev
+    local nd, netst = dp.core.btf_struct("net_device"), dp.core.btf_struct("net")
+    local ns = dp.core.btf_struct("ns_common")
     assert.are.equal(("p:dropprobe/t61 kfree_skb_reason skb=%%di:x64 reason=%%si:u32 location=+0(%%sp):symbol "
-      .. "nh=+%d(%%di):u16 pkt=+0(+%d(%%di)):x64[64]"):format(st.network_header.offset, st.head.offset),
+      .. "nh=+%d(%%di):u16 pkt=+0(+%d(%%di)):x64[64] dev=+%d(+%d(%%di)):string netns=+%d(+%d(+%d(%%di))):u32")
+      :format(st.network_header.offset, st.head.offset, nd.name.offset, st.dev.offset,
+        netst.ns.offset + ns.inum.offset, nd.nd_net.offset, st.dev.offset),
       kp61:definition())
     local kp612 = kprobe.packet_probe{ name = "t612", arch = "x86_64",
       kallsyms = "ffffffff81000000 T sk_skb_reason_drop\n" }

@@ -49,7 +49,7 @@ local function flood_now()
   return d
 end
 
-describe("19 storm", function()
+describe("24 storm", function()
   live_it("counts a flood from both CPUs: every drop counted, or counted as lost #live", function()
     local before = state.snapshot()
     local start, delta = storm()
