@@ -208,6 +208,26 @@ static int core_now(lua_State *L)
 }
 
 /***
+ * The inode number of what a path names, links followed (`stat -L`): for
+ * `/proc/PID/ns/net` or `/run/netns/NAME`, the network namespace's inode.
+ * @function inode
+ * @tparam string path
+ * @treturn integer|nil the inode, or nil and why
+ */
+static int core_inode(lua_State *L)
+{
+	struct stat st;
+	const char *path = luaL_checkstring(L, 1);
+	if (stat(path, &st) < 0) {
+		luaL_pushfail(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(errno));
+		return 2;
+	}
+	lua_pushinteger(L, (lua_Integer)st.st_ino);
+	return 1;
+}
+
+/***
  * Sleep `s` seconds; with `catch_signals`, SIGINT or SIGTERM ends it early.
  * @function sleep
  * @tparam number s
@@ -285,6 +305,7 @@ static int core_dir(lua_State *L)
 static const luaL_Reg core_funcs[] = {
 	{"dir", core_dir},
 	{"now", core_now},
+	{"inode", core_inode},
 	{"sleep", core_sleep},
 	{"isatty", core_isatty},
 	{"systems", core_systems},

@@ -110,6 +110,9 @@ local function parser()
   watch:option("--port", "Only drops of packets from or to this port (needs kprobes).")
   watch:option("--host", "Only drops of packets from or to this address, prefix (127.0.0.0/8, "
     .. "fe80::/10) or name (needs kprobes).")
+  watch:option("--dev", "Only drops of packets on this interface (needs kprobes).")
+  watch:option("--netns", "Only drops of packets in this network namespace: its inode, a path such as "
+    .. "/proc/PID/ns/net, or a name under /run/netns (needs kprobes).")
   watch:option("--pcap", "Write each dropped packet to FILE as pcapng, as it comes, with its reason and "
     .. "location as the packet's comment (needs kprobes).")
 
@@ -236,16 +239,26 @@ function cmds.watch(_, args)
     local ok, why = require("dropprobe.core").check_packet_filter(expr)
     if not ok then error(("packet filter '%s': %s"):format(expr, why), 0) end
   end
-  if args.port or args.host or args.pcap or expr then
+  if args.dev and not require("dropprobe.util").ifname_ok(args.dev) then
+    error(("--dev: '%s' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
+      :format(args.dev), 0)
+  end
+  if args.netns then
+    local ino, why = require("dropprobe.util").resolve_netns(args.netns)
+    if not ino then error(("--netns: '%s' is not %s"):format(args.netns, why), 0) end
+    args.netns = ino
+  end
+  if args.port or args.host or args.pcap or expr or args.dev or args.netns then
     local ok, why = require("dropprobe.hunt").packets_for{ mode = args.mode }
     if not ok then
-      error((args.pcap and "--pcap needs" or expr and "a packet filter needs" or "--port and --host need")
+      error((args.pcap and "--pcap needs" or expr and "a packet filter needs"
+        or (args.dev or args.netns) and "--dev and --netns need" or "--port and --host need")
         .. " the packet of each drop: " .. why, 0)
     end
   end
   local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
     mode = args.mode, port = args.port, host = args.host, duration = args.duration, pcap = args.pcap,
-    match = expr,
+    match = expr, dev = args.dev, netns = args.netns,
     ready = function(what) listening("watch", what) end }, function(d)
     if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
     io.stdout:flush()

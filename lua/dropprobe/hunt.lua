@@ -82,7 +82,10 @@ end
 -- from the drop probe that carries the packet, `rec.packet`; see `packets()`),
 -- `port`, `host` (with packets: only drops of packets from or to them,
 -- checked in C), `match` (with packets: only drops whose packet passes this
--- tcpdump filter expression, compiled by libpcap and run in C)
+-- tcpdump filter expression, compiled by libpcap and run in C), `dev` (with
+-- packets: only drops of packets on this interface) and `netns` (only those
+-- in this network namespace: an inode, a path such as /proc/PID/ns/net, or
+-- a name under /run/netns), both checked by the kernel's filter on the probe
 -- @treturn Hunt with `inst`, `pipe`, `condition` (what the kernel was
 -- given), `drop_name` (the drop records' name), `packets` (whether they
 -- carry the packet), `packets_why` and `left_out` (reason -> drops left
@@ -90,7 +93,17 @@ end
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
-    "buffer_kb", "packets", "port", "host", "match" }, "hunt.open")
+    "buffer_kb", "packets", "port", "host", "match", "dev", "netns" }, "hunt.open")
+  if opts.dev ~= nil and not util.ifname_ok(opts.dev) then
+    error(("hunt.open: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
+      :format(tostring(opts.dev)), 2)
+  end
+  local netns
+  if opts.netns ~= nil then
+    local why
+    netns, why = util.resolve_netns(opts.netns)
+    if not netns then error(("hunt.open: netns '%s' is not %s"):format(tostring(opts.netns), why), 2) end
+  end
   if opts.match ~= nil then
     local ok, why = core.check_packet_filter(tostring(opts.match))
     if not ok then error(("hunt.open: packet filter '%s': %s"):format(tostring(opts.match), why), 2) end
@@ -116,11 +129,22 @@ function M.open(opts)
       -- the instance removes it after its events. The probe also fires for
       -- kfree_skb(NULL), which frees nothing (the tracepoint does not):
       -- those never become records.
-      ev = h.inst:event(kprobe.packet_probe())
+      local kp = kprobe.packet_probe()
+      if (opts.dev or netns) and not kp:definition():find(" dev=", 1, true) then
+        error("hunt.open: dev and netns need the packet's device, and this kernel's BTF does not say "
+          .. "where struct net_device keeps its name and namespace", 0)
+      end
+      ev = h.inst:event(kp)
       h.drop_name = ev:info().name
       cond = cond and ("skb != 0 && (" .. cond .. ")") or "skb != 0"
+      -- the device and namespace, checked by the kernel's filter on the probe
+      if opts.dev then cond = cond .. (' && dev == "%s"'):format(opts.dev) end
+      if netns then cond = cond .. (" && netns == %d"):format(netns) end
       h.condition = cond
     else
+      if opts.dev or netns then
+        error("hunt.open: dev and netns need the packet of each drop (packets = true, where the kernel allows)", 0)
+      end
       ev = h.inst:event(M.DEFAULTS.drop_event)
       h.drop_name = ev:info().name
     end

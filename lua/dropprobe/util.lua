@@ -56,6 +56,42 @@ function M.resolve_host(s)
   return out
 end
 
+--- What a network namespace condition stands for: its inode, from an
+-- inode number, a path (`/proc/PID/ns/net`, anything `stat -L` takes) or a
+-- name under `/run/netns` (`ip netns add NAME`).
+-- @tparam string|integer s
+-- @treturn integer|nil the namespace's inode
+-- @treturn string what s is not: "'x' is not <this>"
+function M.resolve_netns(s)
+  local core = require "dropprobe.core"
+  if math.type(s) == "integer" then s = tostring(s) end
+  if type(s) ~= "string" or s == "" or s:find("%c") then
+    return nil, "an inode number, a path such as /proc/PID/ns/net, or a name under /run/netns"
+  end
+  if s:match("^%d+$") then
+    local n = math.tointeger(tonumber(s))
+    if n and n > 0 and n <= 0xffffffff then return n end
+    return nil, "an inode number from 1 to 4294967295"
+  end
+  local path = s:find("/", 1, true) and s or "/run/netns/" .. s
+  if not s:find("/", 1, true) and not s:match("^[%w_.%-]+$") then
+    return nil, "an inode number, a path such as /proc/PID/ns/net, or a name under /run/netns"
+  end
+  local ino, why = core.inode(path)
+  if not ino then return nil, "a network namespace here (" .. why .. ")" end
+  return ino
+end
+
+--- Whether a string is an interface name a condition can carry: 1 to 15
+-- bytes, none of them a space, a quote, a slash, a colon or a control
+-- character (what the kernel refuses in a name, and what would end a
+-- filter's string).
+-- @tparam string s
+-- @treturn boolean
+function M.ifname_ok(s)
+  return type(s) == "string" and #s >= 1 and #s <= 15 and not s:find("[%c%s\"'/:\\]")
+end
+
 --- A whole file, or nil.
 function M.readfile(path)
   local f = io.open(path, "rb")

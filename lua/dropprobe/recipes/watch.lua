@@ -19,7 +19,8 @@ local M = {}
 -- `pcap` (a file: every drop's packet written to it as pcapng as it comes,
 -- `dropprobe.pcap`; needs the packet of each drop), `match` (only drops
 -- whose packet passes this tcpdump filter expression, e.g. "udp and dst
--- port 53"; needs the packet of each drop)
+-- port 53"; needs the packet of each drop), `dev` and `netns` (only drops
+-- of packets on that interface, in that network namespace: see `hunt.open`)
 -- @tparam function fn called with each drop: `{ name, cpu, pid, comm, ts,
 -- reason (nil where the kernel has no drop reasons), location, stack,
 -- lost_before, packet }`; `name` is the event's, or "drop" for the drop
@@ -32,14 +33,14 @@ local M = {}
 -- tracefs is touched), and what `hunt.open` raises
 function M.run(opts, fn)
   opts = util.check_options(opts, { "filter", "all_reasons", "stacks", "mode", "port", "host", "buffer_kb",
-    "duration", "idle", "ready", "pcap", "match" }, "watch.run")
+    "duration", "idle", "ready", "pcap", "match", "dev", "netns" }, "watch.run")
   if opts.match ~= nil then
     local ok, err = require("dropprobe.core").check_packet_filter(tostring(opts.match))
     if not ok then error(("watch.run: packet filter '%s': %s"):format(tostring(opts.match), err), 2) end
   end
   local packets, why = hunt.packets_for{ mode = opts.mode }
-  if (opts.port or opts.host or opts.match) and not packets then
-    error("watch.run: port, host and a packet filter need the packet of each drop: " .. why, 2)
+  if (opts.port or opts.host or opts.match or opts.dev or opts.netns) and not packets then
+    error("watch.run: port, host, dev, netns and a packet filter need the packet of each drop: " .. why, 2)
   end
   if opts.pcap ~= nil and not packets then
     error("watch.run: pcap needs the packet of each drop: " .. why, 2)
@@ -47,7 +48,7 @@ function M.run(opts, fn)
   local pcap <close> = opts.pcap ~= nil and require("dropprobe.pcap").open(opts.pcap) or nil
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
     mode = opts.mode, packets = packets, port = opts.port, host = opts.host, match = opts.match,
-    buffer_kb = opts.buffer_kb }
+    dev = opts.dev, netns = opts.netns, buffer_kb = opts.buffer_kb }
   local n = 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
@@ -72,13 +73,16 @@ local function five_tuple(p)
   return ("%s %s -> %s "):format(tostring(p.proto), ep(p.saddr, p.sport), ep(p.daddr, p.dport))
 end
 
---- A drop as text: "ts cpuN comm/pid [5-tuple ]REASON location", then the
+--- A drop as text: "ts cpuN comm/pid [5-tuple ]REASON location[ dev=IF
+-- netns=INODE]", then the
 -- events lost before it and its stack, one frame a line.
 -- @tparam table d a drop as `run` gives it
 -- @treturn string lines ending in a newline
 function M.line(d)
-  local t = { ("%.6f cpu%d %s/%d %s%s %s\n"):format(d.ts, d.cpu, d.comm, d.pid, five_tuple(d.packet),
-    dp.reason_label(d.reason), tostring(d.location or "-")) }
+  local p = d.packet or {}
+  local t = { ("%.6f cpu%d %s/%d %s%s %s%s%s\n"):format(d.ts, d.cpu, d.comm, d.pid, five_tuple(d.packet),
+    dp.reason_label(d.reason), tostring(d.location or "-"), p.dev and " dev=" .. p.dev or "",
+    p.netns and " netns=" .. p.netns or "") }
   if d.lost_before then t[#t + 1] = ("  (%d events lost before this one)\n"):format(d.lost_before) end
   for _, f in ipairs(d.stack or {}) do t[#t + 1] = "    => " .. f .. "\n" end
   return table.concat(t)
