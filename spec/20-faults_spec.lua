@@ -133,6 +133,33 @@ describe("20 faults #live", function()
     state.assert_same(before)
   end)
 
+  live_it("stacks: its instance removed under it prints the stacks as last read and ends, or is refused #live",
+    function()
+    local before = state.snapshot()
+    local h = run.bg(DP .. "stacks --duration 12")
+    h.ready()
+    local port = net.free_udp_port()
+    local s0 = snmp.read()
+    net.udp_closed(port, 30)
+    local first = snmp.delta(s0, snmp.read(), "Udp.NoPorts")
+    assert.are.equal(30, first)
+    run.sleep(1.5) -- the kernel's counts are read every second
+    local removed = rmdir_all(h.pid)
+    net.udp_closed(port, 20)
+    local out, rc, err = h.wait(40)
+    local matched = tonumber(out:match("^(%d+) drops matched"))
+    if #removed > 0 then
+      assert.are.equal(2, rc, err)
+      assert.truthy(err:find("dropprobe stacks: instance " .. removed[1] .. " was removed under this process",
+        1, true), err)
+      assert.is_true(matched >= first, out)
+    else
+      assert.are.equal(0, rc, err)
+      assert.is_true(matched >= first + 20, out)
+    end
+    state.assert_same(before)
+  end)
+
   live_it("ports: rmdir of its instance is refused (its buffers are open) and it counts every drop #live", function()
     local before = state.snapshot()
     local h = run.bg(DP .. "ports --json --duration 8")
@@ -160,7 +187,8 @@ describe("20 faults #live", function()
     local before = state.snapshot()
     local dir = tmpdir()
     local file = dir .. "/dropprobe.prom"
-    local h = run.bg(DP .. "exporter --interval 0.3 --duration 12 --textfile " .. dir)
+    -- writes 2 s apart: the rmdir falls right after one, long before the next
+    local h = run.bg(DP .. "exporter --interval 2 --duration 15 --textfile " .. dir)
     h.ready()
     local port = net.free_udp_port()
     local s0 = snmp.read()
@@ -179,8 +207,8 @@ describe("20 faults #live", function()
     local t = require("socket").gettime() + 30
     while drops(slurp(file)) < first and require("socket").gettime() < t do run.sleep(0.1) end
     assert.is_true(drops(slurp(file)) >= first, slurp(file))
-    local removed = rmdir_all(h.pid)
     local t_rm = require("socket").gettime()
+    local removed = rmdir_all(h.pid)
     net.udp_closed(port, 20)
     local out, rc, err = h.wait(40)
     local text = slurp(file)
@@ -188,8 +216,8 @@ describe("20 faults #live", function()
       assert.are.equal(2, rc, err .. out)
       assert.truthy(err:find("dropprobe exporter: instance " .. removed[1] .. " was removed under this process",
         1, true), err)
-      -- every write after the rmdir fails to read the counts but the last,
-      -- which writes them as last read
+      -- the next regular write was 2 s away, and fails to read the counts:
+      -- a write after the rmdir is the last one, the counts as last read
       local mtime = tonumber((run.cmd("stat -c %.9Y " .. file)))
       assert.is_true(mtime > t_rm, ("written at %s, removed at %s"):format(mtime, t_rm))
       assert.is_true(drops(text) >= first, text)
