@@ -46,6 +46,22 @@ int dp_instance_exists(struct dp_instance *in)
 	return ok;
 }
 
+/* Whether the tracefs the instance was made in is still mounted. Its
+ * tracing dir is taken from the instance's own path: libtracefs'
+ * tracefs_tracing_dir() mounts tracefs again when it finds it gone,
+ * which would undo the unmount this asks about. */
+static int instance_mounted(struct dp_instance *in)
+{
+	char *d = in->ti ? tracefs_instance_get_dir(in->ti) : NULL;
+	char *cut = d ? strstr(d, "/instances/") : NULL;
+	int ok;
+	if (cut)
+		*cut = 0;
+	ok = dp_tracefs_mounted(d);
+	tracefs_put_tracing_file(d);
+	return ok;
+}
+
 static int instance_name_taken(const char *name)
 {
 	char path[4200];
@@ -284,6 +300,58 @@ static int instance_rmdir(struct dp_instance *in)
 }
 
 /*
+ * tracefs was unmounted under this process (umount, or umount -l while a
+ * reader was open): the instance is still in the kernel, out of reach of
+ * the path it was made under. Mount tracefs at a directory of our own,
+ * remove the instance there (the kernel drops its triggers, filters and
+ * enables with it) and the probes its events used, then unmount again:
+ * nothing is left and the user's unmount stands. Frees in->ti.
+ */
+static const char *instance_remove_unmounted(lua_State *L, int idx, struct dp_instance *in,
+					     char *err, size_t errlen)
+{
+	char mnt[64], path[4200], perr[400];
+	int r = -1;
+	if (dp_tracefs_mount_private(mnt, sizeof(mnt)) < 0) {
+		snprintf(err, errlen,
+			 "tracefs was unmounted under this process and mounting it again to "
+			 "remove instance '%s' failed: %s (mount -t tracefs nodev "
+			 "/sys/kernel/tracing, then `dropprobe cleanup` removes it)",
+			 in->name, strerror(errno));
+		return err;
+	}
+	snprintf(path, sizeof(path), "%s/instances/%s", mnt, in->name);
+	for (int i = 0; i < 6; i++) {
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		r = rmdir(path);
+		if (r == 0 || errno != EBUSY)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (r < 0 && errno != ENOENT) {
+		snprintf(err, errlen,
+			 "tracefs was unmounted under this process and instance '%s' could not be "
+			 "removed: %s (mount -t tracefs nodev /sys/kernel/tracing, then `dropprobe "
+			 "cleanup` removes it)",
+			 in->name, strerror(errno));
+		dp_tracefs_umount_private(mnt);
+		return err;
+	}
+	tracefs_instance_free(in->ti);
+	in->ti = NULL;
+	/* the probes: libtracefs writes kprobe_events under its tracing dir */
+	tracefs_set_tracing_dir(mnt);
+	r = close_children(L, idx, DP_CHILD_PROBE, "_destroy", -1, perr, sizeof(perr));
+	tracefs_set_tracing_dir(NULL);
+	dp_tracefs_umount_private(mnt);
+	if (r) {
+		snprintf(err, errlen, "cannot remove a kprobe of instance '%s': %s", in->name, perr);
+		return err;
+	}
+	return NULL;
+}
+
+/*
  * Tear down in order: readers, then events (triggers, filters, enable),
  * then the instance directory, then the probes its events used. Never
  * raises; returns an error message or NULL.
@@ -313,6 +381,8 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 		(void)tracefs_instance_file_clear(in->ti, "set_ftrace_filter");
 	in->tracer_set = in->ftrace_filter_set = 0;
 	in->closed = 1;
+	if (gone && !instance_mounted(in))
+		return instance_remove_unmounted(L, idx, in, err, errlen);
 destroy:
 	if (instance_rmdir(in) < 0 && errno != ENOENT) {
 		int e = errno;
@@ -417,6 +487,24 @@ static int instance_is_closed(lua_State *L)
 {
 	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
 	lua_pushboolean(L, in->closed);
+	return 1;
+}
+
+/***
+ * Whether the instance's directory went away under this process, and how:
+ * nil while it is there (or the instance was closed), "removed" when
+ * someone removed it (`rmdir`; the kernel's counts and settings in it went
+ * with it), "unmounted" when tracefs was unmounted (the instance is still
+ * in the kernel: close removes it through a mount of its own).
+ * @function Instance:gone
+ * @treturn string|nil
+ */
+static int instance_gone(lua_State *L)
+{
+	struct dp_instance *in = luaL_checkudata(L, 1, DP_INSTANCE_MT);
+	if (in->closed || !in->ti || dp_instance_exists(in))
+		return 0;
+	lua_pushstring(L, instance_mounted(in) ? "removed" : "unmounted");
 	return 1;
 }
 
@@ -580,6 +668,7 @@ static const luaL_Reg instance_methods[] = {
 	{"name", instance_name},
 	{"is_closed", instance_is_closed},
 	{"dir", instance_dir},
+	{"gone", instance_gone},
 	{"read_file", instance_read_file},
 	{"tracing", instance_tracing},
 	{NULL, NULL},

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <tracefs.h>
 
@@ -77,6 +79,38 @@ int dp_ensure_tracefs(lua_State *L, char *buf, size_t len)
 		snprintf(buf, len, "%s", DP_DEFAULT_TRACEFS);
 	}
 	return 0;
+}
+
+#define DP_TRACEFS_MAGIC 0x74726163 /* "trac", linux/magic.h */
+
+int dp_tracefs_mounted(const char *dir)
+{
+	struct statfs sf;
+	if (custom_dir)
+		return 1; /* a tree the caller gave: nothing is mounted there */
+	return dir && statfs(dir, &sf) == 0 && sf.f_type == DP_TRACEFS_MAGIC;
+}
+
+int dp_tracefs_mount_private(char *buf, size_t len)
+{
+	if (len < sizeof("/tmp/dropprobe-tracefs-XXXXXX"))
+		return -1;
+	snprintf(buf, len, "/tmp/dropprobe-tracefs-XXXXXX");
+	if (!mkdtemp(buf))
+		return -1;
+	if (mount("nodev", buf, "tracefs", 0, NULL) < 0) {
+		int e = errno;
+		rmdir(buf);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+void dp_tracefs_umount_private(const char *dir)
+{
+	(void)umount2(dir, MNT_DETACH);
+	(void)rmdir(dir);
 }
 
 /***

@@ -287,6 +287,8 @@ function cmds.stacks(_, args)
     io.write(recipe.format(report))
   end
   lost_note(report.lost)
+  -- the instance went away under it: the report above is the last reading
+  if report.fault then io.stdout:flush() error(report.fault, 0) end
   return 0
 end
 

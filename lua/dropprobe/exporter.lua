@@ -39,7 +39,9 @@ M.render = metrics.render
 -- per-port series; they read each drop's packet as a record, which costs
 -- what the `ports` recipe costs in a storm)
 -- @treturn string why it ended
--- @raise a bad directory, address or port, before tracefs is touched
+-- @raise a bad directory, address or port, before tracefs is touched; the
+-- instance removed under this process or tracefs unmounted, after the
+-- textfile was written once more with the counts as last read
 function M.run(opts)
   opts = util.check_options(opts, { "textfile", "listen", "interval", "top", "where", "duration",
     "idle", "ready", "version", "ports" }, "exporter.run")
@@ -100,7 +102,7 @@ function M.run(opts)
   -- short ticks when something is served, or the packets are drained
   local tick = (server or ph) and math.min(interval, 0.2) or interval
   local last = core.now()
-  local why = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready, tick = tick,
+  local ok, why = pcall(h.run, h, { duration = opts.duration, idle = opts.idle, ready = opts.ready, tick = tick,
     on_tick = function(now)
     if core.hup() or now - last >= interval - 1e-3 then
       publish() -- a SIGHUP writes at once (the directory is opened anew on every write)
@@ -108,8 +110,20 @@ function M.run(opts)
     end
     drain()
     if server then server:serve(function() drain() return M.render(h:read(), state, info) end) end
-  end }
-  publish()
+  end })
+  if ok then ok, why = pcall(publish) end
+  if not ok then
+    -- the instance went away under us (rmdir, tracefs unmounted): the
+    -- textfile is written once more with the counts as last read, then
+    -- the error ends the process
+    if opts.textfile and h.last then
+      pcall(drain)
+      local done, err = textfile.write(opts.textfile, M.render(h.last, state, info))
+      if not done then io.stderr:write("dropprobe exporter: ", tostring(err), "\n") end
+    end
+    if server then server:close() end
+    error(why, 0)
+  end
   if server then server:close() end
   return why
 end

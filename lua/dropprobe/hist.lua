@@ -223,15 +223,20 @@ local function merge_stacks(self, rows)
   return out
 end
 
---- What was counted so far.
+--- What was counted so far. The answer is also kept as `self.last`: the
+-- counts a report can still give after the instance went away.
 -- @function Hist:read
 -- @treturn table `{ rows = {{<key> = value, stack = {...}, hitcount = n, <value> = sum}...}
 -- (most first), where = "kernel"|"c", hits =, entries =, dropped = (no room
 -- in the table), lost = (C: events the ring buffer lost) }`
+-- @raise the instance was removed under this process, or tracefs
+-- unmounted (`dropprobe.instance.gone_message`: the instance is named)
 function Hist:read()
   local rows, totals
   if self.where == "kernel" then
-    rows, totals = parse_hist(self, self.ev:read_file("hist") or "")
+    local ok, text = pcall(self.ev.read_file, self.ev, "hist")
+    if not ok then error(instance.gone_message(self.inst) or text, 0) end
+    rows, totals = parse_hist(self, text or "")
     totals.lost = 0
   else
     rows, totals = self.counter:rows()
@@ -244,8 +249,9 @@ function Hist:read()
   end
   if self.stack then rows = merge_stacks(self, rows) end
   table.sort(rows, function(a, b) return (a.hitcount or 0) > (b.hitcount or 0) end)
-  return { rows = rows, where = self.where, hits = totals.hits or 0, entries = totals.entries or #rows,
+  self.last = { rows = rows, where = self.where, hits = totals.hits or 0, entries = totals.entries or #rows,
     dropped = totals.dropped or 0, lost = totals.lost or 0 }
+  return self.last
 end
 
 --- Count until `duration` seconds, `idle` seconds without an event, or a
@@ -255,6 +261,9 @@ end
 -- @tparam table opts `duration`, `idle`, `tick`, `on_tick`, `ready` (called
 -- with `describe()` once counting)
 -- @treturn string why it ended: "duration", "idle", "interrupted"
+-- @raise where the kernel counts, its instance removed under this process
+-- or tracefs unmounted (noticed within a quarter of a second; `self.last`
+-- keeps the counts as last read)
 function Hist:run(opts)
   opts = util.check_options(opts, { "duration", "idle", "tick", "on_tick", "ready" }, "hist:run")
   local now = core.now()
@@ -285,6 +294,10 @@ function Hist:run(opts)
     else
       local ok, why = core.sleep(wait)
       if not ok then return ended(why) end
+      -- the kernel counts in the instance: gone (rmdir, tracefs
+      -- unmounted), the counts are out of reach; say so at once
+      local gone = instance.gone_message(self.inst)
+      if gone then error(gone, 0) end
       if opts.idle then
         local hits = self:read().hits
         got = hits ~= last_hits

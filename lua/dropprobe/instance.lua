@@ -282,6 +282,26 @@ function Instance:records(opts)
   return records_iter(p, opts, "inst:records")
 end
 
+--- What happened to an instance that went away under this process, as
+-- a reader says it (nil while it is there): someone removed it (`rmdir`,
+-- another program's cleanup: what the kernel counted in it went with it),
+-- or tracefs was unmounted (the instance is still in the kernel; closing
+-- it removes it through a mount of its own). See `Instance:gone`.
+-- @tparam Instance inst
+-- @treturn string|nil
+-- @usage local why = require("dropprobe.instance").gone_message(inst)
+function M.gone_message(inst)
+  local how = inst:gone()
+  if how == "removed" then
+    return fmt("instance %s was removed under this process (rmdir of instances/%s, or "
+      .. "another program's cleanup): what the kernel counted in it went with it", inst:name(), inst:name())
+  elseif how == "unmounted" then
+    return fmt("tracefs was unmounted under this process: instance %s is out of reach (it is "
+      .. "removed on exit through a mount of dropprobe's own)", inst:name())
+  end
+  return nil
+end
+
 --- A private tracefs instance (its own ring buffer), removed with
 -- everything in it on close, `<close>` or garbage collection.
 -- @tparam[opt] table opts `name` (default `dropprobe-<pid>-<n>`), `buffer_kb`

@@ -23,21 +23,34 @@ local function slurp(path)
   return s
 end
 
---- Start a command in the background: { pid =, wait = fn -> out, code, signal = fn(sig) }.
--- whether process pid has a hist trigger on an event of its own instance
-local function counting(pid)
+--- The tracefs instances of process pid (`dropprobe-<pid>-<n>`), each
+-- `{ name =, dir =, counting = }`: counting when a kernel hist trigger on
+-- its drop event counts there (nothing of it is held open then).
+function run.instances(pid)
   local dir = "/sys/kernel/tracing/instances"
   local p = io.popen("ls " .. dir .. " 2>/dev/null")
   local names = p:read("a")
   p:close()
+  local out = {}
   for name in names:gmatch("[^\n]+") do
     if name:match("^dropprobe%-" .. pid .. "%-%d+$") then
       local t = slurp(dir .. "/" .. name .. "/events/skb/kfree_skb/trigger") or ""
-      if t:find("\nhist:", 1, true) or t:find("^hist:") then return true end
+      out[#out + 1] = { name = name, dir = dir .. "/" .. name,
+        counting = (t:find("\nhist:", 1, true) or t:find("^hist:")) and true or false }
     end
+  end
+  return out
+end
+
+-- whether process pid has a hist trigger on an event of its own instance
+local function counting(pid)
+  for _, i in ipairs(run.instances(pid)) do
+    if i.counting then return true end
   end
   return false
 end
+
+--- Start a command in the background: { pid =, wait = fn -> out, code, signal = fn(sig) }.
 
 function run.bg(cmd)
   local base = os.tmpname()

@@ -50,8 +50,17 @@ local function counted(opts)
   if dp.has_reasons() then keys = { "reason", "stacktrace" } end
   local h <close> = hist.open{ keys = keys, condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
-  local ended = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready }
-  local r = h:read()
+  -- where the kernel counts, the counts are read every second too: if the
+  -- instance is removed under us they go with it, and the report is made
+  -- from the last reading (`fault` says what happened)
+  local kernel = h.where == "kernel"
+  local ok, ended = pcall(h.run, h, { duration = opts.duration, idle = opts.idle, ready = opts.ready,
+    tick = kernel and 1 or nil, on_tick = kernel and function() h:read() end or nil })
+  local fault
+  if ok then ok, fault = pcall(h.read, h) else fault = ended end
+  if not ok and not h.last then error(fault, 0) end
+  if ok then fault = nil end
+  local r = h.last
   local by, with_stack, left_out, matched = {}, 0, {}, r.hits
   local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
   for _, row in ipairs(r.rows) do
@@ -65,7 +74,7 @@ local function counted(opts)
   end
   return { matched = matched, with_stack = with_stack, sampled = false, stacks = ranked(by),
     filter = h.condition or "every drop", lost = r.lost, dropped = r.dropped, read = r.hits,
-    where = r.where, ended = ended, left_out = left_out }
+    where = r.where, ended = fault and "fault" or ended, left_out = left_out, fault = fault }
 end
 
 -- The first `limit` matching drops get a stack (stacktrace:N), read as records.
@@ -96,8 +105,12 @@ end
 -- count), `duration`, `idle`, `mode` (records, with `limit`), `buffer_kb`,
 -- `ready` (called once everything is set up), `progress` (with `limit`)
 -- @treturn table `{ stacks = {{frames=, count=, reasons={NAME=n}}...}, matched=,
--- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended=, left_out={REASON=n} }`;
--- frames start at the function that dropped the packet
+-- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended=, left_out={REASON=n}, fault= }`;
+-- frames start at the function that dropped the packet. `fault` is the
+-- error when the instance the kernel counted in was removed under this
+-- process (or tracefs unmounted): the report is then the counts as last
+-- read (every second), and `ended` is "fault"
+-- @raise the same, when nothing had been read yet
 function M.run(opts)
   opts = util.check_options(opts, { "filter", "all_reasons", "limit", "duration", "idle", "mode",
     "buffer_kb", "ready", "progress", "every", "where" }, "stacks.run")

@@ -64,6 +64,8 @@ end
 -- `rows` (default 10), `out` (default io.stdout), `tty` (default: whether
 -- stdout is a terminal), `ready`, `buffer_kb`
 -- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
+-- @raise the instance was removed under this process or tracefs unmounted
+-- (`dropprobe.hist`): after the counts as last read were printed once more
 function M.run(opts)
   opts = util.check_options(opts, { "interval", "duration", "filter", "all_reasons", "where", "rows", "out",
     "tty", "ready", "buffer_kb" }, "top.run")
@@ -107,12 +109,21 @@ function M.run(opts)
     state.tick, state.drops = hits - state.drops, hits
     state.lost = r.lost + r.dropped
   end
-  h:run{ duration = opts.duration, ready = opts.ready, tick = interval, on_tick = function(now)
+  local ok, err = pcall(h.run, h, { duration = opts.duration, ready = opts.ready, tick = interval,
+    on_tick = function(now)
     update()
     state.elapsed = now - t0
     draw(out, tty, state, math.max(now - last, 1e-3), opts.rows or 10)
     last = now
-  end }
+  end })
+  if not ok then
+    -- the instance went away under us (rmdir, tracefs unmounted): the
+    -- counts as last read are the last report, then the error
+    local now = dp.now()
+    state.elapsed = now - t0
+    draw(out, tty, state, math.max(now - last, 1e-3), opts.rows or 10)
+    error(err, 0)
+  end
   return state
 end
 
