@@ -32,3 +32,83 @@ for _, where in ipairs({ "kernel", "c" }) do
     lost = r.lost + r.dropped, release = io.popen("uname -r"):read("l") }), "\n")
   io.flush()
 end
+
+-- Per port, where the kernel has kprobes: the `ports` recipe counting in C
+-- (the drop probe's packet decoded in the counter, no record per drop)
+-- against `cat trace_pipe` of the same drop probe's events, each through
+-- its own flood of PORTS_COUNT datagrams to a closed port. Prints
+-- "VMPORTS <json>" per reader: counts, lost, CPU seconds in the guest
+-- (comparable with each other, not with the host's).
+--   tools/vmtest 6.12 lua5.4 bench/vmcount.lua [count] [ports_count]
+local PORTS_COUNT = tonumber(arg[2]) or 300000
+local socket = require "socket"
+
+-- CPU seconds (user + sys) a process has used so far
+local function cpu_of(pid)
+  local f = io.open(("/proc/%d/stat"):format(pid))
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  local fields = {}
+  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime, stime (USER_HZ)
+end
+
+local function vmports(t)
+  t.release = io.popen("uname -r"):read("l")
+  io.write("VMPORTS ", cjson.encode(t), "\n")
+  io.flush()
+end
+
+if dp.features().kprobes then
+  -- cat: the drop probe's events in an instance of our own, read as text
+  do
+    local inst <close> = dp.instance{ buffer_kb = 8192 }
+    local ev = inst:event(require("dropprobe.kprobe").packet_probe())
+    ev:filter("skb != 0 && reason == NO_SOCKET")
+    ev:enable()
+    local pidfile = os.tmpname()
+    assert(os.execute(("cat %s/trace_pipe > /dev/null & echo $! > %s"):format(inst:dir(), pidfile)))
+    local pid = tonumber(io.open(pidfile):read("a"))
+    os.remove(pidfile)
+    socket.sleep(0.5)
+    local before = noports()
+    assert(os.execute(("build/flood %d 9 > /dev/null"):format(PORTS_COUNT)), "flood failed")
+    local kernel = noports() - before
+    local function totals()
+      local read, lost, left = 0, 0, 0
+      for cpu = 0, 255 do
+        local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+        if not s then break end
+        read = read + tonumber(s:match("read events:%s*(%d+)"))
+        left = left + tonumber(s:match("entries:%s*(%d+)"))
+        lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
+      end
+      return read, lost, left
+    end
+    local deadline = dp.now() + 600
+    while select(3, totals()) > 0 and dp.now() < deadline do socket.sleep(0.2) end
+    socket.sleep(0.5)
+    local cpu = cpu_of(pid)
+    os.execute("kill " .. pid)
+    local read, lost = totals()
+    vmports{ reader = "cat", kernel = kernel, got = read, lost = lost, cpu = cpu }
+  end
+  -- ports, counting in C: this process's CPU for the whole run (startup,
+  -- BTF, the instance and probe, reading, the report)
+  do
+    local done = os.tmpname()
+    local before = noports()
+    local c0 = os.clock()
+    local r = require("dropprobe.recipes.ports").run{ filter = "reason == NO_SOCKET", idle = 5, ready = function()
+      assert(os.execute(("(build/flood %d 9 > /dev/null; echo done > %s) &"):format(PORTS_COUNT, done)))
+    end }
+    local cpu = os.clock() - c0
+    while io.open(done):read("a") == "" do socket.sleep(0.1) end
+    os.remove(done)
+    local kernel = noports() - before
+    local port9 = require("dropprobe.recipes.ports").count(r, "udp", 9, "NO_SOCKET")
+    vmports{ reader = "ports", counted = r.counted, kernel = kernel, got = port9, lost = r.lost + (r.dropped or 0),
+      cpu = cpu }
+  end
+end

@@ -1,6 +1,6 @@
 /*
  * fuzz_count - libFuzzer over the counting table (ctable.c): the input is
- * a program of adds, stack and string interns, checked against a naive
+ * a program of adds, stack and string interns (and look-ups), checked against a naive
  * model (linear lists) after every step: the same key always lands in the
  * same entry, hits and sums add up, a full table drops and says so, a
  * stack or string has one id and reads back as it was given.
@@ -90,11 +90,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(again == id);
 		} else { /* a string of up to 15 bytes, NULs included */
 			size_t n = (op >> 2) % 16;
-			uint64_t id;
+			uint64_t id, known;
 			if (pos + n > size)
 				break;
+			known = dp_ctable_find(&t, (const char *)data + pos, n); /* adds nothing */
 			id = dp_ctable_intern(&t, (const char *)data + pos, n);
 			check(id >= 1 && id <= t.nstr);
+			check(known == 0 ? id == t.nstr : known == id); /* new: the last one */
+			check(dp_ctable_find(&t, (const char *)data + pos, n) == id);
 			check(t.slen[id - 1] == n && memcmp(t.str[id - 1], data + pos, n) == 0 && t.str[id - 1][n] == 0);
 			check(dp_ctable_intern(&t, (const char *)data + pos, n) == id);
 			pos += n;

@@ -7,6 +7,13 @@
  * trigger's ftrace:kernel_stack entry that follows the event on its CPU)
  * and is symbolized once per distinct stack, when rows are asked for.
  *
+ * Packet keys (`packet.proto`, `packet.dport`, ...) count the drop
+ * probe's events (dp.packet_probe): each event's `pkt` bytes are decoded
+ * here with packet.c, as rec.packet is, and the key slots hold the
+ * protocol and ports plus one (0: the packet has none) and the addresses
+ * as the table's interned strings of their 4 or 16 bytes (a 128-bit
+ * address does not fit a slot), turned into text when rows are asked for.
+ *
  * Sources: an instance's per-CPU buffers (rawbuf.c), read on poll(); a
  * trace.dat (libtracecmd), read whole on open; a saved trace text, read
  * whole on open with the text parser (parse.c), its values and frames
@@ -26,6 +33,7 @@
 #include <trace-cmd.h>
 #include <tracefs.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -35,6 +43,7 @@
 #include "format.h"
 #include "instance.h"
 #include "ksym.h"
+#include "packet.h"
 #include "parse.h"
 #include "rawbuf.h"
 
@@ -43,7 +52,12 @@
 #define MAXV DP_CT_MAXV
 #define MAXFRAMES 128
 
-enum { HOW_NUM, HOW_SYM, HOW_SYM_OFFSET };
+enum { HOW_NUM, HOW_SYM, HOW_SYM_OFFSET,
+       /* packet keys: fields of the packet the drop probe fetched */
+       HOW_PKT_FAMILY, HOW_PKT_PROTO, HOW_PKT_SADDR, HOW_PKT_DADDR, HOW_PKT_SPORT, HOW_PKT_DPORT };
+
+/* the packet keys by name, after "packet.", in HOW_PKT_* order */
+static const char *const packet_keys[] = {"family", "proto", "saddr", "daddr", "sport", "dport", NULL};
 
 struct pend {
 	int waiting;
@@ -65,6 +79,8 @@ struct counter {
 	char kname[MAXK][64], vname[MAXV][64];
 	int stack_id;
 	struct tep_format_field *stack_size, *stack_caller;
+	int npkt; /* packet keys asked for */
+	struct tep_format_field *pkt, *nh; /* the probe's bytes and network header offset */
 	struct dp_ctable t; /* the counts, stacks and strings */
 	struct pend *pend; /* per CPU, for a stack key */
 	int npend;
@@ -126,6 +142,94 @@ static void flush_all(struct counter *c)
 		flush_cpu(c, cpu);
 }
 
+/* The address of a packet as a key: its bytes interned (while the table
+ * has room for new entries; a full one only finds those it has), 0 for
+ * none; -1 for a new address the table has no room for. */
+static int addr_key(struct counter *c, const struct dp_packet *p, const unsigned char *b, uint64_t *k)
+{
+	size_t n = p->family == 4 ? 4 : 16;
+	if (c->t.n < c->t.max)
+		*k = dp_ctable_intern(&c->t, (const char *)b, n);
+	else if (!(*k = dp_ctable_find(&c->t, (const char *)b, n)))
+		return -1;
+	return 0;
+}
+
+/* The packet keys of a drop probe's event into k: the packet decoded from
+ * its pkt bytes (see decode.c's rec.packet); a key the packet has not
+ * (no IP header, no ports) is 0. 0, or -1 (see addr_key). */
+static int packet_keys_of(struct counter *c, void *data, int size, uint64_t *k)
+{
+	struct dp_packet p;
+	int off = c->pkt->offset, len = c->pkt->size, have;
+	if (c->pkt->flags & TEP_FIELD_IS_DYNAMIC) {
+		unsigned int dl = (unsigned int)num(c->pkt, data, size);
+		off = (int)(dl & 0xffff);
+		len = (int)(dl >> 16);
+		if (c->pkt->flags & TEP_FIELD_IS_RELATIVE)
+			off += c->pkt->offset + c->pkt->size;
+	}
+	if (off < 0 || len < 0 || off + len > size || c->nh->offset + c->nh->size > size)
+		off = len = 0; /* nothing decodes from no bytes */
+	have = dp_packet_decode((const unsigned char *)data + off, (size_t)len,
+				(size_t)num(c->nh, data, size), &p);
+	for (int i = 0; i < c->t.nk; i++) {
+		switch (c->how[i]) {
+		case HOW_PKT_FAMILY:
+			k[i] = have ? (uint64_t)p.family : 0;
+			break;
+		case HOW_PKT_PROTO:
+			k[i] = have ? (uint64_t)p.proto + 1 : 0;
+			break;
+		case HOW_PKT_SPORT:
+			k[i] = have && p.sport >= 0 ? (uint64_t)p.sport + 1 : 0;
+			break;
+		case HOW_PKT_DPORT:
+			k[i] = have && p.dport >= 0 ? (uint64_t)p.dport + 1 : 0;
+			break;
+		case HOW_PKT_SADDR:
+		case HOW_PKT_DADDR:
+			k[i] = 0;
+			if (have && addr_key(c, &p, c->how[i] == HOW_PKT_SADDR ? p.sbin : p.dbin, &k[i]) < 0)
+				return -1;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+/* A packet key's value in a row (0: the packet had none, nothing pushed). */
+static int push_packet_key(lua_State *L, struct counter *c, int how, uint64_t v)
+{
+	const char *name;
+	char buf[INET6_ADDRSTRLEN];
+	if (!v)
+		return 0;
+	switch (how) {
+	case HOW_PKT_PROTO:
+		if ((name = dp_packet_proto_name((int)v - 1)))
+			lua_pushstring(L, name);
+		else
+			lua_pushinteger(L, (lua_Integer)v - 1);
+		return 1;
+	case HOW_PKT_SADDR:
+	case HOW_PKT_DADDR:
+		if (v > c->t.nstr || !inet_ntop(c->t.slen[v - 1] == 4 ? AF_INET : AF_INET6, c->t.str[v - 1],
+						buf, sizeof(buf)))
+			return 0;
+		lua_pushstring(L, buf);
+		return 1;
+	case HOW_PKT_FAMILY:
+		lua_pushinteger(L, (lua_Integer)v);
+		return 1;
+	default: /* ports */
+		lua_pushinteger(L, (lua_Integer)v - 1);
+		return 1;
+	}
+}
+
 /* One event from any source. */
 static void count_event(struct counter *c, int cpu, void *data, int size)
 {
@@ -163,8 +267,18 @@ static void count_event(struct counter *c, int cpu, void *data, int size)
 			flush_cpu(c, cpu); /* the CPU moved on: no stack came */
 		return;
 	}
+	if (c->npkt && packet_keys_of(c, data, size, k) < 0) {
+		/* a new address and a full table: a new key, dropped as
+		 * dp_ctable_add drops one (the strings stay bounded) */
+		c->t.hits++;
+		c->t.dropped++;
+		if (c->stack_key)
+			flush_cpu(c, cpu);
+		return;
+	}
 	for (int i = 0; i < c->t.nk; i++)
-		k[i] = num(c->kf[i], data, size);
+		if (c->how[i] < HOW_PKT_FAMILY)
+			k[i] = num(c->kf[i], data, size);
 	for (int i = 0; i < c->t.nv; i++)
 		v[i] = num(c->vf[i], data, size);
 	if (!c->stack_key) {
@@ -232,7 +346,9 @@ static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
 
 /***
  * The counts: rows (keys by field name, a reason by the format's name,
- * `stack` = frames, `hitcount`, summed values) and totals (`hits`,
+ * packet keys by the packet's field as `rec.packet` names it: `proto` a
+ * name, `saddr`/`daddr` text, `sport`/`dport`/`family` numbers, nil where
+ * the packet has none; `stack` = frames, `hitcount`, summed values) and totals (`hits`,
  * `entries`, `dropped` for a full table, `lost` ring-buffer events,
  * `without_stack`).
  * @function Counter:rows
@@ -262,7 +378,10 @@ static int counter_rows(lua_State *L)
 			continue;
 		lua_createtable(L, 0, c->t.nk + c->t.nv + 2);
 		for (int k = 0; k < c->t.nk; k++) {
-			if (c->text) {
+			if (c->how[k] >= HOW_PKT_FAMILY) {
+				if (!push_packet_key(L, c, c->how[k], e->k[k]))
+					continue; /* no such header: the key is nil */
+			} else if (c->text) {
 				size_t id = (size_t)e->k[k];
 				long long x;
 				struct dp_span sp = {id ? c->t.str[id - 1] : "", id ? c->t.slen[id - 1] : 0};
@@ -411,6 +530,21 @@ static const char *parse_keys(lua_State *L, struct counter *c, int opts)
 			c->stack_key = 1;
 		} else if (c->t.nk == MAXK) {
 			fail = "at most 4 key fields (and stacktrace)";
+		} else if (strncmp(k, "packet.", 7) == 0) {
+			int j = 0;
+			while (packet_keys[j] && strcmp(k + 7, packet_keys[j]) != 0)
+				j++;
+			if (!packet_keys[j]) {
+				snprintf(msg, sizeof(msg), "key '%.80s': the packet keys are packet.family, "
+					 "packet.proto, packet.saddr, packet.daddr, packet.sport and packet.dport", k);
+				fail = msg;
+			} else {
+				/* the row names it as rec.packet does: proto, dport, ... */
+				c->how[c->t.nk] = HOW_PKT_FAMILY + j;
+				snprintf(c->kname[c->t.nk], sizeof(c->kname[0]), "%s", packet_keys[j]);
+				c->t.nk++;
+				c->npkt++;
+			}
 		} else {
 			dot = strchr(k, '.');
 			c->how[c->t.nk] = !dot ? HOW_NUM : strcmp(dot, ".sym") == 0 ? HOW_SYM
@@ -488,9 +622,21 @@ static const char *setup_keys(lua_State *L, struct counter *c, int opts)
 	}
 	if (c->stack_key && !c->stack_caller)
 		return "this trace has no ftrace:kernel_stack format for a stack key";
+	if (c->npkt) {
+		c->pkt = tep_find_field(ev, "pkt");
+		c->nh = tep_find_field(ev, "nh");
+		if (!c->pkt || !c->nh || !(c->pkt->flags & TEP_FIELD_IS_ARRAY) || (c->nh->flags & TEP_FIELD_IS_ARRAY)) {
+			snprintf(msg, sizeof(msg), "%s:%s carries no packet (no pkt and nh fields): packet keys "
+				 "count the drop probe's events (dp.packet_probe, a kernel with kprobes)", sys, name);
+			return msg;
+		}
+	}
 	for (int i = 0; i < c->t.nk + c->t.nv; i++) {
 		const char *f = i < c->t.nk ? c->kname[i] : c->vname[i - c->t.nk];
-		struct tep_format_field *tf = tep_find_any_field(ev, f);
+		struct tep_format_field *tf;
+		if (i < c->t.nk && c->how[i] >= HOW_PKT_FAMILY)
+			continue; /* decoded from pkt */
+		tf = tep_find_any_field(ev, f);
 		if (!tf || (tf->flags & (TEP_FIELD_IS_ARRAY | TEP_FIELD_IS_DYNAMIC))) {
 			snprintf(msg, sizeof(msg), "%s:%s has no numeric field '%s'", sys, name, f);
 			return msg;
@@ -524,7 +670,11 @@ static const char *const count_opts[] = {"system", "event", "keys", "values", "s
 /***
  * A Counter over an instance's per-CPU buffers (see `Counter`): the event,
  * and with a `stacktrace` key its stack trigger, must be set up in the
- * instance; `poll` reads.
+ * instance; `poll` reads. Keys are the event's fields (`reason`,
+ * `location.sym`), `stacktrace`, and for the drop probe's events
+ * (`dp.packet_probe`: its `pkt` bytes and `nh` offset) fields of the
+ * packet decoded in C: `packet.family`, `packet.proto`, `packet.saddr`,
+ * `packet.daddr`, `packet.sport`, `packet.dport`.
  * @function counter
  * @param inst an Instance
  * @tparam table spec `system`, `event`, `keys`, `values`, `size`, `systems`
@@ -693,8 +843,12 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 /* Keys of a text counter: fields by their printed labels. */
 static const char *text_keys(lua_State *L, struct counter *c, int opts)
 {
+	const char *fail;
 	snprintf(c->tname, sizeof(c->tname), "%s", dp_opt_string(L, opts, "event", "kfree_skb"));
-	return parse_keys(L, c, opts);
+	fail = parse_keys(L, c, opts);
+	if (!fail && c->npkt)
+		fail = "packet keys need the drop probe's raw records (its pkt bytes): a saved text has none";
+	return fail;
 }
 
 /***

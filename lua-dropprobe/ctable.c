@@ -151,6 +151,18 @@ uint32_t dp_ctable_stack(struct dp_ctable *t, const uint64_t *a, int n)
 	return t->stidx[j];
 }
 
+uint64_t dp_ctable_find(const struct dp_ctable *t, const char *p, size_t n)
+{
+	if (!t->capidx)
+		return 0;
+	for (size_t j = fnv(p, n) & (t->capidx - 1); t->sidx[j]; j = (j + 1) & (t->capidx - 1)) {
+		size_t i = t->sidx[j] - 1;
+		if (t->slen[i] == n && memcmp(t->str[i], p, n) == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
 uint64_t dp_ctable_intern(struct dp_ctable *t, const char *p, size_t n)
 {
 	uint64_t h = fnv(p, n);

@@ -62,6 +62,10 @@ uint32_t dp_ctable_stack(struct dp_ctable *t, const uint64_t *a, int n);
  * memory. t->str[id - 1] is it, NUL-terminated. */
 uint64_t dp_ctable_intern(struct dp_ctable *t, const char *p, size_t n);
 
+/* The id of a string of n bytes interned before, or 0: nothing is added
+ * (a full table's keys are looked up, never grown). */
+uint64_t dp_ctable_find(const struct dp_ctable *t, const char *p, size_t n);
+
 /* Everything the table holds freed; it is empty again (nk, nv, max kept). */
 void dp_ctable_free(struct dp_ctable *t);
 

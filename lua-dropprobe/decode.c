@@ -491,18 +491,6 @@ static void push_stack(lua_State *L, struct dp_decoder *d, int symtab, void *dat
 	}
 }
 
-static const char *proto_name(int proto)
-{
-	switch (proto) {
-	case 6: return "tcp";
-	case 17: return "udp";
-	case 1: return "icmp";
-	case 58: return "icmpv6";
-	case 132: return "sctp";
-	default: return NULL;
-	}
-}
-
 /* The Lua table of a decoded packet. */
 static void packet_table(lua_State *L, const struct dp_packet *pp)
 {
@@ -515,7 +503,7 @@ static void packet_table(lua_State *L, const struct dp_packet *pp)
 	lua_setfield(L, -2, "saddr");
 	lua_pushstring(L, p.daddr);
 	lua_setfield(L, -2, "daddr");
-	pn = proto_name(p.proto);
+	pn = dp_packet_proto_name(p.proto);
 	if (pn)
 		lua_pushstring(L, pn);
 	else

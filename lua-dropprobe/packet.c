@@ -112,6 +112,18 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 	return 0;
 }
 
+const char *dp_packet_proto_name(int proto)
+{
+	switch (proto) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_ICMP: return "icmp";
+	case IPPROTO_ICMPV6: return "icmpv6";
+	case IPPROTO_SCTP: return "sctp";
+	default: return NULL;
+	}
+}
+
 int dp_prefix_parse(const char *s, struct dp_prefix *p)
 {
 	char buf[64];

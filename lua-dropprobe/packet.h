@@ -26,6 +26,10 @@ struct dp_packet {
  */
 int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p);
 
+/* The name of an IP protocol number as reports give it ("tcp", "udp",
+ * "icmp", "icmpv6", "sctp"), or NULL for one without a name here. */
+const char *dp_packet_proto_name(int proto);
+
 /* An address or a prefix of addresses: 127.0.0.1, ::1, [::1], 127.0.0.0/8,
  * fe80::/10 (a plain address is a prefix of all its bits). */
 struct dp_prefix {

@@ -46,9 +46,9 @@ end
 -- option -> its check; an option that takes a value may be given one that
 -- starts with "-" (--port -1): it is the value, and the check says why not
 local CHECKS = { duration = seconds, interval = seconds, port = port_number, limit = count, top = count,
-  host = host, mode = one_of("raw", "text"), where = one_of("kernel", "c") }
+  host = host, mode = one_of("raw", "text"), where = one_of("kernel", "c"), by = one_of("reason", "port") }
 
-local ORDER = { "mode", "where", "duration", "interval", "limit", "top", "port", "host" }
+local ORDER = { "mode", "where", "by", "duration", "interval", "limit", "top", "port", "host" }
 
 local function check_values(args)
   for _, name in ipairs(ORDER) do
@@ -137,13 +137,15 @@ local function parser()
   ports:option("--host", "Only drops of packets from or to this address, prefix or name (needs kprobes).")
   ports:flag("--joins", "Attribute by joining tracepoints even where each drop's packet can be read.")
 
-  local top = p:command("top", "Live drops per reason and location, with rates.")
+  local top = p:command("top", "Live drops per reason and location (or port), with rates.")
   top:option("--interval", "Seconds between updates.", "1")
   top:option("--duration", "Stop after S seconds.")
   top:option("--filter", "Which drops. " .. EVERY)
   top:flag("--all-reasons", ALL)
   top:option("--where", "Count in the kernel (hist triggers) or in C: kernel or c. Default: the "
     .. "kernel where it can.")
+  top:option("--by", "reason (reasons and locations) or port (protocol, local port and reason from each "
+    .. "drop's packet, counted in C; needs kprobes).", "reason")
 
   local exp = p:command("exporter", "Drop counters for Prometheus: a textfile for node_exporter, "
     .. "or /metrics of its own.")
@@ -311,7 +313,8 @@ end
 function cmds.top(_, args)
   local recipe = require "dropprobe.recipes.top"
   local st = recipe.run{ interval = args.interval, duration = args.duration, filter = args.filter,
-    all_reasons = args.all_reasons, where = args.where, ready = function(what) listening("top", what) end }
+    all_reasons = args.all_reasons, where = args.where, by = args.by,
+    ready = function(what) listening("top", what) end }
   lost_note(st.lost)
   return 0
 end

@@ -36,8 +36,8 @@ M.render = metrics.render
 -- 15), `top` (locations with a series of their own, default 20), `where`
 -- ("kernel" or "c"), `duration`, `idle` (end after that many seconds
 -- without a drop), `ready` (called once serving), `ports` (false: no
--- per-port series; they read each drop's packet as a record, which costs
--- what the `ports` recipe costs in a storm)
+-- per-port series; where the kernel has kprobes they come from each drop's
+-- packet counted in C, `dp.hist` with packet keys: no record per drop)
 -- @treturn string why it ended
 -- @raise a bad directory, address or port, before tracefs is touched; the
 -- instance removed under this process or tracefs unmounted, after the
@@ -66,28 +66,32 @@ function M.run(opts)
   local h <close> = hist.open{ keys = hist.default_keys(), where = opts.where }
   local state = { top = top, kept = {}, nkept = 0, other_seen = {} }
   local info = { version = opts.version or "?", release = release }
-  -- per port where the kernel gives each drop's packet: the drop probe's
-  -- records, drained every tick; at most `top` ports, the rest "other"
+  -- per port where the kernel gives each drop's packet: counted in C by
+  -- the packet's protocol and local port (and reason), read every tick; at
+  -- most `top` ports, the rest "other" (a port keeps its series once it
+  -- has one, so every counter only grows)
   local hunt = require "dropprobe.hunt"
-  local ph <close> = hunt.packets_for{ packets = opts.ports } and hunt.open{ packets = true } or nil
+  local pkeys = { "packet.proto", "packet.dport" }
+  if require("dropprobe.format").has_reasons() then pkeys[3] = "reason" end
+  local ph <close> = hunt.packets_for{ packets = opts.ports } and hist.open{ keys = pkeys } or nil
   if ph then state.ports, state.ports_lost = {}, 0 end
   local nports, kept_ports = 0, {}
   local function drain()
     if not ph then return end
-    while true do
-      local rec = ph.pipe:read(0)
-      if not rec then break end
-      local p = rec.packet
-      if rec.name == ph.drop_name and p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
-        local port = tostring(p.dport)
-        local k = p.proto .. "/" .. port
+    local r = ph:read()
+    local ports = {}
+    for _, row in ipairs(r.rows) do -- most first: the busiest ports get the series
+      if row.dport and (row.proto == "tcp" or row.proto == "udp") then
+        local port = tostring(row.dport)
+        local k = row.proto .. "/" .. port
         if not kept_ports[k] and nports < top then kept_ports[k], nports = true, nports + 1 end
-        local reason = rec.fields.reason ~= nil and tostring(rec.fields.reason) or ""
-        local key = p.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. reason
-        state.ports[key] = (state.ports[key] or 0) + 1
+        local reason = row.reason ~= nil and tostring(row.reason) or ""
+        local key = row.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. reason
+        ports[key] = (ports[key] or 0) + row.hitcount
       end
     end
-    state.ports_lost = ph:totals().lost
+    state.ports = ports
+    state.ports_lost = r.lost + r.dropped
   end
   local function publish()
     drain()

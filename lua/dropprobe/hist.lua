@@ -25,6 +25,11 @@ local STACK_DEPTH = 16
 local Hist = {}
 Hist.__index = Hist
 
+-- whether a key is a field of the drop's packet ("packet.dport"), decoded in C
+local function is_packet_key(k)
+  return type(k) == "string" and k:match("^packet%.") ~= nil
+end
+
 -- the field of a key: "location.sym" -> "location", "sym"
 local function split_key(k)
   local field, how = k:match("^([%w_]+)%.([%w%-]+)$")
@@ -49,7 +54,7 @@ end
 -- drop reasons says so).
 local function check_keys(ev, keys, values)
   for _, k in ipairs(keys) do
-    local missing = format.missing_field(ev, split_key(k))
+    local missing = not is_packet_key(k) and format.missing_field(ev, split_key(k))
     if missing then error("hist.open: " .. missing, 0) end
   end
   for _, v in ipairs(values) do
@@ -66,10 +71,21 @@ end
 -- hitcount), `condition` (reason names allowed; default every drop for the
 -- drop event; false: none, every event), `size` (most entries, default 2048, as the kernel's), `where`
 -- ("kernel" or "c"; default the kernel when it has hist triggers),
--- `buffer_kb` (C counting's ring buffer per CPU; default the hunts')
+-- `buffer_kb` (C counting's ring buffer per CPU; default the hunts').
+--
+-- Packet keys count each drop by its own packet: `packet.proto`,
+-- `packet.dport` (the port a received packet was going to: the local one),
+-- `packet.sport`, `packet.saddr` (where it came from), `packet.daddr`,
+-- `packet.family`. They count the drop probe's events (`dp.packet_probe`,
+-- a kprobe: `event` is left out), always in C, the packet decoded there, no
+-- record per drop; rows name them as `rec.packet` does (`row.proto =
+-- "udp"`, `row.dport = 9999`, `row.saddr = "127.0.0.1"`) and leave out what
+-- a packet has not (no ports in ICMP or a later fragment: `row.dport ==
+-- nil`). `reason` may be beside them (a kernel with drop reasons).
 -- @treturn Hist with `read()`, `run()`, `close()`, and `where`
 -- @raise not root, no tracefs, an unknown event or field, "kernel" where the
--- kernel has no hist triggers
+-- kernel has no hist triggers, packet keys where the kernel has no kprobes
+-- (or with `where = "kernel"` or an `event`)
 function M.open(opts)
   opts = util.check_options(opts, { "event", "keys", "values", "condition", "size", "where",
     "buffer_kb" }, "hist.open")
@@ -83,6 +99,23 @@ function M.open(opts)
     error("hist.open: size is a whole number of entries (1 to 1048576)", 2)
   end
   local where = opts.where
+  local packet = false
+  for _, k in ipairs(keys) do packet = packet or is_packet_key(k) end
+  if packet then
+    if opts.event ~= nil then
+      error("hist.open: packet keys count the drop probe's events: leave event out", 2)
+    end
+    if where == "kernel" then
+      error("hist.open: packet keys are counted in C (where = \"c\"): a kernel hist trigger cannot "
+        .. "decode a packet", 2)
+    end
+    local ok, why = require("dropprobe.hunt").packets()
+    if not ok then
+      error("hist.open: packet keys need each drop's packet, read by the drop probe (a kprobe): "
+        .. tostring(why):gsub(": ports come from joining tracepoints$", ""), 2)
+    end
+    where = "c"
+  end
   local has_hist = tracefs.features().hist
   if where == nil then where = has_hist and "kernel" or "c" end
   if where ~= "kernel" and where ~= "c" then
@@ -107,13 +140,17 @@ function M.open(opts)
   local cond = opts.condition
   if cond == nil and event == defaults.drop_event then cond = format.drop_condition() end
   if cond == false then cond = nil end -- none: every event
+  if packet then
+    -- the probe also fires for kfree_skb(NULL), which frees nothing
+    cond = cond and ("skb != 0 && (" .. cond .. ")") or "skb != 0"
+  end
 
   local self = setmetatable({ where = where, keys = ordered, stack = stack, values = values,
-    event = event, condition = cond }, Hist)
+    event = event, condition = cond, packet = packet }, Hist)
   self.inst = instance.instance{ buffer_kb = where == "c" and (opts.buffer_kb or defaults.buffer_kb)
     or nil }
   local ok, err = pcall(function()
-    local ev = self.inst:event(event)
+    local ev = self.inst:event(packet and require("dropprobe.kprobe").packet_probe() or event)
     self.ev = ev
     self.system, self.name = ev:info().system, ev:info().name
     self.symbols = format.event_symbols(ev) or {}
@@ -209,7 +246,9 @@ local function merge_stacks(self, rows)
   for _, row in ipairs(rows) do
     row.stack = record.drop_frames(row.stack or {}, STACK_DEPTH)
     local id = { table.concat(row.stack, ";") }
-    for _, k in ipairs(self.keys) do id[#id + 1] = tostring(row[split_key(k)]) end
+    for _, k in ipairs(self.keys) do
+      id[#id + 1] = tostring(row[is_packet_key(k) and k:sub(8) or split_key(k)])
+    end
     id = table.concat(id, "|")
     local m = by[id]
     if m then
@@ -242,8 +281,10 @@ function Hist:read()
     rows, totals = self.counter:rows()
     for _, row in ipairs(rows) do
       for _, k in ipairs(self.keys) do
-        local field = split_key(k)
-        row[field] = key_value(self, field, row[field])
+        if not is_packet_key(k) then -- those come named from C
+          local field = split_key(k)
+          row[field] = key_value(self, field, row[field])
+        end
       end
     end
   end

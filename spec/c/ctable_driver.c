@@ -6,6 +6,8 @@
  *   add K... STACK V...   count one event (NK keys, a stack id, NV values)
  *   stack A...            intern a stack of addresses: prints its id
  *   intern TEXT           intern the rest of the line: prints its id
+ *   find TEXT             the id of the rest of the line if interned, else 0
+ *                         (adds nothing)
  *   str ID                prints the interned string ID
  *   dump                  every entry, one line each, sorted:
  *                         "K... STACK HITS SUM...", then
@@ -95,6 +97,8 @@ int main(void)
 			printf("%u\n", dp_ctable_stack(&t, a, n));
 		} else if (strncmp(line, "intern ", 7) == 0) {
 			printf("%llu\n", (unsigned long long)dp_ctable_intern(&t, line + 7, len - 7));
+		} else if (strncmp(line, "find ", 5) == 0) {
+			printf("%llu\n", (unsigned long long)dp_ctable_find(&t, line + 5, len - 5));
 		} else if (strncmp(line, "str ", 4) == 0) {
 			size_t id = strtoul(line + 4, NULL, 10);
 			printf("%s\n", id >= 1 && id <= t.nstr ? t.str[id - 1] : "(none)");

@@ -15,6 +15,12 @@
 --   the kernel fires it after (older kernels); the order is read from the
 --   events.
 --
+-- Where each drop's packet can be read and no `port` or `host` narrows the
+-- hunt, the drops are counted in C (`dp.hist` with packet keys: protocol,
+-- local port, reason, remote address), no Lua record per drop, and the
+-- report says so (`counted = "c"`); with `port`/`host` each drop is a
+-- record whose packet C checks first (`counted = "records"`).
+--
 -- Drops that no event explains (for example UDP to a closed port over IPv6:
 -- the kernel has no icmpv6 tracepoint; or, where tcp_send_reset fires only
 -- for resets a socket sends, a TCP segment to a closed port) are counted as
@@ -26,6 +32,8 @@
 -- io.write(ports.format(report))
 local dp = require "dropprobe"
 local hunt = require "dropprobe.hunt"
+local hist = require "dropprobe.hist"
+local format = require "dropprobe.format"
 local util = require "dropprobe.util"
 
 local M = {}
@@ -35,6 +43,11 @@ local QUEUE_REASONS = { SOCKET_RCVBUFF = true, PROTO_MEM = true, SOCKET_BACKLOG 
 
 -- the events that carry ports, read beside the drops
 M.EVENTS = { "tcp:tcp_send_reset", "icmp:icmp_send", "udp:udp_fail_queue_rcv_skb" }
+
+--- Entries of the C table when counting in C: one per protocol, port,
+-- reason and remote address; drops of a new one beyond it are reported as
+-- `dropped`, never silently.
+M.SIZE = 16384
 
 -- the port of an address as the kernel prints %pISpc: "127.0.0.1:9", "[::1]:9"
 local function port_of(addr)
@@ -59,16 +72,17 @@ end
 -- The tallies of attributed and unattributed drops, and the rows.
 local function tally()
   local t = { counts = {}, unattributed = {}, drops = 0, attributed = 0 }
-  function t.attribute(proto, port, reason, remote)
+  function t.attribute(proto, port, reason, remote, n)
+    n = n or 1
     local key = proto .. "/" .. port .. "/" .. reason
     local c = t.counts[key]
     if not c then
       c = { proto = proto, port = port, reason = reason, count = 0, by_remote = {} }
       t.counts[key] = c
     end
-    c.count = c.count + 1
-    if remote then c.by_remote[remote] = (c.by_remote[remote] or 0) + 1 end
-    t.attributed = t.attributed + 1
+    c.count = c.count + n
+    if remote then c.by_remote[remote] = (c.by_remote[remote] or 0) + n end
+    t.attributed = t.attributed + n
   end
   function t.unattributed_add(reason, n)
     local v = (t.unattributed[reason] or 0) + n
@@ -171,12 +185,46 @@ local function by_packet(t)
   end
 end
 
+-- Every drop by its own packet, counted in C (no record per drop): the
+-- rows of a C table keyed by protocol, local port, reason (where the
+-- kernel has them) and remote address, folded into the tally.
+local function count_in_c(opts, t, why)
+  local keys = { "packet.proto", "packet.dport", "packet.saddr" }
+  if format.has_reasons() then table.insert(keys, 3, "reason") end
+  local h <close> = hist.open{ keys = keys, condition = format.drop_filter(opts.filter, opts.all_reasons) or false,
+    size = M.SIZE, buffer_kb = opts.buffer_kb }
+  local progress = opts.progress
+  local ended = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready,
+    tick = progress and 0.5 or nil, on_tick = progress and function() progress(h:read().hits) end or nil }
+  local r = h:read()
+  local keep, left_out, left = format.keeps_teardown(opts.filter, opts.all_reasons), {}, 0
+  for _, row in ipairs(r.rows) do
+    local reason, n = dp.reason_label(row.reason), row.hitcount
+    if not keep and format.is_teardown(row.reason) then
+      left_out[reason], left = (left_out[reason] or 0) + n, left + n -- already received
+    else
+      t.drops = t.drops + n
+      if row.dport and (row.proto == "tcp" or row.proto == "udp") then
+        t.attribute(row.proto, row.dport, reason, row.saddr, n)
+      else
+        t.unattributed_add(reason, n) -- not IP, no port (ICMP), or headers beyond the bytes read
+      end
+    end
+  end
+  return { ports = t.rows(), unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
+    lost = r.lost, dropped = r.dropped, read = r.hits, ended = ended, method = "packet", counted = "c",
+    note = why .. "; counted in C, no record per drop", left_out = left_out }
+end
+
 --- Hunt for `duration` seconds (or until Ctrl-C / `idle`).
 -- Where the kernel has kprobes (and its BTF describes `struct sk_buff`),
 -- every drop comes with its packet (`dp.packet_probe`): each drop is
 -- attributed to the port it was going to, firewall drops and IPv6
 -- included. Elsewhere drops are joined with the tracepoints that carry
--- ports (see above), and the report says so (`method`, `note`).
+-- ports (see above), and the report says so (`method`, `note`). With the
+-- packets and neither `port` nor `host`, the drops are counted in C
+-- (`counted = "c"`: no record per drop; `progress` is called with the
+-- drops counted so far every half second).
 -- @tparam[opt] table opts `filter` (which drops: narrows the default, every
 -- drop), `all_reasons` (also the drops of packets a socket had already
 -- received, `report.left_out` otherwise),
@@ -186,7 +234,8 @@ end
 -- `ready`, `progress` (called with the record count every `every` records)
 -- @treturn table `{ ports = {{proto=, port=, reason=, count=, remotes=, top_remote=}...},
 -- unattributed = {REASON = n}, lost =, drops =, attributed =, read =, method =
--- "packet"|"joins", note =, left_out = {REASON = n} }`
+-- "packet"|"joins", counted = "c"|"records", dropped = (C: drops of a new row
+-- beyond `SIZE`), note =, left_out = {REASON = n} }`
 function M.run(opts)
   opts = util.check_options(opts, { "filter", "all_reasons", "duration", "idle", "mode", "buffer_kb", "ready",
     "progress", "every", "port", "host", "packets" }, "ports.run")
@@ -197,10 +246,11 @@ function M.run(opts)
   if opts.host ~= nil and not packets then
     error("ports.run: host needs the packet of each drop (a kernel with kprobes, raw mode)", 2)
   end
+  local t = tally()
+  if packets and opts.port == nil and opts.host == nil then return count_in_c(opts, t, why) end
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons,
     events = not packets and M.EVENTS or nil,
     packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb, port = opts.port, host = opts.host }
-  local t = tally()
   local fn
   if h.packets then
     local on_drop = by_packet(t)
@@ -219,7 +269,7 @@ function M.run(opts)
   local st = h:totals()
   return { ports = rows, unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
     lost = st.lost, read = st.read, ended = ended, method = h.packets and "packet" or "joins",
-    note = why, left_out = h.left_out }
+    counted = "records", dropped = 0, note = why, left_out = h.left_out }
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`
@@ -233,10 +283,11 @@ function M.count(report, proto, port, reason)
 end
 
 --- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n,
--- method = "packet"|"joins", note =, left_out = {...} }`.
+-- dropped = n, method = "packet"|"joins", counted = "c"|"records", note =, left_out = {...} }`.
 function M.json(report)
   return { ports = report.ports, unattributed = report.unattributed, lost = report.lost,
-    method = report.method, note = report.note, left_out = report.left_out or {} }
+    dropped = report.dropped or 0, method = report.method, counted = report.counted, note = report.note,
+    left_out = report.left_out or {} }
 end
 
 --- The report as a table for people.
@@ -257,6 +308,7 @@ function M.format(report)
   end
   t[#t + 1] = ("%d drops, %d attributed to a port, %d events lost"):format(report.drops,
     report.attributed, report.lost or 0)
+    .. ((report.dropped or 0) > 0 and (", %d not counted (the table was full)"):format(report.dropped) or "")
   t[#t + 1] = ("by %s: %s"):format(report.method == "packet" and "each drop's packet" or "joins",
     report.note or "")
   t[#t + 1] = hunt.left_out_note(report.left_out)

@@ -1,6 +1,8 @@
---- What is dropping right now: live counts per reason and per location,
--- with rates, redrawn in place on a terminal and as plain periodic lines
--- when the output is a pipe or a file.
+--- What is dropping right now: live counts per reason and per location
+-- (or, `by = "port"`, per protocol, local port and reason from each drop's
+-- own packet, where the kernel has kprobes), with rates, redrawn in place
+-- on a terminal and as plain periodic lines when the output is a pipe or a
+-- file.
 -- @module dropprobe.recipes.top
 -- @usage require("dropprobe.recipes.top").run{ interval = 1, duration = 30 }
 local dp = require "dropprobe"
@@ -17,7 +19,8 @@ local function ranked(t)
 end
 
 local function draw(out, tty, state, dt, rows)
-  local reasons, locations = ranked(state.reasons), ranked(state.locations)
+  local reasons, locations = ranked(state.reasons), ranked(state.by == "port" and state.ports or state.locations)
+  local place = state.by == "port" and "PROTO/PORT/REASON" or "LOCATION"
   if tty then
     local t = { "\27[H\27[2J", ("dropprobe top  %d drops, %.1f/s now, %d events lost, counted %s%s  (Ctrl-C ends)\n\n")
       :format(state.drops, state.tick / dt, state.lost, state.where == "kernel" and "in the kernel" or "in C",
@@ -27,7 +30,7 @@ local function draw(out, tty, state, dt, rows)
       local r = reasons[i]
       t[#t + 1] = ("%-28s %10d %10.1f\n"):format(r[1], r[2].total, r[2].tick / dt)
     end
-    t[#t + 1] = ("\n%-40s %10s %10s\n"):format("LOCATION", "TOTAL", "PER SEC")
+    t[#t + 1] = ("\n%-40s %10s %10s\n"):format(place, "TOTAL", "PER SEC")
     for i = 1, math.min(rows, #locations) do
       local l = locations[i]
       t[#t + 1] = ("%-40s %10d %10.1f\n"):format(l[1], l[2].total, l[2].tick / dt)
@@ -44,14 +47,16 @@ local function draw(out, tty, state, dt, rows)
       local l = locations[i]
       places[#places + 1] = ("%s=%d"):format(l[1], l[2].total)
     end
-    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d where=%s %s | at %s%s\n"):format(state.elapsed,
+    out:write(("t=%.1f drops=%d rate=%.1f/s lost=%d where=%s %s | %s %s%s\n"):format(state.elapsed,
       state.drops, state.tick / dt, state.lost, state.where, table.concat(parts, " "),
+      state.by == "port" and "ports" or "at",
       table.concat(places, " "), (state.left_out or 0) > 0
         and (" | left out as already received: %d"):format(state.left_out) or ""))
   end
   out:flush()
   for _, e in pairs(state.reasons) do e.tick = 0 end
   for _, e in pairs(state.locations) do e.tick = 0 end
+  for _, e in pairs(state.ports) do e.tick = 0 end
   state.tick = 0
 end
 
@@ -62,35 +67,57 @@ end
 -- (narrows the default, every drop), `all_reasons` (also the drops of
 -- packets a socket had already received), `where` ("kernel" or "c"),
 -- `rows` (default 10), `out` (default io.stdout), `tty` (default: whether
--- stdout is a terminal), `ready`, `buffer_kb`
--- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}}, where= }`
+-- stdout is a terminal), `ready`, `buffer_kb`, `by` ("reason", the default:
+-- reasons and locations; "port": reasons and "proto/port/reason" from each
+-- drop's packet, counted in C where the kernel has kprobes, refused where
+-- it has none; "-" for a packet without ports, "-/-/REASON" for one with no IP header)
+-- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}},
+-- ports={["udp/9999/NO_SOCKET"]={total=}}, by=, where= }`
 -- @raise the instance was removed under this process or tracefs unmounted
 -- (`dropprobe.hist`): after the counts as last read were printed once more
 function M.run(opts)
   opts = util.check_options(opts, { "interval", "duration", "filter", "all_reasons", "where", "rows", "out",
-    "tty", "ready", "buffer_kb" }, "top.run")
+    "tty", "ready", "buffer_kb", "by" }, "top.run")
   local interval = opts.interval or 1
   if type(interval) ~= "number" or interval <= 0 then error("top.run: interval must be > 0", 2) end
+  local by = opts.by or "reason"
+  if by ~= "reason" and by ~= "port" then
+    error(("top.run: by is \"reason\" or \"port\", not %q"):format(tostring(by)), 2)
+  end
+  local keys = hist.default_keys()
+  if by == "port" then
+    local ok, why = require("dropprobe.hunt").packets()
+    if not ok then
+      error("top.run: counting by port needs each drop's packet, read by the drop probe (a kprobe): "
+        .. tostring(why):gsub(": ports come from joining tracepoints$", ""), 2)
+    end
+    keys = { "packet.proto", "packet.dport" }
+    if require("dropprobe.format").has_reasons() then keys[3] = "reason" end
+  end
   local out = opts.out or io.stdout
   local tty = opts.tty
   if tty == nil then tty = out == io.stdout and dp.core.isatty(1) end
-  local h <close> = hist.open{ keys = hist.default_keys(),
+  local h <close> = hist.open{ keys = keys,
     condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
   local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
-  local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, elapsed = 0,
-    where = h.where }
+  local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, ports = {}, elapsed = 0,
+    where = h.where, by = by }
   local t0 = dp.now()
   local last = t0
   -- the counts so far become totals, and what they grew by since the last tick
   local function update()
     local r = h:read()
-    local reasons, locations = {}, {}
+    local reasons, locations, ports = {}, {}, {}
     local hits, left = r.hits, 0
     for _, row in ipairs(r.rows) do
       local reason, loc = dp.reason_label(row.reason), tostring(row.location)
       if not keep and dp.is_teardown(row.reason) then
         left, hits = left + row.hitcount, hits - row.hitcount -- already received: left out
+      elseif by == "port" then
+        reasons[reason] = (reasons[reason] or 0) + row.hitcount
+        local k = ("%s/%s/%s"):format(row.proto or "-", row.dport or "-", reason)
+        ports[k] = (ports[k] or 0) + row.hitcount
       else
         reasons[reason] = (reasons[reason] or 0) + row.hitcount
         locations[loc] = (locations[loc] or 0) + row.hitcount
@@ -106,6 +133,7 @@ function M.run(opts)
     end
     into(state.reasons, reasons)
     into(state.locations, locations)
+    into(state.ports, ports)
     state.tick, state.drops = hits - state.drops, hits
     state.lost = r.lost + r.dropped
   end
