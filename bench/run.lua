@@ -228,13 +228,17 @@ if VM ~= "" and os.execute("test -x tools/vmtest") then
   if n == 0 then row("`dp.hist` in the kernel under qemu", { skipped = "the guest reported nothing: "
     .. out:sub(-120):gsub("\n", " ") }) end
   -- per port in C (`ports`) against `cat trace_pipe` of the drop probe's events, in the guest
-  local vm, cat_cpu = {}, nil
+  local vm, cat_cpu = {}, {}
   for json in out:gmatch("VMPORTS (%b{})") do vm[#vm + 1] = cjson.decode(json) end
-  for _, r in ipairs(vm) do if r.reader == "cat" then cat_cpu = r.cpu end end
+  for _, r in ipairs(vm) do if r.reader == "cat" then cat_cpu[r.senders or 1] = r.cpu end end
+  local READERS = { cat = "`cat trace_pipe`", ports = "`ports` counting per port in C",
+    exporter = "`dropprobe exporter` with its per-port series (C)" }
   for _, r in ipairs(vm) do
-    row(("%s of the drop probe's events on Debian's %s (measured in a qemu TCG guest: CPU %.2f s%s)"):format(
-      r.reader == "cat" and "`cat trace_pipe`" or "`ports` counting per port in C", r.release, r.cpu,
-      r.reader ~= "cat" and cat_cpu and cat_cpu > 0 and (", **%.2fx** cat's"):format(r.cpu / cat_cpu) or ""),
+    local senders, base = math.tointeger(r.senders) or 1, cat_cpu[math.tointeger(r.senders) or 1]
+    row(("%s%s of the drop probe's events on Debian's %s (measured in a qemu TCG guest: CPU %.2f s%s)"):format(
+      senders > 1 and ("%d senders pinned to their CPUs: "):format(senders) or "",
+      READERS[r.reader] or r.reader, r.release, r.cpu,
+      r.reader ~= "cat" and base and base > 0 and (", **%.2fx** cat's"):format(r.cpu / base) or ""),
       { kernel = math.tointeger(r.kernel), got = math.tointeger(r.got), lost = math.tointeger(r.lost) })
   end
 end

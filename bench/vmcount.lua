@@ -60,55 +60,100 @@ local function vmports(t)
   io.flush()
 end
 
-if dp.features().kprobes then
-  -- cat: the drop probe's events in an instance of our own, read as text
-  do
-    local inst <close> = dp.instance{ buffer_kb = 8192 }
-    local ev = inst:event(require("dropprobe.kprobe").packet_probe())
-    ev:filter("skb != 0 && reason == NO_SOCKET")
-    ev:enable()
-    local pidfile = os.tmpname()
-    assert(os.execute(("cat %s/trace_pipe > /dev/null & echo $! > %s"):format(inst:dir(), pidfile)))
-    local pid = tonumber(io.open(pidfile):read("a"))
-    os.remove(pidfile)
-    socket.sleep(0.5)
-    local before = noports()
-    assert(os.execute(("build/flood %d 9 > /dev/null"):format(PORTS_COUNT)), "flood failed")
-    local kernel = noports() - before
-    local function totals()
-      local read, lost, left = 0, 0, 0
-      for cpu = 0, 255 do
-        local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
-        if not s then break end
-        read = read + tonumber(s:match("read events:%s*(%d+)"))
-        left = left + tonumber(s:match("entries:%s*(%d+)"))
-        lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
-      end
-      return read, lost, left
+-- the flood of a row: one sender, or `senders` pinned one to a CPU, each
+-- sending PORTS_COUNT datagrams to port 9
+local function flood_cmd(senders)
+  if senders == 1 then return ("build/flood %d 9 > /dev/null"):format(PORTS_COUNT) end
+  return ("build/flood -s %d %d 9 > /dev/null"):format(senders, PORTS_COUNT)
+end
+
+-- cat: the drop probe's events in an instance of our own, read as text,
+-- with a buffer big enough that cat loses nothing either (its CPU is then
+-- for every event, as the counters' is)
+local function cat_row(senders)
+  local inst <close> = dp.instance{ buffer_kb = 65536 }
+  local ev = inst:event(require("dropprobe.kprobe").packet_probe())
+  ev:filter("skb != 0 && reason == NO_SOCKET")
+  ev:enable()
+  local pidfile = os.tmpname()
+  assert(os.execute(("cat %s/trace_pipe > /dev/null & echo $! > %s"):format(inst:dir(), pidfile)))
+  local pid = tonumber(io.open(pidfile):read("a"))
+  os.remove(pidfile)
+  socket.sleep(0.5)
+  local before = noports()
+  assert(os.execute(flood_cmd(senders)), "flood failed")
+  local kernel = noports() - before
+  local function totals()
+    local read, lost, left = 0, 0, 0
+    for cpu = 0, 255 do
+      local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+      if not s then break end
+      read = read + tonumber(s:match("read events:%s*(%d+)"))
+      left = left + tonumber(s:match("entries:%s*(%d+)"))
+      lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
     end
-    local deadline = dp.now() + 600
-    while select(3, totals()) > 0 and dp.now() < deadline do socket.sleep(0.2) end
-    socket.sleep(0.5)
-    local cpu = cpu_of(pid)
-    os.execute("kill " .. pid)
-    local read, lost = totals()
-    vmports{ reader = "cat", kernel = kernel, got = read, lost = lost, cpu = cpu }
+    return read, lost, left
   end
-  -- ports, counting in C: this process's CPU for the whole run (startup,
-  -- BTF, the instance and probe, reading, the report)
-  do
-    local done = os.tmpname()
-    local before = noports()
-    local c0 = os.clock()
-    local r = require("dropprobe.recipes.ports").run{ filter = "reason == NO_SOCKET", idle = 5, ready = function()
-      assert(os.execute(("(build/flood %d 9 > /dev/null; echo done > %s) &"):format(PORTS_COUNT, done)))
-    end }
-    local cpu = os.clock() - c0
+  local deadline = dp.now() + 600
+  while select(3, totals()) > 0 and dp.now() < deadline do socket.sleep(0.2) end
+  socket.sleep(0.5)
+  local cpu = cpu_of(pid)
+  os.execute("kill " .. pid)
+  local read, lost = totals()
+  vmports{ reader = "cat", senders = senders, kernel = kernel, got = read, lost = lost, cpu = cpu }
+end
+
+-- a flood started once the reader is armed; returns a wait for its end
+local function flood_when_ready(senders)
+  local done = os.tmpname()
+  return function()
+    assert(os.execute(("(%s; echo done > %s) &"):format(flood_cmd(senders), done)))
+  end, function()
     while io.open(done):read("a") == "" do socket.sleep(0.1) end
     os.remove(done)
-    local kernel = noports() - before
-    local port9 = require("dropprobe.recipes.ports").count(r, "udp", 9, "NO_SOCKET")
-    vmports{ reader = "ports", counted = r.counted, kernel = kernel, got = port9, lost = r.lost + (r.dropped or 0),
-      cpu = cpu }
+  end
+end
+
+-- ports, counting in C: this process's CPU for the whole run (startup,
+-- BTF, the instance and probe, reading, the report)
+local function ports_row(senders)
+  local ports = require "dropprobe.recipes.ports"
+  local start, wait = flood_when_ready(senders)
+  local before = noports()
+  local c0 = os.clock()
+  local r = ports.run{ filter = "reason == NO_SOCKET", idle = 5, ready = start }
+  local cpu = os.clock() - c0
+  wait()
+  local kernel = noports() - before
+  vmports{ reader = "ports", senders = senders, counted = r.counted, kernel = kernel,
+    got = ports.count(r, "udp", 9, "NO_SOCKET"), lost = r.lost + (r.dropped or 0), cpu = cpu }
+end
+
+-- the exporter with its per-port series (and the drops by reason and
+-- location), a textfile every second, through the flood
+local function exporter_row(senders)
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p " .. dir)
+  local start, wait = flood_when_ready(senders)
+  local before = noports()
+  local c0 = os.clock()
+  require("dropprobe.exporter").run{ textfile = dir, interval = 1, idle = 5, ready = start }
+  local cpu = os.clock() - c0
+  wait()
+  local kernel = noports() - before
+  local text = io.open(dir .. "/dropprobe.prom"):read("a")
+  os.execute("rm -rf " .. dir)
+  local got = tonumber(text:match('dropprobe_port_drops_total{proto="udp",port="9",reason="NO_SOCKET"} (%d+)')
+    or text:match('dropprobe_port_drops_total{proto="udp",port="9"} (%d+)')) or 0
+  vmports{ reader = "exporter", senders = senders, kernel = kernel, got = got,
+    lost = tonumber(text:match("dropprobe_events_lost_total (%d+)")), cpu = cpu }
+end
+
+if dp.features().kprobes then
+  for _, senders in ipairs({ 1, 2 }) do
+    cat_row(senders)
+    ports_row(senders)
+    exporter_row(senders)
   end
 end

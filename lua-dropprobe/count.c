@@ -171,8 +171,8 @@ static int packet_keys_of(struct counter *c, void *data, int size, uint64_t *k)
 	}
 	if (off < 0 || len < 0 || off + len > size || c->nh->offset + c->nh->size > size)
 		off = len = 0; /* nothing decodes from no bytes */
-	have = dp_packet_decode((const unsigned char *)data + off, (size_t)len,
-				(size_t)num(c->nh, data, size), &p);
+	have = dp_packet_parse((const unsigned char *)data + off, (size_t)len,
+			       (size_t)num(c->nh, data, size), &p);
 	for (int i = 0; i < c->t.nk; i++) {
 		switch (c->how[i]) {
 		case HOW_PKT_FAMILY:

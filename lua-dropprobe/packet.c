@@ -38,7 +38,7 @@ static void transport(const unsigned char *buf, size_t n, size_t off, int proto,
 	}
 }
 
-int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p)
+int dp_packet_parse(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p)
 {
 	const unsigned char *ip;
 	memset(p, 0, sizeof(*p));
@@ -52,8 +52,6 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 		p->len = be16(ip + 2);
 		memcpy(p->sbin, ip + 12, 4);
 		memcpy(p->dbin, ip + 16, 4);
-		inet_ntop(AF_INET, ip + 12, p->saddr, sizeof(p->saddr));
-		inet_ntop(AF_INET, ip + 16, p->daddr, sizeof(p->daddr));
 		p->proto = ip[9];
 		if (ihl < 20) { /* a header too short to be one: what it has */
 			p->bad = 1;
@@ -73,8 +71,6 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 		p->len = be16(ip + 4) + 40;
 		memcpy(p->sbin, ip + 8, 16);
 		memcpy(p->dbin, ip + 24, 16);
-		inet_ntop(AF_INET6, ip + 8, p->saddr, sizeof(p->saddr));
-		inet_ntop(AF_INET6, ip + 24, p->daddr, sizeof(p->daddr));
 		for (int hops = 0; hops < 8; hops++) {
 			switch (next) {
 			case 0:  /* hop-by-hop */
@@ -110,6 +106,17 @@ int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_pa
 		return 1;
 	}
 	return 0;
+}
+
+int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p)
+{
+	int af;
+	if (!dp_packet_parse(buf, n, nh, p))
+		return 0;
+	af = p->family == 4 ? AF_INET : AF_INET6;
+	inet_ntop(af, p->sbin, p->saddr, sizeof(p->saddr));
+	inet_ntop(af, p->dbin, p->daddr, sizeof(p->daddr));
+	return 1;
 }
 
 const char *dp_packet_proto_name(int proto)

@@ -25,6 +25,9 @@ struct dp_packet {
  * transport fields set when its header was there too), 0 otherwise.
  */
 int dp_packet_decode(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p);
+/* The same without the addresses as text (saddr, daddr left empty): for
+ * counting, which keys on the bytes. */
+int dp_packet_parse(const unsigned char *buf, size_t n, size_t nh, struct dp_packet *p);
 
 /* The name of an IP protocol number as reports give it ("tcp", "udp",
  * "icmp", "icmpv6", "sctp"), or NULL for one without a name here. */

@@ -81,7 +81,10 @@ end
 -- `packets` (true: where the kernel allows, and in raw mode, drops come
 -- from the drop probe that carries the packet, `rec.packet`; see `packets()`),
 -- `port`, `host` (with packets: only drops of packets from or to them,
--- checked in C), `match` (with packets: only drops whose packet passes this
+-- checked in C), `qdisc` (true: each QDISC_DROP drop gets `rec.qdisc` =
+-- `{ kind, handle, parent, ifindex, reason, dev }` from the kernel's
+-- `qdisc:qdisc_drop` of the same skb, where the kernel has that tracepoint;
+-- `qdisc_why` says why not), `match` (with packets: only drops whose packet passes this
 -- tcpdump filter expression, compiled by libpcap and run in C), `dev` (with
 -- packets: only drops of packets on this interface) and `netns` (only those
 -- in this network namespace: an inode, a path such as /proc/PID/ns/net, or
@@ -93,7 +96,7 @@ end
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
-    "buffer_kb", "packets", "port", "host", "match", "dev", "netns" }, "hunt.open")
+    "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc" }, "hunt.open")
   if opts.dev ~= nil and not util.ifname_ok(opts.dev) then
     error(("hunt.open: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
       :format(tostring(opts.dev)), 2)
@@ -159,6 +162,16 @@ function M.open(opts)
       local found, other = pcall(h.inst.event, h.inst, name)
       if found then other:enable() end -- a kernel without it: counted as unexplained
     end
+    if opts.qdisc then
+      -- the qdisc that dropped a QDISC_DROP packet, where the kernel says (7.2 has it)
+      local found, qev = pcall(h.inst.event, h.inst, "qdisc:qdisc_drop")
+      if found then
+        qev:enable()
+        h.qdisc = true
+      else
+        h.qdisc_why = "this kernel has no qdisc:qdisc_drop tracepoint: a QDISC_DROP shows where its packet was freed"
+      end
+    end
     -- a packet condition is checked in C, before any record is made
     h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode,
       port = h.packets and opts.port or nil, host = h.packets and opts.host or nil,
@@ -197,8 +210,53 @@ end
 -- `self.left_out`, not given to fn.
 -- @function Hunt:run
 -- @treturn string why it ended
+-- an skb's address as one key whatever the field's shape: a pointer field
+-- (hex text) or the drop probe's x64 (an integer)
+local function skb_key(v)
+  if math.type(v) == "integer" then return ("%x"):format(v) end
+  if type(v) == "string" then return (v:lower():gsub("^0x", "")) end
+end
+
+-- the most qdisc drops kept while waiting for their packet's free
+local QDISC_PENDING = 4096
+
+-- Join each QDISC_DROP drop with the qdisc:qdisc_drop of its skb (which
+-- comes first: the qdisc decides at enqueue, the packet is freed after);
+-- the qdisc records themselves are not handed on.
+local function qdisc_join(self, fn)
+  local pending, order, first, last = {}, {}, 1, 0
+  self.qdisc_unjoined = 0
+  return function(rec)
+    local f = rec.fields
+    if rec.name == "qdisc_drop" and rec.system == "qdisc" then
+      local k = skb_key(f.skbaddr)
+      if k then
+        if last - first + 1 >= QDISC_PENDING then -- the oldest never got its free
+          pending[order[first]], order[first], first = nil, nil, first + 1
+          self.qdisc_unjoined = self.qdisc_unjoined + 1
+        end
+        last = last + 1
+        order[last], pending[k] = k, { kind = f.kind, handle = f.handle, parent = f.parent,
+          ifindex = f.ifindex, reason = f.reason }
+      end
+      return
+    end
+    if rec.name == self.drop_name and f.reason == "QDISC_DROP" then
+      local k = skb_key(f.skbaddr or f.skb)
+      local q = k and pending[k]
+      if q then
+        pending[k] = nil
+        q.dev = rec.packet and rec.packet.dev or nil
+        rec.qdisc = q
+      end
+    end
+    fn(rec)
+  end
+end
+
 function Hunt:run(opts, fn)
   opts = util.check_options(opts, M.RUN_OPTIONS, "hunt:run")
+  if self.qdisc then fn = qdisc_join(self, fn) end
   local each = fn
   if not self.keep_all then
     local drop, left_out = self.drop_name, self.left_out

@@ -34,6 +34,7 @@ local FEATURES = {
   hist = "hist triggers (CONFIG_HIST_TRIGGERS)",
   function_filter = "working function filter (set_ftrace_filter: EPERM under lockdown)",
   queue_purge = "drop reason QUEUE_PURGE (a purged socket queue has its own reason since 6.8)",
+  qdisc_drop = "qdisc:qdisc_drop tracepoint (the qdisc of a QDISC_DROP, and its reason)",
 }
 
 local features
@@ -46,6 +47,10 @@ function live.lacks(feature)
   assert(FEATURES[feature], "unknown feature " .. tostring(feature))
   if feature == "queue_purge" then
     if require("dropprobe").reasons().QUEUE_PURGE then return nil end
+  elseif feature == "qdisc_drop" then
+    local dp = require "dropprobe"
+    local f = io.open(dp.tracefs() .. "/events/qdisc/qdisc_drop/format")
+    if f then f:close() return nil end
   elseif features[feature] then
     return nil
   end

@@ -23,8 +23,9 @@ local M = {}
 -- of packets on that interface, in that network namespace: see `hunt.open`)
 -- @tparam function fn called with each drop: `{ name, cpu, pid, comm, ts,
 -- reason (nil where the kernel has no drop reasons), location, stack,
--- lost_before, packet }`; `name` is the event's, or "drop" for the drop
--- probe that reads the packet
+-- lost_before, packet, qdisc }`; `name` is the event's, or "drop" for the drop
+-- probe that reads the packet; `qdisc` for a QDISC_DROP where the kernel
+-- has qdisc:qdisc_drop (`{ kind, handle, parent, ifindex, reason, dev }`)
 -- @treturn table `{ drops =, lost =, left_out = {REASON = n}, ended =,
 -- packets = whether drops carry their packet, pcap = what was written
 -- (`{ packets, bytes, interfaces, skipped }`) }`
@@ -48,7 +49,7 @@ function M.run(opts, fn)
   local pcap <close> = opts.pcap ~= nil and require("dropprobe.pcap").open(opts.pcap) or nil
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
     mode = opts.mode, packets = packets, port = opts.port, host = opts.host, match = opts.match,
-    dev = opts.dev, netns = opts.netns, buffer_kb = opts.buffer_kb }
+    dev = opts.dev, netns = opts.netns, buffer_kb = opts.buffer_kb, qdisc = true }
   local n = 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
@@ -57,9 +58,10 @@ function M.run(opts, fn)
     -- the place: the kernel's location, or the stack's where it has none
     fn{ name = h.packets and "drop" or rec.name, cpu = rec.cpu, pid = rec.pid, comm = rec.comm, ts = rec.ts,
       reason = rec.fields.reason, location = dp.where(rec) or rec.fields.location, stack = rec.stack,
-      lost_before = rec.lost_before, packet = rec.packet }
+      lost_before = rec.lost_before, packet = rec.packet, qdisc = rec.qdisc }
   end)
   return { drops = n, lost = h:totals().lost, left_out = h.left_out, ended = ended, packets = h.packets == true,
+    qdisc = h.qdisc == true, qdisc_why = h.qdisc_why,
     pcap = pcap and pcap:stats() or nil }
 end
 
@@ -79,9 +81,13 @@ end
 -- @tparam table d a drop as `run` gives it
 -- @treturn string lines ending in a newline
 function M.line(d)
-  local p = d.packet or {}
+  local p, q = d.packet or {}, d.qdisc
+  -- a qdisc's drop: the qdisc says where, not the function that freed the list
+  local where = q and ("qdisc=%s handle=0x%x parent=0x%x reason=%s"):format(tostring(q.kind),
+    math.tointeger(q.handle) or 0, math.tointeger(q.parent) or 0, tostring(q.reason))
+    or tostring(d.location or "-")
   local t = { ("%.6f cpu%d %s/%d %s%s %s%s%s\n"):format(d.ts, d.cpu, d.comm, d.pid, five_tuple(d.packet),
-    dp.reason_label(d.reason), tostring(d.location or "-"), p.dev and " dev=" .. p.dev or "",
+    dp.reason_label(d.reason), where, p.dev and " dev=" .. p.dev or "",
     p.netns and " netns=" .. p.netns or "") }
   if d.lost_before then t[#t + 1] = ("  (%d events lost before this one)\n"):format(d.lost_before) end
   for _, f in ipairs(d.stack or {}) do t[#t + 1] = "    => " .. f .. "\n" end
@@ -97,7 +103,7 @@ function M.json(d, null)
   return { name = d.name, cpu = d.cpu, pid = d.pid, comm = d.comm, ts = d.ts,
     reason = d.reason == nil and null or tostring(d.reason),
     location = d.location == nil and null or tostring(d.location),
-    stack = d.stack, lost_before = d.lost_before, packet = d.packet }
+    stack = d.stack, lost_before = d.lost_before, packet = d.packet, qdisc = d.qdisc }
 end
 
 return M
