@@ -40,6 +40,7 @@ static int send_all(long n, int port, long rate)
 	int fd;
 	struct sockaddr_in to;
 	double t0;
+	long fails = 0;
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) {
 		perror("flood: socket");
@@ -51,8 +52,17 @@ static int send_all(long n, int port, long rate)
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	t0 = now();
 	while (sent < n) {
-		if (sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1)
+		if (sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)) == 1) {
 			sent++;
+			fails = 0;
+		} else if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR && ++fails > 100000) {
+			/* refused for good (a firewall's EPERM): never loop forever */
+			perror("flood: sendto");
+			close(fd);
+			return 1;
+		} else {
+			continue; /* a failed send: the rate is for datagrams sent */
+		}
 		if (rate > 0 && sent % 1000 == 0) {
 			double ahead = (double)sent / (double)rate - (now() - t0);
 			if (ahead > 0)

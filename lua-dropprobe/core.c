@@ -39,6 +39,10 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,21 +212,34 @@ static int core_now(lua_State *L)
 }
 
 /***
- * The inode number of what a path names, links followed (`stat -L`): for
- * `/proc/PID/ns/net` or `/run/netns/NAME`, the network namespace's inode.
- * @function inode
+ * The inode of the network namespace a path names (`/proc/PID/ns/net`,
+ * `/run/netns/NAME`: what `stat -L -c %i` gives), asked of the kernel
+ * (`NS_GET_NSTYPE`): any other file, or another kind of namespace, is
+ * refused.
+ * @function netns_inode
  * @tparam string path
  * @treturn integer|nil the inode, or nil and why
  */
-static int core_inode(lua_State *L)
+static int core_netns_inode(lua_State *L)
 {
 	struct stat st;
 	const char *path = luaL_checkstring(L, 1);
-	if (stat(path, &st) < 0) {
+	int fd = open(path, O_RDONLY | O_CLOEXEC), type, e;
+	if (fd < 0) {
 		luaL_pushfail(L);
 		lua_pushfstring(L, "%s: %s", path, strerror(errno));
 		return 2;
 	}
+	type = ioctl(fd, NS_GET_NSTYPE);
+	e = errno;
+	if (type != CLONE_NEWNET || fstat(fd, &st) < 0) {
+		close(fd);
+		luaL_pushfail(L);
+		lua_pushfstring(L, "%s: %s", path, type < 0 && e != ENOTTY && e != EINVAL ? strerror(e)
+				: type < 0 ? "not a namespace" : "not a network namespace");
+		return 2;
+	}
+	close(fd);
 	lua_pushinteger(L, (lua_Integer)st.st_ino);
 	return 1;
 }
@@ -305,7 +322,7 @@ static int core_dir(lua_State *L)
 static const luaL_Reg core_funcs[] = {
 	{"dir", core_dir},
 	{"now", core_now},
-	{"inode", core_inode},
+	{"netns_inode", core_netns_inode},
 	{"sleep", core_sleep},
 	{"isatty", core_isatty},
 	{"systems", core_systems},

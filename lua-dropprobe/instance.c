@@ -381,9 +381,11 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 		(void)tracefs_instance_file_clear(in->ti, "set_ftrace_filter");
 	in->tracer_set = in->ftrace_filter_set = 0;
 	in->closed = 1;
-	if (gone && !instance_mounted(in))
-		return instance_remove_unmounted(L, idx, in, err, errlen);
 destroy:
+	/* also on a retry: a removal under an unmounted tracefs that failed
+	 * before is tried again the same way, never through the old path */
+	if (!instance_mounted(in) && !dp_instance_exists(in))
+		return instance_remove_unmounted(L, idx, in, err, errlen);
 	if (instance_rmdir(in) < 0 && errno != ENOENT) {
 		int e = errno;
 		snprintf(err, errlen,

@@ -11,6 +11,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,6 +31,8 @@ struct pcapw {
 	char *ifname[MAXIF];
 	long long packets, bytes;
 	char path[256];
+	char app[128];
+	int begun;
 	unsigned char *buf;
 	size_t cap;
 };
@@ -75,8 +79,8 @@ static int put(struct pcapw *w, size_t len)
 
 static int write_error(lua_State *L, struct pcapw *w, const char *what)
 {
-	return luaL_error(L, "pcap %s: %s: %s (%d packets, %d bytes written before)", w->path, what,
-			  strerror(errno), (int)w->packets, (int)w->bytes);
+	return luaL_error(L, "pcap %s: %s: %s (%I packets, %I bytes written before)", w->path, what,
+			  strerror(errno), (lua_Integer)w->packets, (lua_Integer)w->bytes);
 }
 
 static void release(struct pcapw *w)
@@ -93,9 +97,10 @@ static void release(struct pcapw *w)
 }
 
 /***
- * A pcapng file for packets as they come: its section header is written at
- * once. The file is made anew (mode 0600: dropped packets may hold what
- * others should not read).
+ * A pcapng file for packets as they come. The file is made (mode 0600:
+ * dropped packets may hold what others should not read; never through a
+ * symlink) but emptied only by `begin` or the first packet, so a run that
+ * fails before leaves an existing file as it was.
  * @function pcapng_open
  * @tparam string path
  * @tparam[opt] table opts `snaplen` (the most bytes a packet has, default
@@ -110,7 +115,6 @@ static int pcapng_open(lua_State *L)
 	const char *path = luaL_checklstring(L, 1, &plen);
 	const char *app;
 	lua_Integer snaplen;
-	size_t n;
 	struct pcapw *w;
 	if (!lua_isnoneornil(L, 2)) {
 		luaL_checktype(L, 2, LUA_TTABLE);
@@ -119,6 +123,7 @@ static int pcapng_open(lua_State *L)
 	snaplen = dp_opt_integer(L, 2, "snaplen", 65535);
 	app = dp_opt_string(L, 2, "app", "dropprobe");
 	luaL_argcheck(L, snaplen > 0 && snaplen <= 262144, 2, "snaplen: 1 to 262144 bytes");
+	luaL_argcheck(L, strlen(app) < 128, 2, "app: at most 127 bytes");
 	luaL_argcheck(L, plen > 0 && plen < sizeof(w->path) && strlen(path) == plen, 1,
 		      "a file name, shorter than 256 bytes, without NUL");
 	w = lua_newuserdatauv(L, sizeof(*w), 0);
@@ -127,18 +132,50 @@ static int pcapng_open(lua_State *L)
 	luaL_setmetatable(L, DP_PCAPWRITER_MT);
 	memcpy(w->path, path, plen + 1);
 	w->snaplen = (uint32_t)snaplen;
-	w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* never through a symlink someone planted; not emptied yet: a run that
+	 * fails before its first packet leaves an existing file as it was */
+	w->fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (w->fd < 0)
 		return luaL_error(L, "pcap %s: cannot create: %s", path, strerror(errno));
-	if (!room(w, dp_pcapng_shb_size(strlen(app))))
-		return luaL_error(L, "pcap: out of memory");
-	n = dp_pcapng_shb(w->buf, w->cap, app, strlen(app));
-	if (!n || put(w, n) < 0) {
+	if (fchmod(w->fd, 0600) < 0) {
 		int e = errno;
 		release(w);
-		return luaL_error(L, "pcap %s: cannot write: %s", path, strerror(e));
+		return luaL_error(L, "pcap %s: cannot make it private: %s", path, strerror(e));
 	}
+	snprintf(w->app, sizeof(w->app), "%s", app);
 	return 1;
+}
+
+/* The file emptied and its section header written, once. */
+static void begin(lua_State *L, struct pcapw *w)
+{
+	size_t n;
+	struct stat st;
+	if (w->begun)
+		return;
+	/* a regular file is emptied; a pipe or a device is written as it is */
+	if (fstat(w->fd, &st) == 0 && S_ISREG(st.st_mode) && (ftruncate(w->fd, 0) < 0 ||
+							       lseek(w->fd, 0, SEEK_SET) < 0))
+		write_error(L, w, "cannot empty it");
+	if (!room(w, dp_pcapng_shb_size(strlen(w->app))))
+		luaL_error(L, "pcap: out of memory");
+	n = dp_pcapng_shb(w->buf, w->cap, w->app, strlen(w->app));
+	if (!n || put(w, n) < 0)
+		write_error(L, w, "cannot write");
+	w->begun = 1;
+}
+
+/***
+ * Empty the file and write its section header, once: `packet` does it
+ * before the first packet; a caller that wants the file made now (a run
+ * that may see no drop) calls it when everything else is ready.
+ * @function PcapWriter:begin
+ * @raise a write that fails
+ */
+static int writer_begin(lua_State *L)
+{
+	begin(L, check_writer(L, 1));
+	return 0;
 }
 
 /* The interface id of a name, its description block written the first time. */
@@ -157,12 +194,14 @@ static long interface_id(lua_State *L, struct pcapw *w, const char *name, size_t
 	n = dp_pcapng_idb(w->buf, w->cap, DP_PCAPNG_LINKTYPE_RAW, w->snaplen, name, len);
 	if (!n)
 		luaL_error(L, "pcap: an interface name of at most %d bytes", DP_PCAPNG_OPT_MAX);
-	if (put(w, n) < 0)
-		write_error(L, w, "cannot write an interface");
+	/* known before it is written: ids never drift */
 	w->ifname[w->nif] = strndup(name, len);
 	if (!w->ifname[w->nif])
 		luaL_error(L, "pcap: out of memory");
-	return w->nif++;
+	w->nif++;
+	if (put(w, n) < 0)
+		write_error(L, w, "cannot write an interface");
+	return w->nif - 1;
 }
 
 /***
@@ -191,6 +230,7 @@ static int writer_packet(lua_State *L)
 	luaL_argcheck(L, ts >= 0, 3, "a time in ns since the epoch");
 	luaL_argcheck(L, orig >= 0 && orig <= UINT32_MAX, 5, "a length of 0 to 2^32-1 bytes");
 	luaL_argcheck(L, clen <= DP_PCAPNG_OPT_MAX, 6, "a comment of at most 65535 bytes");
+	begin(L, w);
 	ifid = interface_id(L, w, name, nlen);
 	if (dlen > w->snaplen)
 		dlen = w->snaplen;
@@ -255,6 +295,7 @@ static int writer_tostring(lua_State *L)
 }
 
 static const luaL_Reg writer_methods[] = {
+	{"begin", writer_begin},
 	{"packet", writer_packet},
 	{"stats", writer_stats},
 	{"close", writer_close},

@@ -170,7 +170,7 @@ describe("10 recipes", function()
     assert.are.equal(got[1].ts, j.ts)
     assert.has_error(function() watch.run({ duration = 1, stack = true }, function() end) end,
       "watch.run: unknown option 'stack' (allowed: filter, all_reasons, stacks, mode, port, host, buffer_kb, "
-      .. "duration, idle, ready)")
+      .. "duration, idle, ready, pcap, match, dev, netns)")
     state.assert_same(found)
   end)
 

@@ -149,8 +149,9 @@ describe("22 pcap", function()
 
   it("writes a full disk's failure with what was written before", function()
     if not os.execute("test -c /dev/full") then return pending("no /dev/full device here") end
-    assert.has_error(function() dp.core.pcapng_open("/dev/full") end,
-      "pcap /dev/full: cannot write: No space left on device")
+    local w <close> = dp.core.pcapng_open("/dev/full")
+    assert.has_error(function() w:packet("lo", 1, "x") end,
+      "pcap /dev/full: cannot write: No space left on device (0 packets, 0 bytes written before)")
   end)
 
   it("gives files that tcpdump and tshark read, a cut one up to its last whole block", function()

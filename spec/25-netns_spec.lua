@@ -52,8 +52,13 @@ describe("25 netns", function()
   it("takes a namespace as an inode, a path or a name, and an interface name, refusing the rest", function()
     assert.are.equal(4026531840, util.resolve_netns("4026531840"))
     assert.are.equal(4026531840, util.resolve_netns(4026531840))
-    local self_ino = assert(require("dropprobe.core").inode("/proc/self/ns/net"))
+    local self_ino = assert(require("dropprobe.core").netns_inode("/proc/self/ns/net"))
     assert.are.equal(self_ino, util.resolve_netns("/proc/self/ns/net"))
+    -- a file that is no network namespace, and another kind of namespace
+    assert.are.same({ nil, "a network namespace here (/etc/hostname: not a namespace)" },
+      { util.resolve_netns("/etc/hostname") })
+    assert.are.same({ nil, "a network namespace here (/proc/self/ns/mnt: not a network namespace)" },
+      { util.resolve_netns("/proc/self/ns/mnt") })
     local ino, why = util.resolve_netns("no_such_ns_dropprobe")
     assert.is_nil(ino)
     assert.are.equal("a network namespace here (/run/netns/no_such_ns_dropprobe: No such file or directory)", why)
@@ -67,7 +72,11 @@ describe("25 netns", function()
     assert.is_false(util.ifname_ok('lo" || 1'))
     assert.is_false(util.ifname_ok("a b"))
     assert.has_error(function() require("dropprobe.hunt").open{ packets = true, dev = 'x"y' } end,
-      "hunt.open: dev 'x\"y' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
+      "hunt.open: dev 'x\"y' is not an interface name (1 to 15 bytes, no space, quote, slash, colon "
+      .. "or glob character)")
+    assert.is_false(util.ifname_ok("veth*"))
+    assert.is_false(util.ifname_ok("a["))
+    assert.is_false(util.ifname_ok(".."))
   end)
 
   live_it("refuses a namespace that is not there, before tracefs is touched #live", function()

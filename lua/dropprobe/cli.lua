@@ -242,7 +242,7 @@ function cmds.watch(_, args)
     if not ok then error(("packet filter '%s': %s"):format(expr, why), 0) end
   end
   if args.dev and not require("dropprobe.util").ifname_ok(args.dev) then
-    error(("--dev: '%s' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
+    error(("--dev: '%s' is not an interface name (1 to 15 bytes, no space, quote, slash, colon or glob character)")
       :format(args.dev), 0)
   end
   if args.netns then

@@ -73,7 +73,10 @@ function M.run(opts)
   local hunt = require "dropprobe.hunt"
   local pkeys = { "packet.proto", "packet.dport" }
   if require("dropprobe.format").has_reasons() then pkeys[3] = "reason" end
-  local ph <close> = hunt.packets_for{ packets = opts.ports } and hist.open{ keys = pkeys } or nil
+  -- as big a table as `ports` has: a port scan fills a small one (what a
+  -- full table cannot count shows in dropprobe_events_lost_total)
+  local ph <close> = hunt.packets_for{ packets = opts.ports }
+    and hist.open{ keys = pkeys, size = require("dropprobe.recipes.ports").SIZE } or nil
   if ph then state.ports, state.ports_lost = {}, 0 end
   local nports, kept_ports = 0, {}
   local function drain()

@@ -97,8 +97,12 @@ end
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
     "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc" }, "hunt.open")
+  if opts.match ~= nil and not opts.packets then
+    error("hunt.open: a packet filter (match) needs the packet of each drop (packets = true)", 2)
+  end
   if opts.dev ~= nil and not util.ifname_ok(opts.dev) then
-    error(("hunt.open: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash or colon)")
+    error(("hunt.open: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash, colon "
+      .. "or glob character)")
       :format(tostring(opts.dev)), 2)
   end
   local netns

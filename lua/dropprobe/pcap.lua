@@ -8,7 +8,8 @@
 -- drop (the instance's monotonic clock, moved onto the wall clock once,
 -- when the file is opened), its original length as its IP header gives it,
 -- and a comment: the drop reason and location. One interface per device
--- (`rec.packet.dev` where the probe reads it, `drop` otherwise). Blocks are
+-- and namespace (`lo@4026532158`: `rec.packet.dev` and `.netns` where the
+-- probe reads them, `drop` otherwise). Blocks are
 -- written whole as they come (`core.pcapng_open`): a reader sees every
 -- packet written so far, and a writer killed midway leaves a file readable
 -- up to its last block.
@@ -47,7 +48,7 @@ end
 -- @tparam string path made anew, mode 0600
 -- @tparam[opt] table opts `snaplen` (the bytes a packet may have, default
 -- the probe's 512)
--- @return a sink: `write(rec)`, `stats()`, `close()` (also `<close>`)
+-- @return a sink: `begin()`, `write(rec)`, `stats()`, `close()` (also `<close>`)
 -- @raise a path that cannot be written
 function M.open(path, opts)
   opts = opts or {}
@@ -87,10 +88,18 @@ function Sink:write(rec)
   local orig = p and p.len or #bytes
   -- the packet's own bytes: what lies beyond its length in the buffer is not its
   if orig > 0 and orig < #bytes then bytes = bytes:sub(1, orig) end
-  local dev = p and p.dev or "drop"
+  -- one interface per device and namespace: lo of one namespace is not another's
+  local dev = p and p.dev and (p.netns and ("%s@%d"):format(p.dev, p.netns) or p.dev) or "drop"
   local ts = math.floor(rec.ts * 1e9 + 0.5) + self.offset
   self.w:packet(dev, ts, bytes, math.max(orig, 0), M.comment(rec))
   return true
+end
+
+--- Empty the file and write its header now (otherwise before the first
+-- packet): a run that is set up calls it, so the file is a capture even
+-- with no drop; one that fails before leaves an existing file as it was.
+function Sink:begin()
+  self.w:begin()
 end
 
 --- What was written: `packets`, `bytes`, `interfaces`, `skipped`.

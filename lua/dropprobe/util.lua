@@ -77,7 +77,7 @@ function M.resolve_netns(s)
   if not s:find("/", 1, true) and not s:match("^[%w_.%-]+$") then
     return nil, "an inode number, a path such as /proc/PID/ns/net, or a name under /run/netns"
   end
-  local ino, why = core.inode(path)
+  local ino, why = core.netns_inode(path)
   if not ino then return nil, "a network namespace here (" .. why .. ")" end
   return ino
 end
@@ -85,11 +85,13 @@ end
 --- Whether a string is an interface name a condition can carry: 1 to 15
 -- bytes, none of them a space, a quote, a slash, a colon or a control
 -- character (what the kernel refuses in a name, and what would end a
--- filter's string).
+-- filter's string), nor `*`, `?` or `[` (ftrace's `==` would take them as
+-- a glob); not `.` or `..`.
 -- @tparam string s
 -- @treturn boolean
 function M.ifname_ok(s)
-  return type(s) == "string" and #s >= 1 and #s <= 15 and not s:find("[%c%s\"'/:\\]")
+  return type(s) == "string" and #s >= 1 and #s <= 15 and not s:find("[%c%s\"'/:\\%*%?%[]")
+    and s ~= "." and s ~= ".."
 end
 
 --- A whole file, or nil.

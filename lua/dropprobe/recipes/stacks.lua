@@ -58,7 +58,10 @@ local function counted(opts)
     tick = kernel and 1 or nil, on_tick = kernel and function() h:read() end or nil })
   local fault
   if ok then ok, fault = pcall(h.read, h) else fault = ended end
-  if not ok and not h.last then error(fault, 0) end
+  -- only the instance gone is a fault with a last report; anything else is raised as it is
+  if not ok and not (h.last and h.inst and require("dropprobe.instance").gone_message(h.inst)) then
+    error(fault, 0)
+  end
   if ok then fault = nil end
   local r = h.last
   local by, with_stack, left_out, matched = {}, 0, {}, r.hits

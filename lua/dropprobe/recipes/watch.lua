@@ -50,6 +50,7 @@ function M.run(opts, fn)
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.stacks,
     mode = opts.mode, packets = packets, port = opts.port, host = opts.host, match = opts.match,
     dev = opts.dev, netns = opts.netns, buffer_kb = opts.buffer_kb, qdisc = true }
+  if pcap then pcap:begin() end -- emptied only now that the hunt is set up
   local n = 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
