@@ -37,4 +37,18 @@ function snmp.delta(before, after, key)
   return (after[key] or 0) - (before[key] or 0)
 end
 
+--- The counter's growth since `before`, once it has reached `want` (or
+-- after `timeout` seconds, 3 by default): a loaded guest may leave the
+-- loopback's packets to ksoftirqd, counted a moment after the send.
+function snmp.settled(before, key, want, timeout)
+  local socket = require "socket"
+  local deadline = socket.gettime() + (timeout or 3)
+  local d = snmp.delta(before, snmp.read(), key)
+  while d < want and socket.gettime() < deadline do
+    socket.sleep(0.05)
+    d = snmp.delta(before, snmp.read(), key)
+  end
+  return d
+end
+
 return snmp
