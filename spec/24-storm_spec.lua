@@ -34,7 +34,7 @@ local function storm()
   end
   local function delta()
     assert.are.equal(SENDERS * EACH, wait())
-    local d = snmp.delta(s0, snmp.read(), "Udp.NoPorts")
+    local d = snmp.settled(s0, "Udp.NoPorts", SENDERS * EACH)
     assert.are.equal(SENDERS * EACH, d)
     return d
   end
