@@ -16,7 +16,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
-#define DP_BTF_VMLINUX "/sys/kernel/btf/vmlinux"
+#define DP_BTF_DIR "/sys/kernel/btf/"
+#define DP_BTF_VMLINUX DP_BTF_DIR "vmlinux"
 
 /* libbpf prints its warnings to stderr by default; the caller gets them as
  * return values instead */
@@ -41,8 +42,17 @@ static struct btf *open_btf(lua_State *L, const char *path)
 	int err;
 	if (own && vmlinux_btf)
 		return vmlinux_btf;
-	old = libbpf_set_print(quiet);
-	btf = btf__parse_raw(path);
+	if (!own && strncmp(path, DP_BTF_DIR, strlen(DP_BTF_DIR)) == 0) {
+		/* a module's BTF is split: its types continue the kernel's */
+		struct btf *base = open_btf(L, DP_BTF_VMLINUX);
+		if (!base)
+			return NULL;
+		old = libbpf_set_print(quiet);
+		btf = btf__parse_split(path, base);
+	} else {
+		old = libbpf_set_print(quiet);
+		btf = btf__parse_raw(path);
+	}
 	err = errno;
 	libbpf_set_print(old);
 	if (!btf) {
@@ -61,6 +71,28 @@ static void done(struct btf *btf)
 		btf__free(btf);
 }
 
+/* An enum's members as { NAME = value } on top of the stack. */
+static void push_enum(lua_State *L, const struct btf *btf, const struct btf_type *t)
+{
+	lua_createtable(L, 0, btf_vlen(t));
+	if (btf_is_enum(t)) {
+		const struct btf_enum *e = btf_enum(t);
+		for (int i = 0; i < btf_vlen(t); i++) {
+			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
+			/* signed where the enum is (BTF_KIND_ENUM's kflag) */
+			lua_pushinteger(L, btf_kflag(t) ? (lua_Integer)(__s32)e[i].val : (lua_Integer)e[i].val);
+			lua_rawset(L, -3);
+		}
+	} else {
+		const struct btf_enum64 *e = btf_enum64(t);
+		for (int i = 0; i < btf_vlen(t); i++) {
+			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
+			lua_pushinteger(L, (lua_Integer)btf_enum64_value(e + i));
+			lua_rawset(L, -3);
+		}
+	}
+}
+
 /***
  * The members of a kernel enum from its BTF (`btf.c`, libbpf's BTF API; no
  * BPF program is loaded): `core.btf_enum("skb_drop_reason").SKB_CONSUMED`.
@@ -75,7 +107,6 @@ static int btf_enum_values(lua_State *L)
 	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
 	struct btf *btf = open_btf(L, path);
 	__s32 id;
-	const struct btf_type *t;
 	if (!btf)
 		return 2;
 	id = btf__find_by_name_kind(btf, name, BTF_KIND_ENUM);
@@ -87,22 +118,49 @@ static int btf_enum_values(lua_State *L)
 		lua_pushfstring(L, "the kernel's BTF has no enum %s", name);
 		return 2;
 	}
-	t = btf__type_by_id(btf, (__u32)id);
-	lua_createtable(L, 0, btf_vlen(t));
-	if (btf_is_enum(t)) {
-		const struct btf_enum *e = btf_enum(t);
-		for (int i = 0; i < btf_vlen(t); i++) {
-			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
-			lua_pushinteger(L, e[i].val);
-			lua_rawset(L, -3);
-		}
-	} else {
-		const struct btf_enum64 *e = btf_enum64(t);
-		for (int i = 0; i < btf_vlen(t); i++) {
-			lua_pushstring(L, btf__name_by_offset(btf, e[i].name_off));
-			lua_pushinteger(L, (lua_Integer)btf_enum64_value(e + i));
-			lua_rawset(L, -3);
-		}
+	push_enum(L, btf, btf__type_by_id(btf, (__u32)id));
+	done(btf);
+	return 1;
+}
+
+/***
+ * Every enum of a BTF whose name ends with `suffix` (`btf.c`, libbpf):
+ * `core.btf_enums("_drop_reason")` gives `{ qdisc_drop_reason = {
+ * QDISC_DROP_GENERIC = 196609, ... }, ... }`. A module's BTF
+ * (`/sys/kernel/btf/openvswitch`) is read on top of the kernel's, and only
+ * its own types are listed.
+ * @function btf_enums
+ * @tparam string suffix the end of the enums' names ("" for all)
+ * @tparam[opt="/sys/kernel/btf/vmlinux"] string path a BTF file
+ * @treturn table|nil `{ enum_name = { NAME = value } }`, or nil and a message
+ */
+static int btf_enums_by_suffix(lua_State *L)
+{
+	size_t slen;
+	const char *suffix = luaL_checklstring(L, 1, &slen);
+	const char *path = luaL_optstring(L, 2, DP_BTF_VMLINUX);
+	struct btf *btf = open_btf(L, path);
+	const struct btf *base;
+	__u32 first = 1, n;
+	if (!btf)
+		return 2;
+	base = btf__base_btf(btf);
+	if (base)
+		first = btf__type_cnt(base);
+	n = btf__type_cnt(btf);
+	lua_newtable(L);
+	for (__u32 id = first; id < n; id++) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		const char *name;
+		size_t len;
+		if (!t || !(btf_is_enum(t) || btf_is_enum64(t)))
+			continue;
+		name = btf__name_by_offset(btf, t->name_off);
+		len = name ? strlen(name) : 0;
+		if (!len || len < slen || memcmp(name + len - slen, suffix, slen) != 0)
+			continue;
+		push_enum(L, btf, t);
+		lua_setfield(L, -2, name);
 	}
 	done(btf);
 	return 1;
@@ -232,6 +290,8 @@ void dp_btf_open(lua_State *L)
 	lua_setfield(L, -2, "btf_struct");
 	lua_pushcfunction(L, btf_enum_values);
 	lua_setfield(L, -2, "btf_enum");
+	lua_pushcfunction(L, btf_enums_by_suffix);
+	lua_setfield(L, -2, "btf_enums");
 	lua_pushcfunction(L, btf_func_params);
 	lua_setfield(L, -2, "btf_func");
 }

@@ -529,7 +529,8 @@ static const char *parse_keys(lua_State *L, struct counter *c, int opts)
 		} else if (strcmp((k = lua_tostring(L, -1)), "stacktrace") == 0) {
 			c->stack_key = 1;
 		} else if (c->t.nk == MAXK) {
-			fail = "at most 4 key fields (and stacktrace)";
+			snprintf(msg, sizeof(msg), "at most %d key fields (and stacktrace)", MAXK);
+			fail = msg;
 		} else if (strncmp(k, "packet.", 7) == 0) {
 			int j = 0;
 			while (packet_keys[j] && strcmp(k + 7, packet_keys[j]) != 0)

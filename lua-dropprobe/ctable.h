@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DP_CT_MAXK 4 /* key fields */
+#define DP_CT_MAXK 6 /* key fields */
 #define DP_CT_MAXV 4 /* summed fields */
 
 struct dp_centry {

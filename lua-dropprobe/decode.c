@@ -250,20 +250,35 @@ static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base
 	lua_pushstring(L, ev->system ? ev->system : "");
 	lua_rawseti(L, -2, 2);
 	dp_push_symbols(L, ev); /* { field = {[n]=name} } */
-	/* tables the caller gave for fields the format names nothing for */
+	/* tables the caller gave: for fields the format names nothing for,
+	 * and the numbers the format's own table leaves out (the non-drops
+	 * and subsystem reasons the kernel's BTF names) */
 	push_cache(L, d, "over");
 	if (lua_getfield(L, -1, ev->name) == LUA_TTABLE) {
 		lua_pushnil(L);
-		while (lua_next(L, -2)) {
+		while (lua_next(L, -2)) { /* syms over evover field given */
 			lua_pushvalue(L, -2);
-			if (lua_rawget(L, -6) == LUA_TNIL) {
+			if (lua_rawget(L, -6) != LUA_TTABLE) {
 				lua_pop(L, 1);
 				lua_pushvalue(L, -2);
 				lua_insert(L, -2);
 				lua_rawset(L, -6);
-			} else {
-				lua_pop(L, 2);
+				continue;
 			}
+			/* syms over evover field given own */
+			lua_pushnil(L);
+			while (lua_next(L, -3)) {
+				lua_pushvalue(L, -2);
+				if (lua_rawget(L, -4) == LUA_TNIL) {
+					lua_pop(L, 1);
+					lua_pushvalue(L, -2);
+					lua_insert(L, -2);
+					lua_rawset(L, -4);
+				} else {
+					lua_pop(L, 2);
+				}
+			}
+			lua_pop(L, 2);
 		}
 	}
 	lua_pop(L, 2);

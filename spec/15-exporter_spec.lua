@@ -133,7 +133,7 @@ describe("15 exporter #proc", function()
   end)
 
   it("renders series without a reason label where the kernel has no drop reasons", function()
-    local st = { top = 5, kept = {}, nkept = 0, other_seen = {}, ports = { ["udp/9999/"] = 3 }, ports_lost = 0 }
+    local st = { top = 5, kept = {}, nkept = 0, other_seen = {}, ports = { ["udp/9999//"] = 3 }, ports_lost = 0 }
     local r = { where = "c", lost = 0, dropped = 0, rows = {
       { location = "tcp_v4_rcv", hitcount = 2 } } }
     local text = exporter.render(r, st, { version = "0.1.0", release = "5.10.0" })

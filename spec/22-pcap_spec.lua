@@ -3,7 +3,6 @@
 -- packets of real drops on loopback (kernels with kprobes).
 local cjson = require "cjson"
 local dp = require "dropprobe"
-local pcap = require "dropprobe.pcap"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
 local snmp = require "helpers.snmp"
@@ -181,7 +180,7 @@ describe("22 pcap", function()
     local bytes = string.rep("\0", 14) .. V4_UDP .. string.rep("\0", 512 - 14 - #V4_UDP)
     local rec = { name = "drop", ts = 100.5, fields = { pkt = bytes, nh = 14, reason = "NO_SOCKET",
       location = "__udp4_lib_rcv+0x4bc/0xd00" }, packet = dp.core.decode_packet(bytes, 14) }
-    local sink = pcap.open(tmp)
+    local sink = dp.pcap(tmp) -- the sink for scripts, as `dropprobe.pcap` opens it
     assert.is_true(sink:write(rec))
     assert.is_false(sink:write{ name = "kfree_skb", ts = 1, fields = { reason = "NO_SOCKET" } })
     assert.are.same({ 1, 1 }, { sink:stats().packets, sink:stats().skipped })

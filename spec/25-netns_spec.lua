@@ -134,6 +134,67 @@ describe("25 netns", function()
       send(A, 1)
       out = h.wait()
       assert.truthy(out:find(" dev=lo netns=" .. inoA .. "\n", 1, true), out)
+      -- ports, counted in C: only A's drops, each row with A's inode
+      h = run.bg(DP .. "ports --json --netns " .. inoA .. " --duration 4")
+      h.ready()
+      a0, b0 = noports(A), noports(B)
+      send(A, 7)
+      send(B, 2)
+      out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      assert.are.same({ 7, 2 }, { noports(A) - a0, noports(B) - b0 })
+      local rep = cjson.decode(out)
+      assert.are.equal("c", rep.counted, out)
+      local n = 0
+      for _, row in ipairs(rep.ports) do
+        assert.are.equal(inoA, math.tointeger(row.netns), out)
+        if row.proto == "udp" and row.port == 9 then n = n + row.count end
+      end
+      assert.are.equal(7, n, out)
+      -- with a packet filter and a device: records, B's drops to port 9 only
+      h = run.bg(DP .. "ports --json --dev lo --netns " .. B .. " --duration 4 'udp and dst port 9'")
+      h.ready()
+      b0 = noports(B)
+      send(A, 2)
+      send(B, 3)
+      assert(select(2, sh(("ip netns exec %s bash -c 'echo x > /dev/udp/127.0.0.1/10'"):format(B))))
+      out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      assert.are.equal(4, noports(B) - b0)
+      rep = cjson.decode(out)
+      assert.are.equal("records", rep.counted, out)
+      -- stacks of one namespace's UDP drops (its processes' unix sockets drop too):
+      -- each from the drop probe, with its stack
+      local hs = run.bg(DP .. "stacks --json --netns " .. A .. " --duration 4 'udp and dst port 9'")
+      hs.ready()
+      a0 = noports(A)
+      send(A, 4)
+      send(B, 2)
+      local sout, src, serr = hs.wait()
+      assert.are.equal(0, src, serr)
+      assert.are.equal(4, noports(A) - a0)
+      local srep = cjson.decode(sout)
+      assert.are.same({ 4, 4, "records" }, { srep.matched, srep.with_stack, srep.where }, sout)
+      -- the exporter's per-port series, labelled by namespace when asked
+      local dir = assert(sh("mktemp -d /tmp/dpspec_prom.XXXXXX")):match("%S+")
+      local he = run.bg(DP .. "exporter --interval 0.5 --duration 5 --netns-label --textfile " .. dir)
+      he.ready()
+      a0, b0 = noports(A), noports(B)
+      send(A, 3)
+      send(B, 2)
+      local _, erc, eerr = he.wait()
+      local prom = util.readfile(dir .. "/dropprobe.prom") or ""
+      sh("rm -rf " .. dir)
+      assert.are.equal(0, erc, eerr)
+      assert.are.same({ 3, 2 }, { noports(A) - a0, noports(B) - b0 })
+      local per = {}
+      for netns, v in prom:gmatch('dropprobe_port_drops_total{proto="udp",port="9",netns="(%d+)"[^}]*} (%d+)') do
+        per[tonumber(netns)] = (per[tonumber(netns)] or 0) + tonumber(v)
+      end
+      assert.are.same({ 3, 2 }, { per[inoA], per[inoB] }, prom)
+      assert.are.equal(1, #rep.ports, out)
+      assert.are.same({ "udp", 9, 3, "lo", inoB }, { rep.ports[1].proto, rep.ports[1].port, rep.ports[1].count,
+        rep.ports[1].dev, math.tointeger(rep.ports[1].netns) })
     end)
     sh("ip netns del " .. A)
     sh("ip netns del " .. B)
@@ -141,11 +202,43 @@ describe("25 netns", function()
     state.assert_same(before)
   end, "kprobes")
 
-  live_it("says --dev and --netns need the packet where the kernel gives none #live", function()
+  live_it("joins the device from tracepoints and refuses --netns where the kernel gives no packet #live",
+    function()
     local before = state.snapshot()
-    local out, code = run.cmd(DP .. "watch --dev lo --duration 1")
+    local snmp = require "helpers.snmp"
+    for _, mode in ipairs({ "raw", "text" }) do
+      -- --dev lo: every drop of a datagram to a closed port, with its device
+      local h = run.bg(DP .. "watch --json --dev lo --mode " .. mode .. " --duration 3")
+      h.ready()
+      local s0 = snmp.read()
+      for _ = 1, 5 do assert(os.execute("bash -c 'echo x > /dev/udp/127.0.0.1/9'")) end
+      local sent = snmp.settled(s0, "Udp.NoPorts", 5, 5)
+      local out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      assert.are.equal(5, sent)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        local d = cjson.decode(line)
+        assert.are.equal("lo", d.dev, line)
+        if d.reason == "NO_SOCKET" then n = n + 1 end
+      end
+      assert.are.equal(5, n, out)
+      assert.truthy(errout:find("the device comes from net:netif_receive_skb", 1, true), errout)
+      -- another device: none of them
+      h = run.bg(DP .. "watch --json --dev dpspec0 --mode " .. mode .. " --duration 3")
+      h.ready()
+      for _ = 1, 3 do assert(os.execute("bash -c 'echo x > /dev/udp/127.0.0.1/9'")) end
+      out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      assert.are.equal("", out)
+      assert.truthy(errout:match("; (%d+) drops on another device") + 0 >= 3, errout)
+    end
+    local out, code = run.cmd(DP .. "watch --netns /proc/self/ns/net --duration 1")
     assert.are.equal(2, code)
     assert.truthy(out:find("--dev and --netns need the packet of each drop", 1, true), out)
+    out, code = run.cmd(DP .. "ports --netns /proc/self/ns/net --duration 1")
+    assert.are.equal(2, code)
+    assert.truthy(out:find("dropprobe ports: --dev and --netns need the packet of each drop", 1, true), out)
     state.assert_same(before)
   end, "!kprobes")
 end)

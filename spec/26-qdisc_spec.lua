@@ -57,6 +57,117 @@ describe("26 qdisc", function()
       out = h.wait()
       assert.truthy(out:find("QDISC_DROP qdisc=pfifo handle=0x", 1, true), out)
       assert.truthy(out:find("reason=GENERIC dev=lo", 1, true), out)
+      -- top: the qdisc is the place of a QDISC_DROP, counted by the kernel as tc counts
+      h = run.bg(DP .. "top --interval 1 --duration 4")
+      h.ready()
+      d0 = tc_dropped(ns)
+      sh(("ip netns exec %s bash -c 'for i in $(seq 6); do echo x > /dev/udp/127.0.0.1/9; done'"):format(ns))
+      d1 = tc_dropped(ns)
+      out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      local last = out:match("([^\n]+)\n$") or ""
+      local handle = (tc:match("qdisc pfifo (%x+:)") or "?")
+      assert.truthy(last:find(("qdisc(pfifo,%s,ifindex=1)=%d"):format(handle, d1 - d0), 1, true), out)
+      assert.truthy(last:find(("QDISC_DROP=%d("):format(d1 - d0), 1, true), out)
+    end)
+    sh("ip netns del " .. ns)
+    assert(ok, err)
+    state.assert_same(before)
+  end, "qdisc_drop")
+
+  live_it("says why a QDISC_DROP shows no qdisc where the kernel has no qdisc:qdisc_drop #live", function()
+    local dp = require "dropprobe"
+    local before = state.snapshot()
+    local ns = "dpspec_qn_" .. (sh("echo $PPID"):match("%d+") or "x")
+    local ok, err = pcall(function()
+      assert(select(2, sh("ip netns add " .. ns)))
+      assert(select(2, sh("ip -n " .. ns .. " link set lo up")))
+      assert(select(2, sh("ip netns exec " .. ns .. " tc qdisc add dev lo root pfifo limit 0")))
+      local h = run.bg(DP .. "watch --json --duration 4")
+      h.ready()
+      local d0 = tc_dropped(ns)
+      sh(("ip netns exec %s bash -c 'for i in $(seq 5); do echo x > /dev/udp/127.0.0.1/9; done'"):format(ns))
+      local d1, tc = tc_dropped(ns)
+      local out, rc, errout = h.wait()
+      assert.are.equal(0, rc, errout)
+      assert.are.equal(5, d1 - d0, tc)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        local d = cjson.decode(line)
+        if d.reason == "QDISC_DROP" then
+          n = n + 1
+          assert.is_nil(d.qdisc, line)
+        end
+      end
+      if dp.reasons().QDISC_DROP then
+        assert.are.equal(5, n, out)
+        assert.truthy(errout:find("5 QDISC_DROP drops show no qdisc: this kernel has no qdisc:qdisc_drop "
+          .. "tracepoint", 1, true), errout)
+      else -- no drop reasons: nothing to explain, and nothing said
+        assert.are.equal(0, n, out)
+        assert.falsy(errout:find("QDISC_DROP", 1, true), errout)
+      end
+    end)
+    sh("ip netns del " .. ns)
+    assert(ok, err)
+    state.assert_same(before)
+  end, "!qdisc_drop")
+
+  live_it("names each qdisc reason qdisc/NAME from the BTF, as qdisc:qdisc_drop prints it, "
+    .. "and takes the names in conditions #live", function()
+    local dp = require "dropprobe"
+    local before = state.snapshot()
+    -- the tracepoint's own table against the names made from the BTF enums
+    local f = dp.format("qdisc", "qdisc_drop")
+    local r, named = dp.reasons(), 0
+    for num, name in pairs(f.symbols.reason or {}) do
+      if num >> dp.SUBSYS_SHIFT ~= 0 and name ~= "MAX" then
+        assert.are.equal("qdisc/" .. name, r[num])
+        assert.are.equal(num, r["qdisc/" .. name])
+        named = named + 1
+      end
+    end
+    assert.is_true(named > 1, "qdisc:qdisc_drop names no subsystem reason")
+    local generic = r["qdisc/GENERIC"]
+    -- a value the BTF does not name still shows its subsystem
+    assert.are.equal("qdisc/4095", dp.reason_label((generic & ~0xffff) | 4095))
+    -- the CLI lists them with their numbers
+    local out = sh(DP .. "reasons --json")
+    local listed
+    for _, e in ipairs(cjson.decode(out).reasons) do
+      if e.name == "qdisc/GENERIC" then listed = e.number end
+    end
+    assert.are.equal(generic, listed, out)
+    -- a kernel filter by the subsystem's name: exactly the datagrams tc counts
+    local ns = "dpspec_qs_" .. (sh("echo $PPID"):match("%d+") or "x")
+    local ok, err = pcall(function()
+      assert(select(2, sh("ip netns add " .. ns)))
+      assert(select(2, sh("ip -n " .. ns .. " link set lo up")))
+      assert(select(2, sh("ip netns exec " .. ns .. " tc qdisc add dev lo root pfifo limit 0")))
+      local inst <close> = dp.instance()
+      local ev = inst:event("qdisc:qdisc_drop")
+      ev:filter("reason == qdisc/GENERIC")
+      local written = ev:read_file("filter")
+      assert.truthy(written:find("reason == " .. generic, 1, true), written)
+      ev:enable()
+      local d0 = tc_dropped(ns)
+      sh(("ip netns exec %s bash -c 'for i in $(seq 5); do echo x > /dev/udp/127.0.0.1/9; done'"):format(ns))
+      local d1, tc = tc_dropped(ns)
+      assert.are.equal(5, d1 - d0, tc)
+      local n = 0
+      for rec in inst:records{ mode = "raw", timeout = 1 } do
+        if rec.name == "qdisc_drop" then
+          n = n + 1
+          assert.are.equal("GENERIC", rec.fields.reason)
+        end
+      end
+      assert.are.equal(5, n)
+      -- another subsystem reason: none of these
+      ev:filter("reason == qdisc/OVERLIMIT")
+      sh(("ip netns exec %s bash -c 'echo x > /dev/udp/127.0.0.1/9'"):format(ns))
+      for rec in inst:records{ mode = "raw", timeout = 1 } do
+        assert.are_not.equal("qdisc_drop", rec.name)
+      end
     end)
     sh("ip netns del " .. ns)
     assert(ok, err)

@@ -110,13 +110,17 @@ local function parser()
   watch:option("--port", "Only drops of packets from or to this port (needs kprobes).")
   watch:option("--host", "Only drops of packets from or to this address, prefix (127.0.0.0/8, "
     .. "fe80::/10) or name (needs kprobes).")
-  watch:option("--dev", "Only drops of packets on this interface (needs kprobes).")
+  watch:option("--dev", "Only drops of packets on this interface (where the kernel has no kprobes: from "
+    .. "the tracepoints that name a packet's device, joined by skb address).")
   watch:option("--netns", "Only drops of packets in this network namespace: its inode, a path such as "
     .. "/proc/PID/ns/net, or a name under /run/netns (needs kprobes).")
   watch:option("--pcap", "Write each dropped packet to FILE as pcapng, as it comes, with its reason and "
     .. "location as the packet's comment (needs kprobes).")
 
   local stacks = p:command("stacks", "Kernel stacks of the matching drops, counted and ranked.")
+  stacks:argument("expression", "Only drops whose packet passes this filter, in tcpdump's language "
+    .. "(pcap-filter(7)) (needs kprobes).")
+    :args("*")
   stacks:option("--filter", "Which drops (reason names allowed). " .. EVERY)
   stacks:flag("--all-reasons", ALL)
   stacks:flag("--folded", "Folded lines for flame graphs: outer;...;inner count.")
@@ -125,9 +129,15 @@ local function parser()
   stacks:option("--mode", "With --limit: read records in raw or text mode.", "raw")
   stacks:option("--where", "Count in the kernel (hist triggers) or in C: kernel or c. Default: the "
     .. "kernel where it can.")
+  stacks:option("--dev", "Only drops of packets on this interface (needs kprobes).")
+  stacks:option("--netns", "Only drops of packets in this network namespace: its inode, a path such as "
+    .. "/proc/PID/ns/net, or a name under /run/netns (needs kprobes).")
   stacks:flag("--json", "Print one JSON object.")
 
   local ports = p:command("ports", "Drops per protocol, local port and reason.")
+  ports:argument("expression", "Only drops whose packet passes this filter, in tcpdump's language "
+    .. "(pcap-filter(7)), e.g. 'udp and dst port 53' (needs kprobes).")
+    :args("*")
   ports:option("--filter", "Which drops. " .. EVERY)
   ports:flag("--all-reasons", ALL)
   ports:option("--duration", "Stop after S seconds.")
@@ -135,6 +145,9 @@ local function parser()
   ports:flag("--json", "Print one JSON object.")
   ports:option("--port", "Only drops of packets from or to this port.")
   ports:option("--host", "Only drops of packets from or to this address, prefix or name (needs kprobes).")
+  ports:option("--dev", "Only drops of packets on this interface (needs kprobes).")
+  ports:option("--netns", "Only drops of packets in this network namespace: its inode, a path such as "
+    .. "/proc/PID/ns/net, or a name under /run/netns (needs kprobes).")
   ports:flag("--joins", "Attribute by joining tracepoints even where each drop's packet can be read.")
 
   local top = p:command("top", "Live drops per reason and location (or port), with rates.")
@@ -157,6 +170,8 @@ local function parser()
     .. "kernel where it can.")
   exp:option("--duration", "Stop after S seconds.")
   exp:flag("--no-ports", "No per-port series (they read each drop's packet, where the kernel has kprobes).")
+  exp:flag("--netns-label", "Label the per-port series with the network namespace (its inode) of each "
+    .. "drop: a series per namespace and port (needs kprobes).")
 
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :flag("--json", "Print one JSON object.")
@@ -233,11 +248,13 @@ local function left_out_note(left_out)
   if note then io.stderr:write("dropprobe: ", note, "\n") end
 end
 
-function cmds.watch(_, args)
-  local recipe = require "dropprobe.recipes.watch"
+-- The packet arguments of watch and ports, checked before tracefs is
+-- touched: a tcpdump filter expression (refused with libpcap's own words),
+-- --dev, --netns (resolved to its inode), and whether this kernel gives
+-- the packet they need. Returns the expression or nil.
+local function packet_args(args)
   local expr = #args.expression > 0 and table.concat(args.expression, " ") or nil
   if expr then
-    -- refused with libpcap's own words, before tracefs is touched
     local ok, why = require("dropprobe.core").check_packet_filter(expr)
     if not ok then error(("packet filter '%s': %s"):format(expr, why), 0) end
   end
@@ -250,7 +267,9 @@ function cmds.watch(_, args)
     if not ino then error(("--netns: '%s' is not %s"):format(args.netns, why), 0) end
     args.netns = ino
   end
-  if args.port or args.host or args.pcap or expr or args.dev or args.netns then
+  -- watch's --dev joins tracepoints where there is no packet; the rest needs it
+  local dev_needs = args.dev and args.command ~= "watch"
+  if (args.port and args.command == "watch") or args.host or args.pcap or expr or dev_needs or args.netns then
     local ok, why = require("dropprobe.hunt").packets_for{ mode = args.mode }
     if not ok then
       error((args.pcap and "--pcap needs" or expr and "a packet filter needs"
@@ -258,6 +277,12 @@ function cmds.watch(_, args)
         .. " the packet of each drop: " .. why, 0)
     end
   end
+  return expr
+end
+
+function cmds.watch(_, args)
+  local recipe = require "dropprobe.recipes.watch"
+  local expr = packet_args(args)
   local report = recipe.run({ filter = args.filter, all_reasons = args.all_reasons, stacks = args.stack,
     mode = args.mode, port = args.port, host = args.host, duration = args.duration, pcap = args.pcap,
     match = expr, dev = args.dev, netns = args.netns,
@@ -266,6 +291,16 @@ function cmds.watch(_, args)
     io.stdout:flush()
   end)
   io.stderr:write(("dropprobe watch: %d drops, %d events lost\n"):format(report.drops, report.lost))
+  if (report.qdisc_unexplained or 0) > 0 then
+    io.stderr:write(("dropprobe watch: %d QDISC_DROP drops show no qdisc: %s\n"):format(report.qdisc_unexplained,
+      report.qdisc_why
+        or "the kernel's qdisc:qdisc_drop event of their packet was not read (lost, or before the start)"))
+  end
+  if report.devices then
+    io.stderr:write(("dropprobe watch: no drop carries its packet here: the device comes from %s, joined by "
+      .. "skb address; %d drops on another device and %d on none known were left out\n")
+      :format(table.concat(report.devices, " and "), report.other_dev or 0, report.no_dev or 0))
+  end
   if report.pcap then
     io.stderr:write(("dropprobe watch: %d packets written to %s\n"):format(report.pcap.packets, args.pcap))
   end
@@ -275,8 +310,10 @@ end
 
 function cmds.stacks(_, args)
   local recipe = require "dropprobe.recipes.stacks"
+  local expr = packet_args(args)
   local report = recipe.run{ filter = args.filter, all_reasons = args.all_reasons, limit = args.limit,
-    duration = args.duration, mode = args.mode, where = args.where,
+    duration = args.duration, mode = args.mode, where = args.where, match = expr, dev = args.dev,
+    netns = args.netns,
     ready = function(what) listening("stacks", what) end }
   if args.json then
     json_line{ stacks = as_list(report.stacks), matched = report.matched,
@@ -296,8 +333,10 @@ end
 
 function cmds.ports(_, args)
   local recipe = require "dropprobe.recipes.ports"
+  local expr = packet_args(args)
   local report = recipe.run{ filter = args.filter, all_reasons = args.all_reasons, duration = args.duration,
     mode = args.mode, port = args.port, host = args.host, packets = not args.joins,
+    match = expr, dev = args.dev, netns = args.netns,
     ready = function(what) listening("ports", what) end }
   if args.json then
     local j = recipe.json(report)
@@ -323,7 +362,7 @@ function cmds.exporter(dp, args)
   local exporter = require "dropprobe.exporter"
   exporter.run{ textfile = args.textfile, listen = args.listen, interval = args.interval,
     top = args.top, where = args.where, duration = args.duration, version = dp.VERSION,
-    ports = not args.no_ports, ready = function(what) listening("exporter", what) end }
+    ports = not args.no_ports, netns = args.netns_label or nil, ready = function(what) listening("exporter", what) end }
   return 0
 end
 

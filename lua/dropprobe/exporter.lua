@@ -7,7 +7,8 @@
 --
 -- Series: `dropprobe_drops_total{reason,location}` (counter),
 -- `dropprobe_port_drops_total{proto,port,reason}` (counter, where the
--- kernel has kprobes: each drop's own packet, `dp.packet_probe`),
+-- kernel has kprobes: each drop's own packet, `dp.packet_probe`; with
+-- `netns`, also labelled with the network namespace's inode),
 -- `dropprobe_events_lost_total` (counter), `dropprobe_cpu_seconds_total`
 -- (counter: the exporter's own CPU), `dropprobe_build_info{version}` and
 -- `dropprobe_kernel_info{release,counting}` (gauges, 1). Label cardinality
@@ -20,6 +21,7 @@
 local core = require "dropprobe.core"
 local util = require "dropprobe.util"
 local hist = require "dropprobe.hist"
+local format = require "dropprobe.format"
 local metrics = require "dropprobe.exporter.metrics"
 local textfile = require "dropprobe.exporter.textfile"
 local http = require "dropprobe.exporter.server"
@@ -37,14 +39,17 @@ M.render = metrics.render
 -- ("kernel" or "c"), `duration`, `idle` (end after that many seconds
 -- without a drop), `ready` (called once serving), `ports` (false: no
 -- per-port series; where the kernel has kprobes they come from each drop's
--- packet counted in C, `dp.hist` with packet keys: no record per drop)
+-- packet counted in C, `dp.hist` with packet keys: no record per drop),
+-- `netns` (true: the per-port series get a `netns` label, the inode of the
+-- drop's network namespace; one series per namespace and port, so only
+-- where the namespaces are few; needs the drop probe's device)
 -- @treturn string why it ended
 -- @raise a bad directory, address or port, before tracefs is touched; the
 -- instance removed under this process or tracefs unmounted, after the
 -- textfile was written once more with the counts as last read
 function M.run(opts)
   opts = util.check_options(opts, { "textfile", "listen", "interval", "top", "where", "duration",
-    "idle", "ready", "version", "ports" }, "exporter.run")
+    "idle", "ready", "version", "ports", "netns" }, "exporter.run")
   if not opts.textfile and not opts.listen then
     error("exporter: give --textfile DIR or --listen ADDR:PORT (or both)", 2)
   end
@@ -55,6 +60,15 @@ function M.run(opts)
   if opts.textfile then
     local why = textfile.check(opts.textfile)
     if why then error("exporter: " .. why, 2) end
+  end
+  local hunt = require "dropprobe.hunt"
+  if opts.netns then
+    local packets, why = hunt.packets_for{ packets = opts.ports }
+    if not packets then error("exporter: netns labels need the packet of each drop: " .. why, 2) end
+    if not hunt.has_device() then
+      error("exporter: netns labels need the packet's device, and this kernel's BTF does not say where "
+        .. "struct net_device keeps its namespace", 2)
+    end
   end
   local server
   if opts.listen then
@@ -70,9 +84,9 @@ function M.run(opts)
   -- the packet's protocol and local port (and reason), read every tick; at
   -- most `top` ports, the rest "other" (a port keeps its series once it
   -- has one, so every counter only grows)
-  local hunt = require "dropprobe.hunt"
   local pkeys = { "packet.proto", "packet.dport" }
-  if require("dropprobe.format").has_reasons() then pkeys[3] = "reason" end
+  if format.has_reasons() then pkeys[#pkeys + 1] = "reason" end
+  if opts.netns then pkeys[#pkeys + 1] = "netns" end
   -- as big a table as `ports` has: a port scan fills a small one (what a
   -- full table cannot count shows in dropprobe_events_lost_total)
   local ph <close> = hunt.packets_for{ packets = opts.ports }
@@ -88,8 +102,9 @@ function M.run(opts)
         local port = tostring(row.dport)
         local k = row.proto .. "/" .. port
         if not kept_ports[k] and nports < top then kept_ports[k], nports = true, nports + 1 end
-        local reason = row.reason ~= nil and tostring(row.reason) or ""
-        local key = row.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. reason
+        local reason = row.reason ~= nil and format.reason_label(row.reason) or ""
+        local netns = opts.netns and row.netns and tostring(math.tointeger(row.netns) or row.netns) or ""
+        local key = row.proto .. "/" .. (kept_ports[k] and port or "other") .. "/" .. netns .. "/" .. reason
         ports[key] = (ports[key] or 0) + row.hitcount
       end
     end

@@ -71,12 +71,80 @@ local function btf_reasons()
   return out
 end
 
+--- Where a drop reason keeps its subsystem: the bits above this one
+-- (`SKB_DROP_REASON_SUBSYS_SHIFT` in the kernel's `include/net/dropreason.h`,
+-- 6.4 and later; the core reasons have subsystem 0).
+M.SUBSYS_SHIFT = 16
+
+local subsystems_cache
+
+--- The drop reason subsystems this kernel's BTF names, and the reasons of
+-- each: enum `skb_drop_reason_subsys` gives the subsystems
+-- (`SKB_DROP_REASON_SUBSYS_QDISC = 3` becomes "qdisc"), and every enum
+-- named `*_drop_reason` whose values carry that subsystem in their high
+-- bits gives its reasons, named without their common prefix
+-- (`QDISC_DROP_GENERIC = 3 << 16 | 1` becomes "qdisc/GENERIC"). Enums of a
+-- module (openvswitch, mac80211) are read from the module's own BTF where
+-- it is loaded. Empty on a kernel without subsystems (before 6.4).
+-- @treturn table `{ names = { [3] = "qdisc" }, reasons = { [196609] = "qdisc/GENERIC" } }`
+function M.subsystems()
+  if subsystems_cache then return subsystems_cache end
+  local out = { names = {}, reasons = {} }
+  local ok, all = pcall(core.btf_enums, "_drop_reason_subsys")
+  local subs = ok and all and all.skb_drop_reason_subsys
+  for name, id in pairs(subs or {}) do
+    local short = name:match("^SKB_DROP_REASON_SUBSYS_(.+)$")
+    if short and short ~= "NUM" and id > 0 then out.names[id] = short:lower() end
+  end
+  -- the kernel's BTF, and the BTF of a loaded module named like a subsystem
+  local files, seen = { "/sys/kernel/btf/vmlinux" }, {}
+  for _, s in pairs(out.names) do
+    for _, m in ipairs({ s, s:match("^[^_]+") }) do
+      local path = "/sys/kernel/btf/" .. m
+      if not seen[m] and m ~= "vmlinux" and util.exists(path) then files[#files + 1] = path end
+      seen[m] = true
+    end
+  end
+  for _, file in ipairs(next(out.names) and files or {}) do
+    local eok, enums = pcall(core.btf_enums, "_drop_reason", file)
+    for ename, values in pairs(eok and enums or {}) do
+      if ename ~= "skb_drop_reason" then
+        local by = {} -- subsystem -> { {name, value} ... }
+        for vname, v in pairs(values) do
+          local id = v >> M.SUBSYS_SHIFT
+          if out.names[id] and v & ((1 << M.SUBSYS_SHIFT) - 1) ~= 0 and not vname:match("^__")
+              and not vname:match("_MAX$") then
+            by[id] = by[id] or {}
+            table.insert(by[id], { vname, v })
+          end
+        end
+        for id, list in pairs(by) do
+          -- the names' common prefix, up to its last "_"
+          local prefix = list[1][1]
+          for _, e in ipairs(list) do
+            local i = 0
+            while i < #prefix and prefix:byte(i + 1) == e[1]:byte(i + 1) do i = i + 1 end
+            prefix = prefix:sub(1, i)
+          end
+          prefix = #list > 1 and prefix:match("^(.*_)") or ""
+          for _, e in ipairs(list) do
+            out.reasons[e[2]] = out.names[id] .. "/" .. e[1]:sub(#prefix + 1)
+          end
+        end
+      end
+    end
+  end
+  subsystems_cache = out
+  return out
+end
+
 --- This kernel's drop reasons: the names skb:kfree_skb prints, from its
 -- format's `__print_symbolic` table, plus what the kernel's BTF adds to
--- them (the non-drops `NOT_DROPPED_YET` and `CONSUMED`, which the table
--- leaves out). Numbers differ between kernels (NO_SOCKET is 2 on 6.1 and
--- 3 on 6.12): only names carry across. Kernels without a reason field
--- (before 5.17) give an empty table.
+-- them: the non-drops `NOT_DROPPED_YET` and `CONSUMED`, which the table
+-- leaves out, and the reasons of subsystems (`qdisc/GENERIC`, see
+-- `subsystems`), which perf and trace-cmd print as numbers. Numbers differ
+-- between kernels (NO_SOCKET is 2 on 6.1 and 3 on 6.12): only names carry
+-- across. Kernels without a reason field (before 5.17) give an empty table.
 -- @treturn table `r[3] == "NO_SOCKET"` and `r.NO_SOCKET == 3`
 function M.reasons()
   local dir = tracefs.tracefs()
@@ -84,6 +152,9 @@ function M.reasons()
   local ok, f = pcall(M.format, "skb", "kfree_skb")
   local r = ok and M.reasons_of(f) or {}
   local btf = next(r) and btf_reasons()
+  if btf then
+    for n, name in pairs(M.subsystems().reasons) do btf[n] = name end
+  end
   if btf then
     -- only when the BTF is this table's kernel (a fake tree's format may
     -- come from another): every name both know has the same number
@@ -125,11 +196,21 @@ end
 M.NO_REASON = "-"
 
 --- The reason of a drop as reports show it: its name, or `NO_REASON` ("-")
--- where the kernel gives none.
+-- where the kernel gives none; a number the kernel names nothing for as
+-- the number, and one of a subsystem as `subsystem/N` ("qdisc/12", or
+-- "subsys5/12" where even the subsystem has no name), never silently.
 -- @param reason a record's `fields.reason` (a name, a number, or nil)
 -- @treturn string
 function M.reason_label(reason)
   if reason == nil then return M.NO_REASON end
+  if math.type(reason) == "integer" then
+    local name = M.reasons()[reason]
+    if name then return name end
+    local id = reason >> M.SUBSYS_SHIFT
+    if id ~= 0 then -- a subsystem's reason this kernel's BTF does not name
+      return ("%s/%d"):format(M.subsystems().names[id] or ("subsys" .. id), reason & ((1 << M.SUBSYS_SHIFT) - 1))
+    end
+  end
   return tostring(reason)
 end
 
@@ -231,13 +312,16 @@ local function translate(expr, symbols, what)
   while pos <= #expr do
     local q = expr:find('"', pos, true)
     local part = expr:sub(pos, (q or #expr + 1) - 1)
-    part = part:gsub("([%a_][%w_]*)(%s*)([=!<>]=?)(%s*)([%a_][%w_]*)",
+    part = part:gsub("([%a_][%w_]*)(%s*)([=!<>]=?)(%s*)([%a_][%w_]*/?[%w_]*)",
       function(field, s1, op, s2, name)
         local tab = symbols[field]
         if not tab then return nil end
         local n
         for num, sym in pairs(tab) do
           if sym == name or "SKB_DROP_REASON_" .. sym == name then n = num break end
+        end
+        if not n and field == "reason" and math.type(M.reasons()[name]) == "integer" then
+          n = M.reasons()[name] -- a subsystem's reason by its full name: qdisc/GENERIC
         end
         if not n then
           error(fmt("%s: unknown %s name '%s' on this kernel (see dp.reasons())",
@@ -405,6 +489,7 @@ local function event_symbols(ev)
         f.named.reason = f.symbols.reason
       elseif kernel and f.name == "kfree_skb" and f.system == "skb" then
         f.symbols.reason = reason_numbers() -- the table, and what BTF adds to it
+        f.named.reason = f.symbols.reason -- records name what the format's table leaves out
       end
     end
     formats[ev] = f

@@ -137,6 +137,9 @@ function M.open(opts)
       error(fmt("hist.open: bad value %q", tostring(v)), 2)
     end
   end
+  if where == "kernel" and #ordered + (stack and 1 or 0) > 3 then
+    error("hist.open: a kernel hist trigger takes at most 3 keys (stacktrace included): count with where = \"c\"", 2)
+  end
   local cond = opts.condition
   if cond == nil and event == defaults.drop_event then cond = format.drop_condition() end
   if cond == false then cond = nil end -- none: every event

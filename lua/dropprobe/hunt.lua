@@ -71,6 +71,59 @@ function M.packets_check()
     :format(hook.func)
 end
 
+--- Check the packet options of a hunt or a recipe before anything is
+-- written: `match` (a tcpdump filter expression: refused with libpcap's
+-- own message), `dev` (an interface name) and `netns` (an inode, a path
+-- such as /proc/PID/ns/net, or a name under /run/netns).
+-- @tparam table opts
+-- @tparam string who the caller, for messages ("ports.run")
+-- @treturn integer|nil the namespace's inode, where `netns` was given
+-- @raise "<who>: ..." saying what is wrong
+function M.check_packet_opts(opts, who)
+  if opts.dev ~= nil and not util.ifname_ok(opts.dev) then
+    error(("%s: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash, colon "
+      .. "or glob character)"):format(who, tostring(opts.dev)), 0)
+  end
+  local netns
+  if opts.netns ~= nil then
+    local why
+    netns, why = util.resolve_netns(opts.netns)
+    if not netns then error(("%s: netns '%s' is not %s"):format(who, tostring(opts.netns), why), 0) end
+  end
+  if opts.match ~= nil then
+    local ok, why = core.check_packet_filter(tostring(opts.match))
+    if not ok then error(("%s: packet filter '%s': %s"):format(who, tostring(opts.match), why), 0) end
+  end
+  return netns
+end
+
+--- A condition on the drop probe narrowed to a device and a namespace
+-- (checked by the kernel's filter: `dev == "lo" && netns == 4026531840`).
+-- @tparam string|nil cond the probe's condition so far
+-- @tparam[opt] string dev an interface name (checked by `check_packet_opts`)
+-- @tparam[opt] integer netns a namespace's inode
+-- @treturn string|nil
+-- @raise where the kernel's BTF does not say where a device keeps its name
+function M.device_condition(cond, dev, netns)
+  if dev == nil and netns == nil then return cond end
+  if not kprobe.packet_probe():definition():find(" dev=", 1, true) then
+    error("dev and netns need the packet's device, and this kernel's BTF does not say "
+      .. "where struct net_device keeps its name and namespace", 0)
+  end
+  local parts = { cond }
+  if dev then parts[#parts + 1] = ('dev == "%s"'):format(dev) end
+  if netns then parts[#parts + 1] = ("netns == %d"):format(netns) end
+  return table.concat(parts, " && ")
+end
+
+--- Whether the drop probe reads each packet's device and namespace (its
+-- `dev` and `netns` fields; the kernel's BTF says where they are).
+-- @treturn boolean
+function M.has_device()
+  local ok, kp = pcall(kprobe.packet_probe)
+  return ok and kp:definition():find(" dev=", 1, true) ~= nil
+end
+
 --- Open a hunt.
 -- @tparam[opt] table opts `filter` (which drops: it narrows the default,
 -- every drop; reason names allowed), `all_reasons` (every reason: the
@@ -88,7 +141,13 @@ end
 -- tcpdump filter expression, compiled by libpcap and run in C), `dev` (with
 -- packets: only drops of packets on this interface) and `netns` (only those
 -- in this network namespace: an inode, a path such as /proc/PID/ns/net, or
--- a name under /run/netns), both checked by the kernel's filter on the probe
+-- a name under /run/netns), both checked by the kernel's filter on the probe.
+-- Where drops come without their packet, `dev` (or `devices = true`, every
+-- drop) joins each drop with the tracepoints that name a packet's device
+-- (`DEVICE_EVENTS`) by skb address, nearest before on the same CPU: `rec.dev`
+-- where the join is exact, none elsewhere; with `dev` only the drops on that
+-- device are handed on (`other_dev`, `no_dev` count the rest); `devices`
+-- lists the tracepoints read. `netns` has no such join: refused there
 -- @treturn Hunt with `inst`, `pipe`, `condition` (what the kernel was
 -- given), `drop_name` (the drop records' name), `packets` (whether they
 -- carry the packet), `packets_why` and `left_out` (reason -> drops left
@@ -96,25 +155,11 @@ end
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
-    "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc" }, "hunt.open")
+    "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc", "devices" }, "hunt.open")
   if opts.match ~= nil and not opts.packets then
     error("hunt.open: a packet filter (match) needs the packet of each drop (packets = true)", 2)
   end
-  if opts.dev ~= nil and not util.ifname_ok(opts.dev) then
-    error(("hunt.open: dev '%s' is not an interface name (1 to 15 bytes, no space, quote, slash, colon "
-      .. "or glob character)")
-      :format(tostring(opts.dev)), 2)
-  end
-  local netns
-  if opts.netns ~= nil then
-    local why
-    netns, why = util.resolve_netns(opts.netns)
-    if not netns then error(("hunt.open: netns '%s' is not %s"):format(tostring(opts.netns), why), 2) end
-  end
-  if opts.match ~= nil then
-    local ok, why = core.check_packet_filter(tostring(opts.match))
-    if not ok then error(("hunt.open: packet filter '%s': %s"):format(tostring(opts.match), why), 2) end
-  end
+  local netns = M.check_packet_opts(opts, "hunt.open")
   if opts.condition ~= nil and opts.filter ~= nil then
     error("hunt.open: give a filter (it narrows the default) or a condition (it replaces it), not both", 2)
   end
@@ -137,23 +182,37 @@ function M.open(opts)
       -- kfree_skb(NULL), which frees nothing (the tracepoint does not):
       -- those never become records.
       local kp = kprobe.packet_probe()
-      if (opts.dev or netns) and not kp:definition():find(" dev=", 1, true) then
-        error("hunt.open: dev and netns need the packet's device, and this kernel's BTF does not say "
-          .. "where struct net_device keeps its name and namespace", 0)
-      end
+      local ok_dev, why_dev = pcall(M.device_condition, nil, opts.dev, netns)
+      if not ok_dev then error("hunt.open: " .. why_dev, 0) end
       ev = h.inst:event(kp)
       h.drop_name = ev:info().name
       cond = cond and ("skb != 0 && (" .. cond .. ")") or "skb != 0"
       -- the device and namespace, checked by the kernel's filter on the probe
-      if opts.dev then cond = cond .. (' && dev == "%s"'):format(opts.dev) end
-      if netns then cond = cond .. (" && netns == %d"):format(netns) end
+      cond = M.device_condition(cond, opts.dev, netns)
       h.condition = cond
     else
-      if opts.dev or netns then
-        error("hunt.open: dev and netns need the packet of each drop (packets = true, where the kernel allows)", 0)
+      if netns then
+        error("hunt.open: netns needs the packet of each drop (packets = true, where the kernel allows): "
+          .. "no tracepoint carries a packet's namespace", 0)
       end
       ev = h.inst:event(M.DEFAULTS.drop_event)
       h.drop_name = ev:info().name
+      if opts.dev or opts.devices then
+        -- no probe reads the device: the tracepoints that name it, joined by skb address
+        for _, name in ipairs(M.DEVICE_EVENTS) do
+          local found, dev_ev = pcall(h.inst.event, h.inst, name)
+          if found then
+            dev_ev:enable()
+            h.devices = h.devices or {}
+            h.devices[#h.devices + 1] = name
+          end
+        end
+        if not h.devices then
+          error("hunt.open: dev needs the packet of each drop or the tracepoints that name a packet's "
+            .. "device (" .. table.concat(M.DEVICE_EVENTS, ", ") .. "), and this kernel has neither", 0)
+        end
+        h.want_dev, h.other_dev, h.no_dev = opts.dev, 0, 0
+      end
     end
     if cond then ev:filter(cond) end
     if opts.stacks then
@@ -258,9 +317,54 @@ local function qdisc_join(self, fn)
   end
 end
 
+--- The tracepoints that name a packet's device and carry its skb address
+-- (a receive and a transmit), read where no probe gives each drop's
+-- device: `net:netif_receive_skb`, `net:net_dev_queue`.
+M.DEVICE_EVENTS = { "net:netif_receive_skb", "net:net_dev_queue" }
+
+-- the device events kept per CPU: a drop comes a few events after its
+-- packet's (a UDP drop after the ICMP error it sends is queued)
+local DEVICE_RECENT = 8
+
+-- Give each drop the device of its skb where the kernel received or
+-- queued that skb among the last DEVICE_RECENT device events on the
+-- drop's CPU (never a global map: addresses are reused); with `want_dev`
+-- only those drops go on (the others are counted in `other_dev`, the ones
+-- with no device in `no_dev`). The device events themselves are not
+-- handed on.
+local function device_join(self, fn)
+  local recent = {} -- cpu -> { ring of skb keys, skb key -> device, next slot }
+  return function(rec)
+    if rec.system == "net" and (rec.name == "netif_receive_skb" or rec.name == "net_dev_queue") then
+      local r = recent[rec.cpu]
+      if not r then r = { ring = {}, dev = {}, at = 1 } recent[rec.cpu] = r end
+      local k = skb_key(rec.fields.skbaddr)
+      if k then
+        local old = r.ring[r.at]
+        if old and old ~= k then r.dev[old] = nil end
+        -- the format's field, or the label its text prints ("dev=%s")
+        r.ring[r.at], r.dev[k], r.at = k, rec.fields.name or rec.fields.dev, r.at % DEVICE_RECENT + 1
+      end
+      return
+    end
+    if rec.name == self.drop_name then
+      local r, k = recent[rec.cpu], skb_key(rec.fields.skbaddr)
+      if r and k and r.dev[k] then
+        rec.dev, r.dev[k] = r.dev[k], nil
+      end
+      if self.want_dev and rec.dev ~= self.want_dev then
+        if rec.dev then self.other_dev = self.other_dev + 1 else self.no_dev = self.no_dev + 1 end
+        return
+      end
+    end
+    fn(rec)
+  end
+end
+
 function Hunt:run(opts, fn)
   opts = util.check_options(opts, M.RUN_OPTIONS, "hunt:run")
   if self.qdisc then fn = qdisc_join(self, fn) end
+  if self.devices then fn = device_join(self, fn) end
   local each = fn
   if not self.keep_all then
     local drop, left_out = self.drop_name, self.left_out
@@ -287,6 +391,9 @@ end
 function Hunt:describe()
   local what = self.packets and ("drops with their packet at %s (a kprobe)"):format(kprobe.drop_hook().func)
     or M.DEFAULTS.drop_event
+  if self.devices then
+    what = what .. (" with the device from %s by skb address"):format(table.concat(self.devices, " and "))
+  end
   return ("%s where %s, %s mode, %d kB a CPU"):format(what, self.condition or "(every event)", self.mode,
     self.buffer_kb)
 end

@@ -44,6 +44,7 @@ M.systems, M.events, M._kernel_config = tracefs.systems, tracefs.events, tracefs
 M.parse_format, M.format, M.reasons_of = format.parse_format, format.format, format.reasons_of
 M.reasons, M.NON_DROPS, M.has_reasons = format.reasons, format.NON_DROPS, format.has_reasons
 M.reason_label, M.NO_REASON = format.reason_label, format.NO_REASON
+M.subsystems, M.SUBSYS_SHIFT = format.subsystems, format.SUBSYS_SHIFT
 M.drop_condition, M.trigger_if = format.drop_condition, format.trigger_if
 M.drop_filter, M.is_teardown, M.TEARDOWN = format.drop_filter, format.is_teardown, format.TEARDOWN
 M._translate, M._event_symbols = format.translate, format.event_symbols
@@ -57,6 +58,15 @@ M.where = record.where
 M.kprobe, M.arg, M.drop_hook = kprobe.kprobe, kprobe.arg, kprobe.drop_hook
 -- hist.lua
 M.hist, M.hist_file = hist.open, hist.file
+-- pcap.lua: the dropped packets as pcapng, a sink for scripts (loaded when first used)
+--- Open a pcapng file for the drop probe's records: `dp.pcap(path)`, then
+-- `w:write(rec)` for each record, `w:close()` (see `dropprobe.pcap`).
+-- @tparam string path made anew, mode 0600, never through a symlink
+-- @tparam[opt] table opts `snaplen`
+-- @return the sink
+function M.pcap(path, opts)
+  return require("dropprobe.pcap").open(path, opts)
+end
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
 

@@ -4,6 +4,8 @@
 -- @module dropprobe.exporter.metrics
 local M = {}
 local fmt = string.format
+-- a reason as reports show it (a subsystem's as "qdisc/GENERIC")
+local reason_label = require("dropprobe.format").reason_label
 
 -- a label value as the exposition format escapes it
 local function esc(v)
@@ -26,7 +28,7 @@ function M.render(r, state, info)
   local loc_total = {}
   for _, row in ipairs(r.rows) do
     -- "" where the kernel has no drop reasons: the series have no reason label
-    local reason, loc = row.reason ~= nil and tostring(row.reason) or "", tostring(row.location)
+    local reason, loc = row.reason ~= nil and reason_label(row.reason) or "", tostring(row.location)
     by_reason[reason] = by_reason[reason] or {}
     by_reason[reason][loc] = (by_reason[reason][loc] or 0) + row.hitcount
     loc_total[loc] = (loc_total[loc] or 0) + row.hitcount
@@ -71,9 +73,12 @@ function M.render(r, state, info)
     for k in pairs(state.ports) do keys[#keys + 1] = k end
     table.sort(keys)
     for _, k in ipairs(keys) do
-      local proto, port, reason = k:match("^([^/]*)/([^/]*)/(.*)$")
-      lines[#lines + 1] = fmt('dropprobe_port_drops_total{proto="%s",port="%s"%s} %d', esc(proto),
-        esc(port), reason ~= "" and fmt(',reason="%s"', esc(reason)) or "", state.ports[k])
+      -- proto/port/netns/reason: the reason last (a subsystem's has a "/"),
+      -- netns empty unless the exporter labels namespaces
+      local proto, port, netns, reason = k:match("^([^/]*)/([^/]*)/([^/]*)/(.*)$")
+      lines[#lines + 1] = fmt('dropprobe_port_drops_total{proto="%s",port="%s"%s%s} %d', esc(proto),
+        esc(port), netns ~= "" and fmt(',netns="%s"', esc(netns)) or "",
+        reason ~= "" and fmt(',reason="%s"', esc(reason)) or "", state.ports[k])
     end
   end
   lines[#lines + 1] = "# HELP dropprobe_events_lost_total Drop events the exporter could not count "

@@ -72,12 +72,12 @@ end
 -- The tallies of attributed and unattributed drops, and the rows.
 local function tally()
   local t = { counts = {}, unattributed = {}, drops = 0, attributed = 0 }
-  function t.attribute(proto, port, reason, remote, n)
+  function t.attribute(proto, port, reason, remote, n, dev, netns)
     n = n or 1
-    local key = proto .. "/" .. port .. "/" .. reason
+    local key = proto .. "/" .. port .. "/" .. reason .. "/" .. (dev or "") .. "/" .. (netns or "")
     local c = t.counts[key]
     if not c then
-      c = { proto = proto, port = port, reason = reason, count = 0, by_remote = {} }
+      c = { proto = proto, port = port, reason = reason, count = 0, by_remote = {}, dev = dev, netns = netns }
       t.counts[key] = c
     end
     c.count = c.count + n
@@ -104,7 +104,9 @@ local function tally()
       if x.count ~= y.count then return x.count > y.count end
       if x.proto ~= y.proto then return x.proto < y.proto end
       if x.port ~= y.port then return x.port < y.port end
-      return x.reason < y.reason
+      if x.reason ~= y.reason then return x.reason < y.reason end
+      if (x.netns or 0) ~= (y.netns or 0) then return (x.netns or 0) < (y.netns or 0) end
+      return (x.dev or "") < (y.dev or "")
     end)
     return list
   end
@@ -178,7 +180,7 @@ local function by_packet(t)
     local p, reason = rec.packet, dp.reason_label(rec.fields.reason) -- port and host: checked in C
     t.drops = t.drops + 1
     if p and p.dport and (p.proto == "tcp" or p.proto == "udp") then
-      t.attribute(p.proto, p.dport, reason, p.saddr)
+      t.attribute(p.proto, p.dport, reason, p.saddr, 1, p.dev, p.netns)
     else
       t.unattributed_add(reason, 1) -- not IP, no port (ICMP), or headers beyond the bytes read
     end
@@ -188,11 +190,13 @@ end
 -- Every drop by its own packet, counted in C (no record per drop): the
 -- rows of a C table keyed by protocol, local port, reason (where the
 -- kernel has them) and remote address, folded into the tally.
-local function count_in_c(opts, t, why)
+local function count_in_c(opts, t, why, netns)
   local keys = { "packet.proto", "packet.dport", "packet.saddr" }
   if format.has_reasons() then table.insert(keys, 3, "reason") end
-  local h <close> = hist.open{ keys = keys, condition = format.drop_filter(opts.filter, opts.all_reasons) or false,
-    size = M.SIZE, buffer_kb = opts.buffer_kb }
+  local device = hunt.has_device()
+  if device then keys[#keys + 1] = "netns" end -- the namespace of each drop (an integer key)
+  local cond = hunt.device_condition(format.drop_filter(opts.filter, opts.all_reasons), opts.dev, netns)
+  local h <close> = hist.open{ keys = keys, condition = cond or false, size = M.SIZE, buffer_kb = opts.buffer_kb }
   local progress = opts.progress
   local ended = h:run{ duration = opts.duration, idle = opts.idle, ready = opts.ready,
     tick = progress and 0.5 or nil, on_tick = progress and function() progress(h:read().hits) end or nil }
@@ -205,7 +209,7 @@ local function count_in_c(opts, t, why)
     else
       t.drops = t.drops + n
       if row.dport and (row.proto == "tcp" or row.proto == "udp") then
-        t.attribute(row.proto, row.dport, reason, row.saddr, n)
+        t.attribute(row.proto, row.dport, reason, row.saddr, n, opts.dev, device and math.tointeger(row.netns) or nil)
       else
         t.unattributed_add(reason, n) -- not IP, no port (ICMP), or headers beyond the bytes read
       end
@@ -229,28 +233,43 @@ end
 -- drop), `all_reasons` (also the drops of packets a socket had already
 -- received, `report.left_out` otherwise),
 -- `port`, `host` (only drops of packets from or to them; `host` needs the
--- packets), `packets` (false: joins even where packets could be read),
+-- packets), `match` (only drops whose packet passes this tcpdump filter
+-- expression, run in C), `dev` and `netns` (only drops of packets on this
+-- interface, in this network namespace: an inode, a path or a name under
+-- /run/netns; checked by the kernel's filter on the drop probe; these three
+-- need the packets), `packets` (false: joins even where packets could be read),
 -- `duration`, `idle`, `mode` (joins: "raw" default, or "text"), `buffer_kb`,
--- `ready`, `progress` (called with the record count every `every` records)
--- @treturn table `{ ports = {{proto=, port=, reason=, count=, remotes=, top_remote=}...},
+-- `ready`, `progress` (called with the record count every `every` records).
+-- Where the drop probe reads each packet's device, every row also has the
+-- namespace's inode (`netns`), and the interface (`dev`) where the drops
+-- are records (or `dev` was given): counted in C, the interface is not a key.
+-- @treturn table `{ ports = {{proto=, port=, reason=, count=, remotes=, top_remote=, netns=, dev=}...},
 -- unattributed = {REASON = n}, lost =, drops =, attributed =, read =, method =
 -- "packet"|"joins", counted = "c"|"records", dropped = (C: drops of a new row
 -- beyond `SIZE`), note =, left_out = {REASON = n} }`
 function M.run(opts)
   opts = util.check_options(opts, { "filter", "all_reasons", "duration", "idle", "mode", "buffer_kb", "ready",
-    "progress", "every", "port", "host", "packets" }, "ports.run")
+    "progress", "every", "port", "host", "packets", "match", "dev", "netns" }, "ports.run")
   if opts.port ~= nil and (math.type(opts.port) ~= "integer" or opts.port < 0 or opts.port > 65535) then
     error("ports.run: port is a number from 0 to 65535", 2)
   end
+  local okp, netns = pcall(hunt.check_packet_opts, opts, "ports.run")
+  if not okp then error(netns, 2) end
   local packets, why = hunt.packets_for(opts)
   if opts.host ~= nil and not packets then
     error("ports.run: host needs the packet of each drop (a kernel with kprobes, raw mode)", 2)
   end
+  if (opts.match ~= nil or opts.dev ~= nil or netns) and not packets then
+    error("ports.run: dev, netns and a packet filter need the packet of each drop: " .. why, 2)
+  end
   local t = tally()
-  if packets and opts.port == nil and opts.host == nil then return count_in_c(opts, t, why) end
+  if packets and opts.port == nil and opts.host == nil and opts.match == nil then
+    return count_in_c(opts, t, why, netns)
+  end
   local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons,
     events = not packets and M.EVENTS or nil,
-    packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb, port = opts.port, host = opts.host }
+    packets = packets, mode = opts.mode, buffer_kb = opts.buffer_kb, port = opts.port, host = opts.host,
+    match = opts.match, dev = opts.dev, netns = netns }
   local fn
   if h.packets then
     local on_drop = by_packet(t)
@@ -273,13 +292,17 @@ function M.run(opts)
 end
 
 --- Look up one count: `ports.count(report, "udp", 9999, "NO_SOCKET")`
--- (reason "-" where the kernel has no drop reasons).
+-- (reason "-" where the kernel has no drop reasons), over every device
+-- and namespace, or only those of `netns` (an inode).
 -- @treturn integer
-function M.count(report, proto, port, reason)
+function M.count(report, proto, port, reason, netns)
+  local n = 0
   for _, c in ipairs(report.ports) do
-    if c.proto == proto and c.port == port and c.reason == reason then return c.count end
+    if c.proto == proto and c.port == port and c.reason == reason and (netns == nil or c.netns == netns) then
+      n = n + c.count
+    end
   end
-  return 0
+  return n
 end
 
 --- The report as one JSON-ready table: `{ ports = [...], unattributed = {...}, lost = n,
@@ -298,7 +321,8 @@ function M.format(report)
   for _, c in ipairs(report.ports) do
     local from = c.top_remote and (c.remotes > 1 and ("%s and %d more"):format(c.top_remote, c.remotes - 1)
       or c.top_remote) or ""
-    t[#t + 1] = ("%-5s %6d  %-24s %8d  %s"):format(c.proto, c.port, c.reason, c.count, from)
+    local where = (c.dev and " dev=" .. c.dev or "") .. (c.netns and " netns=" .. c.netns or "")
+    t[#t + 1] = ("%-5s %6d  %-24s %8d  %s%s"):format(c.proto, c.port, c.reason, c.count, from, where)
   end
   local rs = {}
   for r in pairs(report.unattributed) do rs[#rs + 1] = r end

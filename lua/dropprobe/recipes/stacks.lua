@@ -80,10 +80,13 @@ local function counted(opts)
     where = r.where, ended = fault and "fault" or ended, left_out = left_out, fault = fault }
 end
 
--- The first `limit` matching drops get a stack (stacktrace:N), read as records.
-local function sampled(opts)
-  local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.limit,
-    mode = opts.mode, buffer_kb = opts.buffer_kb }
+-- The first `limit` matching drops get a stack (stacktrace:N), read as
+-- records; or, with a packet condition (`match`, `dev`, `netns`), every
+-- drop of the drop probe that passes it (no limit: stacktrace).
+local function sampled(opts, packets)
+  local h <close> = hunt.open{ filter = opts.filter, all_reasons = opts.all_reasons, stacks = opts.limit or true,
+    mode = opts.mode, buffer_kb = opts.buffer_kb, packets = packets or nil, match = opts.match,
+    dev = opts.dev, netns = opts.netns }
   local by, matched, with_stack = {}, 0, 0
   local ended = h:run(hunt.run_options(opts), function(rec)
     if rec.name ~= h.drop_name then return end
@@ -106,7 +109,12 @@ end
 -- drop; reason names allowed), `all_reasons` (also the drops of packets a
 -- socket had already received: `left_out` otherwise), `limit` (stacks to sample), `where` ("kernel" or "c": where to
 -- count), `duration`, `idle`, `mode` (records, with `limit`), `buffer_kb`,
--- `ready` (called once everything is set up), `progress` (with `limit`)
+-- `ready` (called once everything is set up), `progress` (with `limit`),
+-- `match` (only drops whose packet passes this tcpdump filter expression),
+-- `dev` and `netns` (only drops of packets on this interface, in this
+-- network namespace): these three need each drop's packet (a kernel with
+-- kprobes); the drops are then read as records from the drop probe, each
+-- with its stack
 -- @treturn table `{ stacks = {{frames=, count=, reasons={NAME=n}}...}, matched=,
 -- with_stack=, sampled=, lost=, dropped=, read=, filter=, where=, ended=, left_out={REASON=n}, fault= }`;
 -- frames start at the function that dropped the packet. `fault` is the
@@ -116,9 +124,16 @@ end
 -- @raise the same, when nothing had been read yet
 function M.run(opts)
   opts = util.check_options(opts, { "filter", "all_reasons", "limit", "duration", "idle", "mode",
-    "buffer_kb", "ready", "progress", "every", "where" }, "stacks.run")
+    "buffer_kb", "ready", "progress", "every", "where", "match", "dev", "netns" }, "stacks.run")
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
     error("stacks.run: limit is a whole number of stacks >= 1", 2)
+  end
+  local ok, err = pcall(hunt.check_packet_opts, opts, "stacks.run")
+  if not ok then error(err, 2) end
+  if opts.match ~= nil or opts.dev ~= nil or opts.netns ~= nil then
+    local packets, why = hunt.packets_for{ mode = opts.mode }
+    if not packets then error("stacks.run: dev, netns and a packet filter need the packet of each drop: " .. why, 2) end
+    return sampled(opts, true)
   end
   if opts.limit then return sampled(opts) end
   return counted(opts)
