@@ -11,12 +11,7 @@ local live_it = live.bind(it, pending)
 
 local DP = run.DROPPROBE
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok
-end
+local sh = run.sh
 
 -- Udp NoPorts as a namespace's own /proc/net/snmp has it
 local function noports(ns)
@@ -90,13 +85,7 @@ describe("25 netns", function()
 
   live_it("tells the drops of two namespaces apart by their inode, with their device #live", function()
     local before = state.snapshot()
-    local pid = select(1, sh("echo $PPID")):match("%d+") or "x"
-    local A, B = "dpspec_a_" .. pid, "dpspec_b_" .. pid
-    local ok, err = pcall(function()
-      for _, ns in ipairs({ A, B }) do
-        assert(select(2, sh("ip netns add " .. ns)), "ip netns add " .. ns)
-        assert(select(2, sh("ip -n " .. ns .. " link set lo up")))
-      end
+    run.with_netns("a", {}, function(A) run.with_netns("b", {}, function(B)
       -- the inode a process inside each namespace sees for its own
       local inoA = tonumber((sh("ip netns exec " .. A .. " stat -L -c %i /proc/self/ns/net")))
       local inoB = tonumber((sh("ip netns exec " .. B .. " stat -L -c %i /proc/self/ns/net")))
@@ -195,10 +184,7 @@ describe("25 netns", function()
       assert.are.equal(1, #rep.ports, out)
       assert.are.same({ "udp", 9, 3, "lo", inoB }, { rep.ports[1].proto, rep.ports[1].port, rep.ports[1].count,
         rep.ports[1].dev, math.tointeger(rep.ports[1].netns) })
-    end)
-    sh("ip netns del " .. A)
-    sh("ip netns del " .. B)
-    assert(ok, err)
+    end) end)
     state.assert_same(before)
   end, "kprobes")
 

@@ -84,9 +84,7 @@ function M.run(opts)
   -- the packet's protocol and local port (and reason), read every tick; at
   -- most `top` ports, the rest "other" (a port keeps its series once it
   -- has one, so every counter only grows)
-  local pkeys = { "packet.proto", "packet.dport" }
-  if format.has_reasons() then pkeys[#pkeys + 1] = "reason" end
-  if opts.netns then pkeys[#pkeys + 1] = "netns" end
+  local pkeys = hist.port_keys(opts.netns and { "netns" } or nil)
   -- as big a table as `ports` has: a port scan fills a small one (what a
   -- full table cannot count shows in dropprobe_events_lost_total)
   local ph <close> = hunt.packets_for{ packets = opts.ports }

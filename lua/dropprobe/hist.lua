@@ -36,6 +36,18 @@ local function split_key(k)
   return field or k, how
 end
 
+--- The keys of a count per port: the packet's protocol and local port,
+-- the drop reason where the kernel has drop reasons, then `more` (e.g.
+-- "packet.saddr", "netns"). Counted in C from the drop probe's packets.
+-- @tparam[opt] {string,...} more
+-- @treturn {string,...} e.g. `{ "packet.proto", "packet.dport", "reason" }`
+function M.port_keys(more)
+  local keys = { "packet.proto", "packet.dport" }
+  if format.has_reasons() then keys[#keys + 1] = "reason" end
+  for _, k in ipairs(more or {}) do keys[#keys + 1] = k end
+  return keys
+end
+
 --- The keys a histogram counts by unless told: the drop reason (where the
 -- kernel has drop reasons) and the function that dropped the packet.
 -- @tparam[opt] string event "system:name" (default the drop event)

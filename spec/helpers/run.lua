@@ -15,6 +15,32 @@ function run.cmd(cmd)
   return out, ok and 0 or code
 end
 
+--- Run a shell command; returns its output (stdout and stderr) and
+-- whether it succeeded.
+function run.sh(cmd)
+  local out, code = run.cmd(cmd)
+  return out, code == 0
+end
+
+--- Run fn(ns) with a network namespace made for it (`dpspec_<tag>_<pid>`,
+-- its loopback up, then each of `setup`'s commands run inside it, e.g. "tc
+-- qdisc add dev lo root pfifo limit 0"); the namespace is deleted however
+-- fn ends, and fn's error raised after.
+function run.with_netns(tag, setup, fn)
+  local ns = ("dpspec_%s_%s"):format(tag, (run.sh("echo $PPID")):match("%d+") or "x")
+  local ok, err = pcall(function()
+    assert(select(2, run.sh("ip netns add " .. ns)), "ip netns add " .. ns)
+    assert(select(2, run.sh("ip -n " .. ns .. " link set lo up")))
+    for _, c in ipairs(setup or {}) do
+      local out, done = run.sh("ip netns exec " .. ns .. " " .. c)
+      assert(done, c .. ": " .. out)
+    end
+    fn(ns)
+  end)
+  run.sh("ip netns del " .. ns)
+  assert(ok, err)
+end
+
 local function slurp(path)
   local f = io.open(path, "rb")
   if not f then return nil end

@@ -191,10 +191,9 @@ end
 -- rows of a C table keyed by protocol, local port, reason (where the
 -- kernel has them) and remote address, folded into the tally.
 local function count_in_c(opts, t, why, netns)
-  local keys = { "packet.proto", "packet.dport", "packet.saddr" }
-  if format.has_reasons() then table.insert(keys, 3, "reason") end
   local device = hunt.has_device()
-  if device then keys[#keys + 1] = "netns" end -- the namespace of each drop (an integer key)
+  -- the remote address, and the namespace of each drop (an integer key)
+  local keys = hist.port_keys(device and { "packet.saddr", "netns" } or { "packet.saddr" })
   local cond = hunt.device_condition(format.drop_filter(opts.filter, opts.all_reasons), opts.dev, netns)
   local h <close> = hist.open{ keys = keys, condition = cond or false, size = M.SIZE, buffer_kb = opts.buffer_kb }
   local progress = opts.progress

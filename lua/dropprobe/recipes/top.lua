@@ -94,8 +94,7 @@ function M.run(opts)
       error("top.run: counting by port needs each drop's packet, read by the drop probe (a kprobe): "
         .. tostring(why):gsub(": ports come from joining tracepoints$", ""), 2)
     end
-    keys = { "packet.proto", "packet.dport" }
-    if require("dropprobe.format").has_reasons() then keys[3] = "reason" end
+    keys = hist.port_keys()
   end
   local out = opts.out or io.stdout
   local tty = opts.tty
