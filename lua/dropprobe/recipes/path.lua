@@ -123,7 +123,7 @@ function M.functions(set)
   if regex then core.check_command(regex, "functions expression") end
   local btf, why = core.btf_skb_funcs(nil, regex)
   if not btf then error("dp.path: " .. why, 3) end
-  local all = regex and btf or core.btf_skb_funcs()
+  local all = regex and core.btf_skb_funcs() or btf
   local avail, err = filterable(tracefs.tracefs())
   if not avail then
     error("dp.path: cannot read available_filter_functions (" .. tostring(err)
@@ -217,6 +217,23 @@ function M.open(opts)
     if not hosts then error(fmt("dp.path: host '%s' is not %s", tostring(opts.host), why), 2) end
   end
   if opts.filter ~= nil then core.check_command(opts.filter, "filter") end
+  -- the function set, checked here whether or not this kernel probes functions
+  local set = opts.functions
+  if type(set) == "table" then
+    for name, arg in pairs(set) do
+      if type(name) ~= "string" or not name:match("^[%a_][%w_.]*$") or math.type(arg) ~= "integer"
+          or arg < 1 or arg > 6 then
+        error(fmt("dp.path: functions: '%s' = %s is not a function name and its skb argument (1 to 6)",
+          tostring(name), tostring(arg)), 2)
+      end
+    end
+  elseif set ~= nil and type(set) ~= "string" then
+    error("dp.path: functions is \"default\", \"all\", a regular expression or a table", 2)
+  elseif set ~= nil and set ~= "default" and set ~= "all" then
+    core.check_command(set, "functions expression")
+    local ok, why = core.btf_skb_funcs("/dev/null", set)
+    if not ok and why:find("no regular expression", 1, true) then error("dp.path: functions: " .. why, 2) end
+  end
   local coarse = opts.coarse or not tracefs.features().kprobes
   local wants_packet = opts.port ~= nil or hosts ~= nil or match ~= nil
   if coarse and wants_packet then
