@@ -37,13 +37,11 @@ local M = {}
 -- kernel's version.
 -- @table DEFAULT_FUNCTIONS
 M.DEFAULT_FUNCTIONS = {
-  -- sending
   "udp_send_skb", "ip_send_skb", "ip_queue_xmit", "__ip_queue_xmit", "ip_local_out", "__ip_local_out",
   "ip_output", "ip_finish_output", "__ip_finish_output", "ip_finish_output2",
   "ip6_xmit", "ip6_local_out", "ip6_output", "ip6_finish_output", "ip6_finish_output2", "udp_v6_send_skb",
   "__dev_queue_xmit", "validate_xmit_skb", "dev_hard_start_xmit", "sch_direct_xmit",
   "loopback_xmit", "veth_xmit",
-  -- receiving
   "netif_rx", "__netif_rx", "netif_rx_internal", "enqueue_to_backlog", "netif_receive_skb",
   "__netif_receive_skb", "__netif_receive_skb_one_core", "br_handle_frame", "br_forward",
   "ip_rcv", "ip_rcv_core", "ip_rcv_finish", "ip_forward", "ip_local_deliver", "ip_local_deliver_finish",
@@ -55,7 +53,6 @@ M.DEFAULT_FUNCTIONS = {
   "tcp_v4_rcv", "tcp_v4_do_rcv", "tcp_rcv_state_process", "tcp_v4_send_reset", "tcp_filter",
   "tcp_v6_rcv", "tcp_v6_do_rcv", "tcp_v6_send_reset",
   "icmp_rcv", "__icmp_send", "icmp_send", "icmpv6_rcv", "icmp6_send",
-  -- netfilter
   "nf_hook_slow",
 }
 
