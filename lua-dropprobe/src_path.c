@@ -393,9 +393,15 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 		return;
 	}
 	if (k->kind == K_END) {
+		/* freed without a tracepoint: not a drop (every drop passes
+		 * skb:kfree_skb), so a delivered packet's path with all */
 		if (i >= 0) {
-			forget(s, i);
+			struct track *e = &s->t[i];
 			s->quiet++;
+			if (s->all && e->nsteps > 0 && (!s->cond || e->match == 1) &&
+			    emit(L, s, f, base, e, cpu, data, size, ts, id, 0))
+				s->delivered++;
+			forget(s, i);
 		}
 		return;
 	}
