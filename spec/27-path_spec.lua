@@ -150,7 +150,7 @@ describe("27 path", function()
     state.assert_same(before)
   end, "kprobes")
 
-  live_it("shows the path through netfilter of a SYN an nftables rule drops #live", function()
+  live_it("shows the path through netfilter of a SYN an nftables rule drops, and its stack #live", function()
     local before = state.snapshot()
     os.execute("modprobe -a -q nfnetlink nf_tables nft_counter 2>/dev/null")
     local port = net.free_udp_port() -- a free number; TCP here
@@ -161,7 +161,7 @@ describe("27 path", function()
       .. "  }\n"
       .. "}\nEOF"), "nft could not add the spec's table")
     local ok, e = pcall(function()
-      local h = run.bg(DP .. "path --json --proto tcp --port " .. port .. " --duration 5")
+      local h = run.bg(DP .. "path --json --stack --proto tcp --port " .. port .. " --duration 5")
       h.listening(240)
       for _ = 1, 3 do
         local t = socket.tcp4()
@@ -179,6 +179,11 @@ describe("27 path", function()
       for _, p in ipairs(paths) do
         check_path(p, "skb:kfree_skb")
         assert.is_true(has_step(p, "nf_hook_slow"), "no nf_hook_slow in the path")
+        -- --stack: the drop's stack, from the function that dropped it
+        assert.are.equal("table", type(p.drop.stack))
+        local in_hook = false
+        for _, f in ipairs(p.drop.stack) do in_hook = in_hook or f:find("^nf_hook_slow") ~= nil end
+        assert.is_true(in_hook, table.concat(p.drop.stack, " "))
         assert.are.equal(reason("NETFILTER_DROP") or cjson.null, p.drop.reason)
         assert.are.equal(port, math.tointeger(p.packet.dport))
       end
