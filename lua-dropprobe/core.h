@@ -27,5 +27,9 @@ void dp_src_dat_open(lua_State *L);  /* core.open_dat(path): trace.dat */
 void dp_count_open(lua_State *L);    /* count.c: core.counter, core.count_dat */
 /* the dropped packets as a pcapng file */
 void dp_pcapfile_open(lua_State *L); /* pcapfile.c: core.pcapng_open */
+/* the path of each dropped packet: the functions that take an skb, and
+ * the tracker that follows each skb through them */
+void dp_btf_funcs_open(lua_State *L); /* btf_funcs.c: core.btf_skb_funcs */
+void dp_src_path_open(lua_State *L);  /* src_path.c: core.path_pipe */
 
 #endif

@@ -570,6 +570,25 @@ static int wanted(const struct dp_decoder *d, const struct dp_packet *p, int hav
 	return 1;
 }
 
+/* For the other sinks of decoded events (the path tracker, src_path.c):
+ * the decoder's packet conditions, and the packet table, as rec.packet has
+ * them. */
+int dp_decoder_wants(const struct dp_decoder *d, const struct dp_packet *p, int have,
+		     const unsigned char *ip, size_t n)
+{
+	return wanted(d, p, have, ip, n);
+}
+
+int dp_decoder_has_condition(const struct dp_decoder *d)
+{
+	return d->match || d->want_port >= 0 || d->nhosts;
+}
+
+void dp_packet_push(lua_State *L, const struct dp_packet *p)
+{
+	packet_table(L, p);
+}
+
 /* The packet's device and network namespace into the packet table on top,
  * where the probe read them: none when the skb had no device (the kernel
  * gives "(fault)", or nothing, for the name it could not read). */

@@ -48,6 +48,15 @@ void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx);
  * compile. */
 void dp_decoder_match(lua_State *L, struct dp_decoder *d, int idx);
 
+/* Whether a packet passes the decoder's port, host and filter expression
+ * (have: an IP header was found; ip: the n bytes from it on). */
+int dp_decoder_wants(const struct dp_decoder *d, const struct dp_packet *p, int have,
+		     const unsigned char *ip, size_t n);
+/* Whether the decoder has any packet condition. */
+int dp_decoder_has_condition(const struct dp_decoder *d);
+/* Push a packet as rec.packet has it (family, saddr, daddr, proto, ports). */
+void dp_packet_push(lua_State *L, const struct dp_packet *p);
+
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };
 
 /*

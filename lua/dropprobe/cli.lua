@@ -173,6 +173,23 @@ local function parser()
   exp:flag("--netns-label", "Label the per-port series with the network namespace (its inode) of each "
     .. "drop: a series per namespace and port (needs kprobes).")
 
+  -- dropprobe path (issue 22): one self-contained block
+  local path = p:command("path", "The path of each dropped packet: the kernel functions and tracepoints "
+    .. "its skb passed through, in time order, ending at the drop.")
+  path:option("--host", "Only packets from or to this address, prefix or name (needs kprobes).")
+  path:option("--port", "Only packets from or to this port (needs kprobes).")
+  path:option("--proto", "Only packets of this protocol: tcp, udp or icmp (needs kprobes).")
+  path:option("--filter", "Which drops: an ftrace filter on skb:kfree_skb's fields (reason names "
+    .. "allowed). " .. EVERY)
+  path:flag("--all-reasons", ALL)
+  path:option("--functions", "Which kernel functions (kprobes): default (a set by name that attaches in "
+    .. "seconds), all (every function that takes an skb, from BTF), or a regular expression.", "default")
+  path:flag("--all", "Also the paths of packets that were delivered (ending in consume_skb).")
+  path:flag("--stack", "Add the kernel stack of each drop.")
+  path:flag("--json", "JSON Lines: one object a path, {packet, steps, drop}.")
+  path:option("--duration", "Stop after S seconds.")
+  path:option("--limit", "Follow at most N skbs at a time (the oldest are evicted, and counted).", "4096")
+
   p:command("reasons", "This kernel's drop reasons, number and name.")
     :flag("--json", "Print one JSON object.")
   p:command("shell", "The Lua 5.4 REPL with dp loaded and results shown by content.")
@@ -305,6 +322,32 @@ function cmds.watch(_, args)
     io.stderr:write(("dropprobe watch: %d packets written to %s\n"):format(report.pcap.packets, args.pcap))
   end
   left_out_note(report.left_out)
+  return 0
+end
+
+-- dropprobe path (issue 22)
+function cmds.path(_, args)
+  local recipe = require "dropprobe.recipes.path"
+  if args.proto and args.proto ~= "tcp" and args.proto ~= "udp" and args.proto ~= "icmp" then
+    error(("--proto: '%s' is not tcp, udp or icmp"):format(args.proto), 0)
+  end
+  if args.functions ~= "default" and args.functions ~= "all" then
+    local ok, why = require("dropprobe.core").btf_skb_funcs("/dev/null", args.functions)
+    if not ok and why:find("no regular expression", 1, true) then error("--functions: " .. why, 0) end
+  end
+  local n = 0
+  local report = recipe.run({ host = args.host, port = args.port, proto = args.proto, filter = args.filter,
+    all_reasons = args.all_reasons, all = args.all, functions = args.functions, stacks = args.stack,
+    limit = args.limit, duration = args.duration,
+    ready = function(what) listening("path", what) end }, function(pth)
+    n = n + 1
+    if args.json then json_line(recipe.json(pth, cjson.null)) else io.write(recipe.text(pth, n)) end
+    io.stdout:flush()
+  end)
+  io.stderr:write(("dropprobe path: %d paths of dropped packets%s, %d events lost, %d skbs evicted "
+    .. "(a table of %d)%s\n"):format(report.paths, args.all and (", %d of delivered ones"):format(report.delivered)
+    or "", report.lost, report.evicted, report.limit,
+    report.coarse and "; a coarse path: this kernel has no kprobes, so only tracepoints" or ""))
   return 0
 end
 

@@ -70,4 +70,16 @@ end
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
 
+--- The path of each dropped packet: the kernel functions (kprobes, where
+-- the kernel has them) and tracepoints its skb passed through, ending at
+-- the drop (`dropprobe.recipes.path`).
+-- @tparam[opt] table opts `host`, `port`, `proto`, `match`, `filter`, `all`,
+-- `functions` ("default", "all", a regular expression), `stacks`, `limit`, ...
+-- @treturn Path with `paths{}`, `read(timeout)`, `stats()`, `close()`
+-- @usage local pth <close> = dp.path{ port = 9 }
+-- for p in pth:paths{ duration = 5 } do print(#p.steps, p.fields.reason) end
+function M.path(opts)
+  return require("dropprobe.recipes.path").open(opts)
+end
+
 return M
