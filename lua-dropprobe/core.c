@@ -357,5 +357,6 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_src_dat_open(L);
 	dp_count_open(L);
 	dp_pcapfile_open(L);
+	dp_datwriter_open(L);
 	return 1;
 }

@@ -27,5 +27,7 @@ void dp_src_dat_open(lua_State *L);  /* core.open_dat(path): trace.dat */
 void dp_count_open(lua_State *L);    /* count.c: core.counter, core.count_dat */
 /* the dropped packets as a pcapng file */
 void dp_pcapfile_open(lua_State *L); /* pcapfile.c: core.pcapng_open */
+/* an instance's pages as a trace.dat (libtracecmd) */
+void dp_datwriter_open(lua_State *L); /* datwriter.c: core.recorder, core.dat_check */
 
 #endif

@@ -105,6 +105,34 @@ int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
 	return 1;
 }
 
+/* Every page there is now (at most max a CPU) to the sink. */
+static long pages_now(struct dp_rawbuf *rb, int max, dp_page_sink sink, void *ctx)
+{
+	long got = 0;
+	for (int c = 0; c < rb->ncpu; c++) {
+		for (int k = 0; k < max; k++) {
+			ssize_t n = read(rb->fds[c], rb->page[c], (size_t)rb->psize);
+			if (n <= 0)
+				break; /* 0 or EAGAIN: nothing now, not the end */
+			rb->pages++;
+			got++;
+			if (sink(ctx, c, rb->page[c], (int)n) < 0)
+				return -2;
+		}
+	}
+	return got;
+}
+
+long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, void *ctx)
+{
+	long got = pages_now(rb, max, sink, ctx);
+	if (got != 0 || ms <= 0)
+		return got;
+	if (poll(rb->pfd, (nfds_t)rb->ncpu, ms) < 0 && errno == EINTR)
+		return -1;
+	return pages_now(rb, max, sink, ctx);
+}
+
 void dp_rawbuf_close(struct dp_rawbuf *rb)
 {
 	for (int c = 0; c < rb->ncpu; c++) {

@@ -47,4 +47,15 @@ int dp_rawbuf_load(struct dp_rawbuf *rb, int ms);
 int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
 		   unsigned long long *ts);
 
+/*
+ * The sub-buffers themselves, as the kernel wrote them (a trace.dat's
+ * pages, datwriter.c): every whole page the buffers have now, at most max
+ * per CPU, each handed to sink (which returns 0, or -1 to stop: its errno
+ * is kept); when none, wait up to ms and try once more. Returns the pages
+ * handed out, -1 when a signal came, -2 when the sink failed. Events are
+ * not split: use this or dp_rawbuf_load on one rawbuf, not both.
+ */
+typedef int (*dp_page_sink)(void *ctx, int cpu, const void *page, int len);
+long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, void *ctx);
+
 #endif
