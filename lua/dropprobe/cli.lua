@@ -429,7 +429,8 @@ function cmds.record(_, args)
     on_freeze = args["until"] and function(n)
       io.stderr:write(("dropprobe record: drop %d where %s: the buffer stopped\n"):format(n, args["until"]))
     end or nil }
-  local r = require("dropprobe.recording").record(opts)
+  local ok, r = pcall(require("dropprobe.recording").record, opts)
+  if not ok then error((tostring(r):gsub("^[^%s:]*%.lua:%d+: ", ""):gsub("^record: ", "")), 0) end
   local how = r.ended == "frozen" and ("frozen at drop %d where %s"):format(r.matches, args["until"])
     or args["until"] and ("not frozen (%s): the buffer as it was"):format(r.ended) or r.ended
   io.stderr:write(("dropprobe record: %d pages (%d kB) written to %s, %s, %d events lost\n"):format(r.pages,
