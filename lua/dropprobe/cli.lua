@@ -424,8 +424,7 @@ function cmds.record(_, args)
     stacks = args.stack or not args.events, packets = args.packets, duration = args.duration,
     ["until"] = args["until"], count = whole("count", args.count), before = before,
     buffer_kb = whole("buffer-kb", args.buffer_kb),
-    ready = function(what) io.stderr:write("dropprobe record: recording: ", what, "; Ctrl-C to stop\n")
-      io.stderr:flush() end,
+    ready = function(what) listening("record", "recording " .. what) end,
     on_freeze = args["until"] and function(n)
       io.stderr:write(("dropprobe record: drop %d where %s: the buffer stopped\n"):format(n, args["until"]))
     end or nil }
