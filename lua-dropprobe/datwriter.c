@@ -52,13 +52,10 @@ int tracecmd_output_set_trace_dir(struct tracecmd_output *handle, const char *tr
 int tracecmd_output_write_headers(struct tracecmd_output *handle, struct tracecmd_event_list *list);
 void tracecmd_set_quiet(struct tracecmd_output *handle, bool set_quiet);
 void tracecmd_set_out_clock(struct tracecmd_output *handle, const char *clock);
-struct tracecmd_option *tracecmd_add_option(struct tracecmd_output *handle, unsigned short id,
-					    int size, const void *data);
 int tracecmd_write_cmdlines(struct tracecmd_output *handle);
 int tracecmd_append_cpu_data(struct tracecmd_output *handle, int cpus,
 			     char *const *cpu_data_files);
 void tracecmd_output_close(struct tracecmd_output *handle);
-#define DP_TRACECMD_OPTION_TRACECLOCK 4 /* TRACECMD_OPTION_TRACECLOCK */
 #define DP_DAT_VERSION 6                 /* read by every trace-cmd and KernelShark */
 /* ---------------------------------------------------------------------- */
 
@@ -412,18 +409,18 @@ static int recorder_drain(lua_State *L)
 }
 
 /***
- * Write the trace.dat: options (the clocks), the saved cmdlines and every
- * CPU's pages, then close the file and the instance's buffers.
+ * Write the trace.dat: the saved cmdlines and every CPU's pages with the
+ * clock they were stamped with (the recorder's `clock`), then close the
+ * file and the instance's buffers. No TRACECLOCK option is written: the
+ * clock after the CPU offsets says it, and libtracecmd 1.3's reader loses
+ * the first of the two names when a file has both.
  * @function Recorder:finish
- * @tparam[opt] string clocks the instance's `trace_clock` as read (the
- *   file's TRACECLOCK option)
  * @treturn table `{ path, pages, bytes, per_cpu = {[cpu] = bytes} }`
  * @raise a write that failed (a full disk): what was written is said
  */
 static int recorder_finish(lua_State *L)
 {
 	struct recorder *r = check_recorder(L, 1);
-	const char *clocks = luaL_optstring(L, 2, NULL);
 	char **names;
 	int ncpu = r->rb.ncpu, ok = 1, e = 0;
 	const char *step = NULL;
@@ -444,9 +441,6 @@ static int recorder_finish(lua_State *L)
 	/* a v6 file without instance buffers: libtracecmd warns it found no
 	 * description of "" (trace-cmd record's files are the same) */
 	tracecmd_set_loglevel(TEP_LOG_ERROR);
-	if (ok && clocks)
-		tracecmd_add_option(r->out, DP_TRACECMD_OPTION_TRACECLOCK, (int)strlen(clocks) + 1,
-				    clocks);
 	if (ok && tracecmd_write_cmdlines(r->out) < 0) {
 		ok = 0;
 		step = "the saved cmdlines";

@@ -216,8 +216,7 @@ function M.record(opts)
     local n, err = rec:drain()
     if not n then ended, failure = "disk", err end
   end
-  local clocks = inst:read_file("trace_clock")
-  local res = rec:finish(clocks and clocks:gsub("%s+$", "") or nil)
+  local res = rec:finish()
   res.ended, res.matches, res.buffer_kb = ended, matches, buffer_kb
   res.failure = failure
   -- streaming: what the kernel could not keep (a reader too slow); the
