@@ -138,6 +138,31 @@ describe("28 record", function()
     state.assert_same(before, state.snapshot())
   end)
 
+  live_it("record --packets: each drop's packet is in the file, watch --from shows its port #live", function()
+    local before = state.snapshot()
+    local f = tmpfile("p.dat")
+    local port = net.free_udp_port()
+    local h = run.bg(run.DROPPROBE .. ("record -o %s --packets --duration 3 --filter '%s'"):format(f, COND))
+    h.listening()
+    local s0 = snmp.read()
+    net.udp_closed(port, 5)
+    assert.are.equal(5, snmp.settled(s0, "Udp.NoPorts", 5))
+    local _, rc, err = h.wait(120)
+    assert.are.equal(0, rc, err)
+    assert.are.equal(5, #drops_of(report(f)))
+    local out, code = run.cmd(run.DROPPROBE .. "watch --from " .. f .. " --json")
+    assert.are.equal(0, code, out)
+    local n = 0
+    for line in out:gmatch("[^\n]+") do
+      if line:sub(1, 1) == "{" then
+        local d = require("cjson").decode(line)
+        if type(d.packet) == "table" and d.packet.dport == port and d.packet.proto == "udp" then n = n + 1 end
+      end
+    end
+    assert.are.equal(5, n)
+    state.assert_same(before, state.snapshot())
+  end, "kprobes")
+
   for _, sig in ipairs({ { "INT", 130 }, { "TERM", 143 } }) do
     live_it(("SIG%s finishes a valid file #live"):format(sig[1]), function()
       local before = state.snapshot()
