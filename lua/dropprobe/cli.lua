@@ -448,8 +448,8 @@ local function from_recording(cmd, args)
   end
   f:close()
   if cmd == "watch" then
-    if #args.expression > 0 then error("watch --from: a packet filter is for live hunts", 0) end
-    replay.refuse(args, "watch", { "filter", "port", "host", "dev", "netns", "pcap", "duration" })
+    if #args.expression > 0 then error("--from: a packet filter is for live hunts (give it to dropprobe record)", 0) end
+    replay.refuse(args, { "filter", "port", "host", "dev", "netns", "pcap", "duration" })
     local recipe = require "dropprobe.recipes.watch"
     local report = replay.watch(path, { all_reasons = args.all_reasons, stacks = args.stack == true }, function(d)
       if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
@@ -457,7 +457,7 @@ local function from_recording(cmd, args)
     io.stderr:write(("dropprobe watch: %d drops in %s\n"):format(report.drops, path))
     left_out_note(report.left_out)
   elseif cmd == "stacks" then
-    replay.refuse(args, "stacks", { "filter", "limit", "duration" })
+    replay.refuse(args, { "filter", "limit", "duration" })
     local recipe = require "dropprobe.recipes.stacks"
     local report = replay.stacks(path, { all_reasons = args.all_reasons })
     if args.json then
@@ -469,7 +469,7 @@ local function from_recording(cmd, args)
       io.write(recipe.format(report))
     end
   elseif cmd == "ports" then
-    replay.refuse(args, "ports", { "filter", "port", "host", "duration" })
+    replay.refuse(args, { "filter", "port", "host", "duration" })
     local recipe = require "dropprobe.recipes.ports"
     local report = recipe.from_records(function(fn) replay.each(path, fn) end, { all_reasons = args.all_reasons })
     if args.json then
@@ -480,7 +480,7 @@ local function from_recording(cmd, args)
       io.write(recipe.format(report))
     end
   else
-    replay.refuse(args, "top", { "filter", "duration" })
+    replay.refuse(args, { "filter", "duration" })
     io.write(replay.top_format(replay.top(path)))
   end
   return 0

@@ -52,12 +52,21 @@ function M.each(path, fn)
   return n
 end
 
+-- The drops of a recording counted in C by reason (where the file's drop
+-- event has one: the recording's kernel decides, not this one) and key.
+local function counted(path, key)
+  local hist = require "dropprobe.hist"
+  local ok, h = pcall(hist.file, path, { keys = { "reason", key } })
+  if not ok then h = hist.file(path, { keys = { key } }) end
+  return h:read()
+end
+
 -- a recipe's live-only options given with --from
-local function refuse(opts, what, names)
+local function refuse(opts, names)
   for _, k in ipairs(names) do
     if opts[k] ~= nil and opts[k] ~= false then
-      error(("%s --from: --%s is for live hunts (a recording holds what was recorded: give it to "
-        .. "dropprobe record)"):format(what, k:gsub("_", "-")), 0)
+      error(("--from: --%s is for live hunts (a recording holds what was recorded: give it to "
+        .. "dropprobe record)"):format((k:gsub("_", "-"))), 0)
     end
   end
 end
@@ -95,8 +104,7 @@ end
 -- @treturn table the report (`where = "c"`)
 function M.stacks(path, opts)
   opts = util.check_options(opts, { "all_reasons" }, "replay.stacks")
-  local keys = format.has_reasons() and { "reason", "stacktrace" } or { "stacktrace" }
-  local r = require("dropprobe.hist").file(path, { keys = keys }):read()
+  local r = counted(path, "stacktrace")
   local by, list, matched, with_stack, left_out = {}, {}, 0, 0, {}
   for _, row in ipairs(r.rows) do
     local reason = format.reason_label(row.reason)
@@ -131,7 +139,7 @@ end
 -- @tparam string path
 -- @treturn table `{ drops =, reasons = {NAME = n}, rows = {{reason=, location=, hitcount=}...} }`
 function M.top(path)
-  local r = require("dropprobe.hist").file(path, { keys = { "reason", "location.sym" } }):read()
+  local r = counted(path, "location.sym")
   local reasons, drops = {}, 0
   for _, row in ipairs(r.rows) do
     local reason = format.reason_label(row.reason)
@@ -163,6 +171,9 @@ function M.top_format(t, rows)
   return table.concat(out, "\n") .. "\n"
 end
 
+--- Raise when a live-only option is given with --from.
+-- @tparam table opts the parsed options
+-- @tparam {string,...} names the options a recording cannot honour
 M.refuse = refuse
 
 return M
