@@ -476,9 +476,10 @@ static int recorder_finish(lua_State *L)
 	recorder_release(r);
 	r->closed = 1;
 	if (!ok)
-		return luaL_error(L, "record: writing %s to '%s' failed%s%s (%lld pages had been read; "
-				  "the file is not complete)",
-				  step, r->path, e ? ": " : "", e ? strerror(e) : "", r->pages);
+		return luaL_error(L, "record: writing %s to '%s' failed%s%s (%I pages, %I kB, had been "
+				  "kept; the file is not complete: dp.open refuses it)",
+				  step, r->path, e ? ": " : "", e ? strerror(e) : "", (lua_Integer)r->pages,
+				  (lua_Integer)(r->bytes_total / 1024));
 	return 1;
 }
 
