@@ -200,7 +200,7 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 	for (int c = 0; c < rb->ncpu; c++) {
 		char file[64];
 		snprintf(file, sizeof(file), "per_cpu/cpu%d/trace_pipe_raw", c);
-		rb->fds[c] = tracefs_instance_file_open(ti, file, O_RDONLY | O_NONBLOCK);
+		rb->fds[c] = tracefs_instance_file_open(ti, file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (rb->fds[c] < 0 && tracefs_file_exists(ti, file))
 			return "cannot open per_cpu trace_pipe_raw";
 		if (rb->fds[c] < 0) /* an offline CPU: an fd that never has data */

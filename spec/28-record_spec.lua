@@ -80,12 +80,27 @@ describe("28 record", function()
     local before = state.snapshot()
     local f = tmpfile("f.dat")
     local port = net.free_udp_port()
+    -- the live reader, beside the recorder: the same drops, decoded
+    local inst = dp.instance{ buffer_kb = 1024 }
+    local ev = inst:event("skb:kfree_skb")
+    ev:filter(COND)
+    ev:trigger(dp.trigger_if("stacktrace", COND))
+    ev:enable()
+    local pipe = inst:pipe{ mode = "raw" }
     local h = run.bg(run.DROPPROBE .. ("record -o %s --duration 3 --filter '%s'"):format(f, COND))
     h.listening()
     local s0 = snmp.read()
     net.udp_closed(port, N)
     local d = snmp.settled(s0, "Udp.NoPorts", N)
     assert.are.equal(N, d)
+    local live_recs = {}
+    while #live_recs < d do
+      local rec = pipe:read(5)
+      if not rec then break end
+      if rec.name == "kfree_skb" then live_recs[#live_recs + 1] = rec end
+    end
+    pipe:close()
+    inst:close()
     local _, rc, err = h.wait(120)
     assert.are.equal(0, rc, err)
     assert.matches("written to " .. f:gsub("%p", "%%%0"), err)
@@ -93,6 +108,7 @@ describe("28 record", function()
     assert.are.equal(d, #drops)
     local recs = opened(f)
     assert.are.equal(d, #recs)
+    assert.are.equal(d, #live_recs)
     local symbolic = location_symbolic()
     for i, x in ipairs(drops) do
       assert.are.equal(2048, x.protocol)
@@ -106,6 +122,12 @@ describe("28 record", function()
       assert.are.equal(kernel.reason("NO_SOCKET"), r.fields.reason)
       assert.is_truthy(r.stack and #r.stack > 0)
       assert.is_truthy(where(r))
+      -- as the live reader gave it (its own instance: its own timestamps)
+      local l = live_recs[i]
+      assert.are.equal(l.fields.skbaddr, r.fields.skbaddr)
+      assert.are.equal(l.fields.reason, r.fields.reason)
+      assert.are.equal(l.fields.location, r.fields.location)
+      assert.are.same(l.stack, r.stack)
     end
     state.assert_same(before, state.snapshot())
   end)
