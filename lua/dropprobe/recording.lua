@@ -120,8 +120,6 @@ local function arm(inst, opts, cond, until_cond)
   end
   for _, name in ipairs(events) do inst:event(name):enable() end
   if opts.packets then
-    local ok, why = require("dropprobe.hunt").packets()
-    if not ok then error("record: packets need the packet of each drop: " .. why, 0) end
     local ev = inst:event(require("dropprobe.kprobe").packet_probe())
     ev:filter("skb != 0")
     ev:enable()
@@ -166,6 +164,15 @@ function M.record(opts)
   -- the file first: nothing in tracefs for a path that cannot take it
   local ok, why = core.dat_check(opts.path, flight and (opts.buffer_kb or 4096) * 1024 or 1 << 20)
   if not ok then error(fmt("record: cannot write '%s': %s; nothing was changed in tracefs", opts.path, why), 2) end
+  if opts.packets then
+    local can, no = require("dropprobe.hunt").packets()
+    if not can then error("record: packets need the packet of each drop: " .. no, 2) end
+  end
+  local has_drop = opts.events == nil
+  for _, e in ipairs(opts.events or {}) do has_drop = has_drop or e == M.DROP_EVENT end
+  if not has_drop and (opts.filter or opts["until"]) then
+    error("record: filter and until apply to the drop event (" .. M.DROP_EVENT .. "), which is not among the events", 2)
+  end
   local cond = format.drop_filter(opts.filter, opts.all_reasons)
   if not format.keeps_teardown(opts.filter, opts.all_reasons) then cond = format.without_teardown(cond) end
   local buffer_kb = opts.buffer_kb or 8192
