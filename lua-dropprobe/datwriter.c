@@ -91,20 +91,14 @@ static const char *dir_of(const char *path, char *buf, size_t len)
 	return dirname(buf);
 }
 
-/* What a trace.dat's headers take beyond the pages: kallsyms mostly. */
+/*
+ * What a trace.dat's headers take beyond the pages: kallsyms mostly (about
+ * 10 MB on a distribution kernel: /proc/kallsyms reads as 0 bytes to stat,
+ * and reading it to count costs what writing it does).
+ */
 static unsigned long long headers_estimate(void)
 {
-	/* /proc/kallsyms reads as 0 bytes to stat: count it */
-	char buf[65536];
-	unsigned long long n = 0;
-	ssize_t r;
-	int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 16ULL << 20;
-	while ((r = read(fd, buf, sizeof(buf))) > 0)
-		n += (unsigned long long)r;
-	close(fd);
-	return n + (4ULL << 20); /* formats, printk formats, cmdlines */
+	return 16ULL << 20;
 }
 
 /*
@@ -246,26 +240,12 @@ static int globs_of(lua_State *L, int opts, struct tracecmd_event_list *list, in
 
 static const char *recorder_setup(lua_State *L, struct recorder *r, int opts, char *msg, size_t len)
 {
-	const char *systems[DP_GLOBS_MAX + 1];
 	struct tracecmd_event_list list[DP_GLOBS_MAX];
 	char dbuf[4096];
 	const char *dir = dir_of(r->path, dbuf, sizeof(dbuf));
 	const char *fail, *clock = dp_opt_string(L, opts, "clock", "mono");
-	int nglobs, ns = 0;
-	nglobs = globs_of(L, opts, list, DP_GLOBS_MAX);
-	if (lua_getfield(L, opts, "systems") == LUA_TTABLE) {
-		for (int i = 1; ns < DP_GLOBS_MAX; i++) {
-			if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
-				lua_pop(L, 1);
-				break;
-			}
-			systems[ns++] = lua_tostring(L, -1);
-			lua_pop(L, 1);
-		}
-	}
-	systems[ns] = NULL;
-	fail = dp_rawbuf_open(&r->rb, r->inst->ti, systems, dp_tracing_dir_arg());
-	lua_pop(L, 1);
+	int nglobs = globs_of(L, opts, list, DP_GLOBS_MAX);
+	fail = dp_rawbuf_open_pages(&r->rb, r->inst->ti);
 	if (fail)
 		return fail;
 	r->tmp = malloc(sizeof(int) * (size_t)r->rb.ncpu);
@@ -317,13 +297,13 @@ static const char *recorder_setup(lua_State *L, struct recorder *r, int opts, ch
  * @tparam string path
  * @tparam table opts `events` (the globs of the events recorded,
  *   "system/event": their formats go into the file; the ftrace formats
- *   always do), `systems` (their systems), `clock` (the instance's
+ *   always do), `clock` (the instance's
  *   trace_clock, default "mono")
  * @return a Recorder
  */
 static int recorder_new(lua_State *L)
 {
-	static const char *const opts[] = {"events", "systems", "clock", NULL};
+	static const char *const opts[] = {"events", "clock", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	const char *path = luaL_checkstring(L, 2);
 	struct recorder *r;

@@ -156,22 +156,45 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 	memset(rb, 0, sizeof(*rb));
 }
 
+static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti);
+
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 			   const char *const *systems, const char *dir)
 {
 	const char *sys[66];
 	int ns = 0;
-	long long kb = 0;
-	struct tep_handle *tep;
 	memset(rb, 0, sizeof(*rb));
 	for (; systems && systems[ns] && ns < 64; ns++)
 		sys[ns] = systems[ns];
 	sys[ns++] = "ftrace";
 	sys[ns] = NULL;
-	rb->tep = tep = tracefs_local_events_system(dir, sys);
-	if (!tep)
+	rb->tep = tracefs_local_events_system(dir, sys);
+	if (!rb->tep)
 		return "cannot load the event formats (events/header_page, formats)";
-	tracefs_load_cmdlines(dir, tep);
+	tracefs_load_cmdlines(dir, rb->tep);
+	return open_buffers(rb, ti);
+}
+
+const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti)
+{
+	int size = 0;
+	char *hp;
+	memset(rb, 0, sizeof(*rb));
+	/* the sub-buffer layout only: no formats, no kallsyms */
+	hp = tracefs_instance_file_read(NULL, "events/header_page", &size);
+	rb->tep = tep_alloc();
+	if (!hp || !rb->tep || tep_parse_header_page(rb->tep, hp, size, sizeof(long long)) < 0) {
+		free(hp);
+		return "cannot read events/header_page";
+	}
+	free(hp);
+	return open_buffers(rb, ti);
+}
+
+static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti)
+{
+	long long kb = 0;
+	struct tep_handle *tep = rb->tep;
 	rb->psize = tep_get_sub_buffer_size(tep);
 	/* a per-instance sub-buffer size overrides header_page's */
 	if (tracefs_instance_file_read_number(ti, "buffer_subbuf_size_kb", &kb) == 0 && kb > 0 &&

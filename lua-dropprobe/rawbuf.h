@@ -38,6 +38,9 @@ struct dp_rawbuf {
  */
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 			   const char *const *systems, const char *dir);
+/* The same buffers for their pages only (dp_rawbuf_pages): the
+ * sub-buffer layout from header_page, no formats, no kallsyms. */
+const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 void dp_rawbuf_close(struct dp_rawbuf *rb);
 /* Load what the buffers have; when nothing, wait up to ms and try once
  * more. Returns the CPUs with events ready, or -1 when a signal came. */

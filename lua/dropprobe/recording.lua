@@ -92,11 +92,10 @@ end
 -- flight recorder's traceoff trigger first (triggers run newest first: the
 -- stack of the chosen drop is written before the buffer stops).
 local function arm(inst, opts, cond, until_cond)
-  local globs, systems, seen = {}, {}, {}
+  local globs = {}
   local function note(ev)
     local i = ev:info()
     globs[#globs + 1] = i.system .. "/" .. i.name
-    if not seen[i.system] then seen[i.system] = true systems[#systems + 1] = i.system end
   end
   local events = opts.events or { M.DROP_EVENT }
   local drop
@@ -125,7 +124,7 @@ local function arm(inst, opts, cond, until_cond)
     ev:enable()
     note(ev)
   end
-  return globs, systems, armed
+  return globs, armed
 end
 
 -- The buffer for `before` seconds at the rate the events come now: one
@@ -179,8 +178,8 @@ function M.record(opts)
   local measured
   if flight and opts.before then buffer_kb, measured = measured_kb(opts, cond, opts.before) end
   local inst <close> = instance.instance{ buffer_kb = buffer_kb }
-  local globs, systems, armed = arm(inst, opts, cond, opts["until"])
-  local rec <close> = core.recorder(inst, opts.path, { events = globs, systems = systems })
+  local globs, armed = arm(inst, opts, cond, opts["until"])
+  local rec <close> = core.recorder(inst, opts.path, { events = globs })
   local what = flight
     and fmt("the last events before a drop where %s%s, %d kB a CPU%s", opts["until"],
       (opts.count or 1) > 1 and fmt(" (the %d-th)", opts.count) or "", buffer_kb,

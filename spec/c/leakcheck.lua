@@ -142,7 +142,7 @@ if ok and dp.core.is_root() then
     for i = 1, 2 do
       local inst = dp.instance{ buffer_kb = 256 }
       inst:event("skb:kfree_skb"):enable()
-      local rec = dp.core.recorder(inst, path, { events = { "skb/kfree_skb" }, systems = { "skb" } })
+      local rec = dp.core.recorder(inst, path, { events = { "skb/kfree_skb" } })
       rec:read(10)
       if i == 1 then rec:close() inst:close() end -- 2: left to the collector
     end
