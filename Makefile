@@ -33,6 +33,9 @@ build: build/dropprobe/core.so build/parse_driver build/ctable_driver build/floo
 
 build/dropprobe/core.so: $(SRC) $(HDR)
 	@pkg-config --exists --print-errors lua$(LUA_VERSION) $(PC_LIBS)
+	@# datwriter.c declares libtracecmd 1.3's output functions (its private header is not installed)
+	@pkg-config --atleast-version=1.3 --max-version=1.3.99 libtracecmd || \
+		{ echo "libtracecmd $$(pkg-config --modversion libtracecmd): datwriter.c is pinned to the 1.3 ABI (trace-cmd 3.1)" >&2; exit 1; }
 	@mkdir -p build/dropprobe
 	$(CC) $(CFLAGS_W) -O2 -g -fPIC -shared $(INCS) -o $@.tmp $(SRC) $(LIBS)
 	@mv $@.tmp $@  # a new file, not rewritten in place: running readers keep theirs

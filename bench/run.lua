@@ -170,6 +170,26 @@ dp_reader("dropprobe `stacks` recipe (a stack per drop, counted in C here)", "st
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here)", "count")
 dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
 
+-- recording to a trace.dat (dropprobe record: the kernel's pages into the
+-- file, nothing decoded) against cat of the same trace_pipe into a file
+do
+  local file = os.tmpname()
+  pipe_reader("`cat trace_pipe > file`", function(p) return "cat " .. p .. " > " .. file end)
+  os.remove(file)
+  local dat = os.tmpname()
+  local h = start(ENV .. ("lua5.4 bin/dropprobe record -o %s --events skb:kfree_skb --filter '%s' --duration 15")
+    :format(dat, FILTER))
+  local t = dp.now() + 60
+  while not (slurp(h.base .. ".err") or ""):find("listening", 1, true) and dp.now() < t do socket.sleep(0.02) end
+  local kernel = flood(COUNT)
+  local r = h.finish(120)
+  local ok, got = pcall(function() return dp.hist_file(dat, { keys = { "reason" } }):read().hits end)
+  os.remove(dat)
+  row("`dropprobe record` to a trace.dat (`--events skb:kfree_skb`; got: the file's events; wall: its --duration)",
+    { kernel = kernel, got = ok and got or nil, lost = tonumber(r.err:match("(%d+) events lost")), cpu = r.cpu,
+      rss = r.rss, note = not ok and tostring(got) or nil })
+end
+
 -- a storm from every CPU: two senders, each pinned to its own CPU, COUNT each
 local SENDERS = 2
 local function pinned(name) return ("%d senders pinned to their CPUs: %s"):format(SENDERS, name) end

@@ -359,5 +359,6 @@ int luaopen_dropprobe_core(lua_State *L)
 	dp_pcapfile_open(L);
 	dp_btf_funcs_open(L);
 	dp_src_path_open(L);
+	dp_datwriter_open(L);
 	return 1;
 }

@@ -31,5 +31,7 @@ void dp_pcapfile_open(lua_State *L); /* pcapfile.c: core.pcapng_open */
  * the tracker that follows each skb through them */
 void dp_btf_funcs_open(lua_State *L); /* btf_funcs.c: core.btf_skb_funcs */
 void dp_src_path_open(lua_State *L);  /* src_path.c: core.path_pipe */
+/* an instance's pages as a trace.dat (libtracecmd) */
+void dp_datwriter_open(lua_State *L); /* datwriter.c: core.recorder, core.dat_check */
 
 #endif

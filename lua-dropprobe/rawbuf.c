@@ -105,6 +105,34 @@ int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
 	return 1;
 }
 
+/* Every page there is now (at most max a CPU) to the sink. */
+static long pages_now(struct dp_rawbuf *rb, int max, dp_page_sink sink, void *ctx)
+{
+	long got = 0;
+	for (int c = 0; c < rb->ncpu; c++) {
+		for (int k = 0; k < max; k++) {
+			ssize_t n = read(rb->fds[c], rb->page[c], (size_t)rb->psize);
+			if (n <= 0)
+				break; /* 0 or EAGAIN: nothing now, not the end */
+			rb->pages++;
+			got++;
+			if (sink(ctx, c, rb->page[c], (int)n) < 0)
+				return -2;
+		}
+	}
+	return got;
+}
+
+long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, void *ctx)
+{
+	long got = pages_now(rb, max, sink, ctx);
+	if (got != 0 || ms <= 0)
+		return got;
+	if (poll(rb->pfd, (nfds_t)rb->ncpu, ms) < 0 && errno == EINTR)
+		return -1;
+	return pages_now(rb, max, sink, ctx);
+}
+
 void dp_rawbuf_close(struct dp_rawbuf *rb)
 {
 	for (int c = 0; c < rb->ncpu; c++) {
@@ -128,22 +156,45 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 	memset(rb, 0, sizeof(*rb));
 }
 
+static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti);
+
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 			   const char *const *systems, const char *dir)
 {
 	const char *sys[66];
 	int ns = 0;
-	long long kb = 0;
-	struct tep_handle *tep;
 	memset(rb, 0, sizeof(*rb));
 	for (; systems && systems[ns] && ns < 64; ns++)
 		sys[ns] = systems[ns];
 	sys[ns++] = "ftrace";
 	sys[ns] = NULL;
-	rb->tep = tep = tracefs_local_events_system(dir, sys);
-	if (!tep)
+	rb->tep = tracefs_local_events_system(dir, sys);
+	if (!rb->tep)
 		return "cannot load the event formats (events/header_page, formats)";
-	tracefs_load_cmdlines(dir, tep);
+	tracefs_load_cmdlines(dir, rb->tep);
+	return open_buffers(rb, ti);
+}
+
+const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti)
+{
+	int size = 0;
+	char *hp;
+	memset(rb, 0, sizeof(*rb));
+	/* the sub-buffer layout only: no formats, no kallsyms */
+	hp = tracefs_instance_file_read(NULL, "events/header_page", &size);
+	rb->tep = tep_alloc();
+	if (!hp || !rb->tep || tep_parse_header_page(rb->tep, hp, size, sizeof(long long)) < 0) {
+		free(hp);
+		return "cannot read events/header_page";
+	}
+	free(hp);
+	return open_buffers(rb, ti);
+}
+
+static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti)
+{
+	long long kb = 0;
+	struct tep_handle *tep = rb->tep;
 	rb->psize = tep_get_sub_buffer_size(tep);
 	/* a per-instance sub-buffer size overrides header_page's */
 	if (tracefs_instance_file_read_number(ti, "buffer_subbuf_size_kb", &kb) == 0 && kb > 0 &&
@@ -172,7 +223,7 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 	for (int c = 0; c < rb->ncpu; c++) {
 		char file[64];
 		snprintf(file, sizeof(file), "per_cpu/cpu%d/trace_pipe_raw", c);
-		rb->fds[c] = tracefs_instance_file_open(ti, file, O_RDONLY | O_NONBLOCK);
+		rb->fds[c] = tracefs_instance_file_open(ti, file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 		if (rb->fds[c] < 0 && tracefs_file_exists(ti, file))
 			return "cannot open per_cpu trace_pipe_raw";
 		if (rb->fds[c] < 0) /* an offline CPU: an fd that never has data */

@@ -38,6 +38,9 @@ struct dp_rawbuf {
  */
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 			   const char *const *systems, const char *dir);
+/* The same buffers for their pages only (dp_rawbuf_pages): the
+ * sub-buffer layout from header_page, no formats, no kallsyms. */
+const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 void dp_rawbuf_close(struct dp_rawbuf *rb);
 /* Load what the buffers have; when nothing, wait up to ms and try once
  * more. Returns the CPUs with events ready, or -1 when a signal came. */
@@ -46,5 +49,16 @@ int dp_rawbuf_load(struct dp_rawbuf *rb, int ms);
  * data stays valid until the next dp_rawbuf_load. */
 int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
 		   unsigned long long *ts);
+
+/*
+ * The sub-buffers themselves, as the kernel wrote them (a trace.dat's
+ * pages, datwriter.c): every whole page the buffers have now, at most max
+ * per CPU, each handed to sink (which returns 0, or -1 to stop: its errno
+ * is kept); when none, wait up to ms and try once more. Returns the pages
+ * handed out, -1 when a signal came, -2 when the sink failed. Events are
+ * not split: use this or dp_rawbuf_load on one rawbuf, not both.
+ */
+typedef int (*dp_page_sink)(void *ctx, int cpu, const void *page, int len);
+long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, void *ctx);
 
 #endif

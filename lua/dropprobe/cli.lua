@@ -88,6 +88,32 @@ local ALL = "Every reason: also CONSUMED and the drops of packets a socket had a
   .. "(QUEUE_PURGE, SOCKET_CLOSE, UNIX_DISCONNECT), which are left out and counted otherwise; "
   .. "--filter alone decides."
 
+-- dropprobe record, and --from FILE on watch, stacks, ports and top (a
+-- recording read as the live kernel is): options, then the commands
+local function recording_options(watch, stacks, ports, top)
+  local from = "Read a recording (a trace.dat from dropprobe record or trace-cmd) instead of the live kernel."
+  for _, c in ipairs({ watch, stacks, ports, top }) do c:option("--from", from) end
+end
+
+local function record_command(p)
+  local rec = p:command("record", "Record drops to a trace.dat that trace-cmd report and KernelShark read "
+    .. "(where trace-cmd record cannot run); --until: the flight recorder.")
+  rec:option("-o --output", "The trace.dat to write (checked before tracefs is touched).")
+  rec:option("--events", "SYS:EVENT,... to record (default skb:kfree_skb with a stack for each drop, and the "
+    .. "events ports --from joins: " .. "tcp:tcp_send_reset, icmp:icmp_send, udp:udp_fail_queue_rcv_skb).")
+  rec:option("--filter", "Which drops (reason names allowed). " .. EVERY)
+  rec:flag("--all-reasons", ALL)
+  rec:flag("--stack", "A kernel stack for each drop (the default without --events).")
+  rec:flag("--packets", "Also the drop probe with each drop's packet (needs kprobes).")
+  rec:option("--duration", "Stop after S seconds (also with --until: write what the buffer holds).")
+  rec:option("--until", "The flight recorder: events run into the ring buffer, nothing is read; the first "
+    .. "drop where COND (an ftrace condition on the drop event, e.g. 'reason == NO_SOCKET') stops it in the "
+    .. "kernel, and what it holds is written, that drop last.")
+  rec:option("--count", "With --until: stop at the N-th such drop.")
+  rec:option("--before", "With --until: keep about S seconds of events (the buffer sized from the rate now).")
+  rec:option("--buffer-kb", "With --until: the ring buffer per CPU, in kB (default 8192).")
+end
+
 local function parser()
   local p = argparse("dropprobe", "Find where and why the Linux kernel drops packets, "
     .. "with nothing but tracefs.")
@@ -197,6 +223,8 @@ local function parser()
     :flag("--json", "Print one JSON object.")
   p:command("cleanup", "Remove instances left by dropprobe processes that no longer exist.")
     :flag("--dry-run", "Only list what would be removed.")
+  recording_options(watch, stacks, ports, top)
+  record_command(p)
   return p
 end
 
@@ -440,6 +468,112 @@ function cmds.shell(_, _, argv)
   if not lua:match("^[%w_./%-]+$") then lua = "lua5.4" end
   local ok, _, code = os.execute(lua .. [[ -e 'require("dropprobe.shell").install()' -i]])
   return ok and 0 or (code or 1)
+end
+
+-- dropprobe record and --from: the commands
+local function whole(name, v)
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < 1 then error(("--%s: '%s' is not a whole number >= 1"):format(name, v), 0) end
+  return n
+end
+
+function cmds.record(_, args)
+  if not args.output then error("-o FILE: the trace.dat to write", 0) end
+  local events
+  if args.events then
+    events = {}
+    for e in args.events:gmatch("[^,%s]+") do
+      if not e:match("^[%w_]+:[%w_]+$") then
+        error(("--events: '%s' is not SYS:EVENT (letters, digits, _)"):format(e), 0)
+      end
+      events[#events + 1] = e
+    end
+  else
+    events = { "skb:kfree_skb" }
+    for _, e in ipairs(require("dropprobe.recipes.ports").EVENTS) do
+      local sys, name = e:match("^(.-):(.*)$")
+      if require("dropprobe.util").exists(require("dropprobe").tracefs() .. "/events/" .. sys .. "/" .. name) then
+        events[#events + 1] = e
+      end
+    end
+  end
+  local before = args.before and tonumber(args.before)
+  if args.before and (not before or before <= 0 or before ~= before or before == math.huge) then
+    error(("--before: '%s' is not a number of seconds > 0"):format(args.before), 0)
+  end
+  local opts = { path = args.output, events = events, filter = args.filter, all_reasons = args.all_reasons,
+    stacks = args.stack or not args.events, packets = args.packets, duration = args.duration,
+    ["until"] = args["until"], count = whole("count", args.count), before = before,
+    buffer_kb = whole("buffer-kb", args.buffer_kb),
+    ready = function(what) listening("record", "recording " .. what) end,
+    on_freeze = args["until"] and function(n)
+      io.stderr:write(("dropprobe record: drop %d where %s: the buffer stopped\n"):format(n, args["until"]))
+    end or nil }
+  local ok, r = pcall(require("dropprobe.recording").record, opts)
+  if not ok then error((tostring(r):gsub("^[^%s:]*%.lua:%d+: ", ""):gsub("^record: ", "")), 0) end
+  local how = r.ended == "frozen" and ("frozen at drop %d where %s"):format(r.matches, args["until"])
+    or args["until"] and ("not frozen (%s): the buffer as it was"):format(r.ended) or r.ended
+  io.stderr:write(("dropprobe record: %d pages (%d kB) written to %s, %s, %d events lost\n"):format(r.pages,
+    r.bytes // 1024, r.path, how, r.lost))
+  if r.failure then error(r.failure .. " (the file holds the pages kept before it)", 0) end
+  return 0
+end
+
+local function from_recording(cmd, args)
+  local replay = require "dropprobe.replay"
+  local path = args.from
+  local f = io.open(path, "rb")
+  if not f then
+    local _, err = io.open(path, "rb")
+    error(("--from: cannot open '%s': %s"):format(path, err), 0)
+  end
+  f:close()
+  if cmd == "watch" then
+    if #args.expression > 0 then error("--from: a packet filter is for live hunts (give it to dropprobe record)", 0) end
+    replay.refuse(args, { "filter", "port", "host", "dev", "netns", "pcap", "duration" })
+    local recipe = require "dropprobe.recipes.watch"
+    local report = replay.watch(path, { all_reasons = args.all_reasons, stacks = args.stack == true }, function(d)
+      if args.json then json_line(recipe.json(d, cjson.null)) else io.write(recipe.line(d)) end
+    end)
+    io.stderr:write(("dropprobe watch: %d drops in %s\n"):format(report.drops, path))
+    left_out_note(report.left_out)
+  elseif cmd == "stacks" then
+    replay.refuse(args, { "filter", "limit", "duration" })
+    local recipe = require "dropprobe.recipes.stacks"
+    local report = replay.stacks(path, { all_reasons = args.all_reasons })
+    if args.json then
+      json_line{ stacks = as_list(report.stacks), matched = report.matched, with_stack = report.with_stack,
+        sampled = false, lost = 0, dropped = report.dropped, where = report.where, left_out = report.left_out }
+    elseif args.folded then
+      for _, l in ipairs(recipe.folded(report)) do print(l) end
+    else
+      io.write(recipe.format(report))
+    end
+  elseif cmd == "ports" then
+    replay.refuse(args, { "filter", "port", "host", "duration" })
+    local recipe = require "dropprobe.recipes.ports"
+    local report = recipe.from_records(function(fn) replay.each(path, fn) end, { all_reasons = args.all_reasons })
+    if args.json then
+      local j = recipe.json(report)
+      j.ports = as_list(j.ports)
+      json_line(j)
+    else
+      io.write(recipe.format(report))
+    end
+  else
+    replay.refuse(args, { "filter", "duration" })
+    io.write(replay.top_format(replay.top(path)))
+  end
+  return 0
+end
+
+for _, name in ipairs({ "watch", "stacks", "ports", "top" }) do
+  local live = cmds[name]
+  cmds[name] = function(dp, args, argv)
+    if args.from then return from_recording(name, args) end
+    return live(dp, args, argv)
+  end
 end
 
 -- An error as a user reads it: without the Lua source positions

@@ -8,7 +8,8 @@
 -- reasons by name), `instance` (Instance and Event methods), `pipe` (the
 -- read loop, stats, saved traces), `record` (printing, where a drop
 -- happened), `kprobe`, `doctor` (checks and cleanup), `hunt` (what every
--- recipe opens and runs), `hist` (counting in the kernel or in C). This
+-- recipe opens and runs), `hist` (counting in the kernel or in C),
+-- `recording` (a trace.dat of an instance's pages, the flight recorder). This
 -- file only assembles the public module.
 --
 -- @module dropprobe
@@ -31,6 +32,7 @@ local kprobe = require "dropprobe.kprobe"
 local doctor = require "dropprobe.doctor"
 local hunt = require "dropprobe.hunt"
 local hist = require "dropprobe.hist"
+local recording = require "dropprobe.recording"
 
 local M = { core = core, VERSION = "0.1.0" }
 
@@ -69,6 +71,8 @@ function M.pcap(path, opts)
 end
 -- doctor.lua
 M.doctor, M.cleanup = doctor.doctor, doctor.cleanup
+-- recording.lua: a trace.dat that trace-cmd reads, the flight recorder
+M.record = recording.record
 
 --- The path of each dropped packet: the kernel functions (kprobes, where
 -- the kernel has them) and tracepoints its skb passed through, ending at

@@ -126,6 +126,31 @@ if ok and dp.core.is_root() then
     if mode == "text" then pipe:close() inst:close() end
     -- raw: left to the garbage collector and lua_close
   end
+  -- recording (datwriter.c, libtracecmd): finished, closed unfinished,
+  -- left to the collector, refused
+  do
+    local path = os.tmpname()
+    local r = dp.record{ path = path, duration = 0.5, buffer_kb = 256, ready = function()
+      local u = socket.udp4()
+      for _ = 1, 20 do u:sendto("x", "127.0.0.1", 9) end
+      u:close()
+    end }
+    assert(r.pages >= 1, "record kept no page")
+    local n = 0
+    for _ in dp.open(path) do n = n + 1 end
+    assert(n >= 20, "the recording gave " .. n)
+    for i = 1, 2 do
+      local inst = dp.instance{ buffer_kb = 256 }
+      inst:event("skb:kfree_skb"):enable()
+      local rec = dp.core.recorder(inst, path, { events = { "skb/kfree_skb" } })
+      rec:read(10)
+      if i == 1 then rec:close() inst:close() end -- 2: left to the collector
+    end
+    pcall(dp.record, { path = "/nonexistent/x.dat", duration = 1 })
+    assert(not dp.core.dat_check("/nonexistent/x.dat"))
+    os.remove(path)
+  end
+  collectgarbage()
   -- counting: in C over the raw buffers (and in the kernel where it can),
   -- by fields and by stack, closed and left to the collector
   local hist = require "dropprobe.hist"

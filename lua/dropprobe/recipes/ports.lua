@@ -338,4 +338,30 @@ function M.format(report)
   return table.concat(t, "\n") .. "\n"
 end
 
+--- Drops per port from records already read (a recording: `dropprobe.replay.each`),
+-- by each drop's packet where it carries one, else by the joins above.
+-- @tparam function each called with the function to call with each record
+-- @tparam[opt] table opts `all_reasons`, `drop` (the drop records' name,
+-- default "kfree_skb")
+-- @treturn table a report as `run` gives it (`counted = "records"`)
+function M.from_records(each, opts)
+  opts = opts or {}
+  local drop = opts.drop or "kfree_skb"
+  local t, left_out, packets = tally(), {}, false
+  local on_event, on_drop = join(t)
+  local on_packet = by_packet(t)
+  each(function(rec)
+    if rec.name ~= drop then on_event(rec) return end
+    local reason = rec.fields.reason
+    if not opts.all_reasons and format.is_teardown(reason) then
+      left_out[reason] = (left_out[reason] or 0) + 1
+      return
+    end
+    if rec.packet then packets = true on_packet(rec) else on_drop(rec) end
+  end)
+  return { ports = t.rows(), unattributed = t.unattributed, drops = t.drops, attributed = t.attributed,
+    lost = 0, read = t.drops, ended = "eof", method = packets and "packet" or "joins", counted = "records",
+    dropped = 0, note = "from a recording", left_out = left_out }
+end
+
 return M
