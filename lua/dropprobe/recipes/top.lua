@@ -70,10 +70,7 @@ end
 -- stdout is a terminal), `ready`, `buffer_kb`, `by` ("reason", the default:
 -- reasons and locations; "port": reasons and "proto/port/reason" from each
 -- drop's packet, counted in C where the kernel has kprobes, refused where
--- it has none; "-" for a packet without ports, "-/-/REASON" for one with no IP header).
--- Where the kernel has the qdisc:qdisc_drop tracepoint (and hist triggers),
--- the place of a QDISC_DROP is its qdisc, `qdisc(pfifo,8001:,ifindex=1)`,
--- counted by the kernel, not the function that freed the packet list
+-- it has none; "-" for a packet without ports, "-/-/REASON" for one with no IP header)
 -- @treturn table totals `{ drops=, lost=, left_out=, reasons={NAME={total=}}, locations={fn={total=}},
 -- ports={["udp/9999/NO_SOCKET"]={total=}}, by=, where= }`
 -- @raise the instance was removed under this process or tracefs unmounted
@@ -102,13 +99,6 @@ function M.run(opts)
   local h <close> = hist.open{ keys = keys,
     condition = dp.drop_filter(opts.filter, opts.all_reasons) or false,
     where = opts.where, buffer_kb = opts.buffer_kb }
-  -- the qdisc behind each QDISC_DROP (its location is only where the
-  -- packet list was freed), counted by the kernel where it has the
-  -- qdisc:qdisc_drop tracepoint and hist triggers
-  local qh <close> = by == "reason" and h.where == "kernel"
-    and util.exists(require("dropprobe.tracefs").path("events", "qdisc", "qdisc_drop"))
-    and hist.open{ event = "qdisc:qdisc_drop", keys = { "kind", "handle", "ifindex" }, -- a hist has 3 keys at most
-      condition = false, where = "kernel" } or nil
   local keep = require("dropprobe.format").keeps_teardown(opts.filter, opts.all_reasons)
   local state = { drops = 0, tick = 0, lost = 0, reasons = {}, locations = {}, ports = {}, elapsed = 0,
     where = h.where, by = by }
@@ -129,19 +119,8 @@ function M.run(opts)
         ports[k] = (ports[k] or 0) + row.hitcount
       else
         reasons[reason] = (reasons[reason] or 0) + row.hitcount
-        if not (qh and reason == "QDISC_DROP") then
-          locations[loc] = (locations[loc] or 0) + row.hitcount
-        end
+        locations[loc] = (locations[loc] or 0) + row.hitcount
       end
-    end
-    -- a QDISC_DROP's place is its qdisc: kind, handle (as tc prints it)
-    -- and interface index
-    local qok, qr = pcall(function() return qh and qh:read() end)
-    for _, row in ipairs(qok and qr and qr.rows or {}) do
-      local handle = math.tointeger(row.handle) or 0
-      local place = ("qdisc(%s,%x:%s,ifindex=%s)"):format(tostring(row.kind), handle >> 16,
-        handle & 0xffff ~= 0 and ("%x"):format(handle & 0xffff) or "", tostring(row.ifindex))
-      locations[place] = (locations[place] or 0) + row.hitcount
     end
     state.left_out = left
     local function into(t, counts)
