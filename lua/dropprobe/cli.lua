@@ -529,8 +529,10 @@ local function from_recording(cmd, args)
     error(("--from: cannot open '%s': %s"):format(path, err), 0)
   end
   f:close()
+  if args.expression and #args.expression > 0 then
+    error("--from: a packet filter is for live hunts (give it to dropprobe record)", 0)
+  end
   if cmd == "watch" then
-    if #args.expression > 0 then error("--from: a packet filter is for live hunts (give it to dropprobe record)", 0) end
     replay.refuse(args, { "filter", "port", "host", "dev", "netns", "pcap", "duration" })
     local recipe = require "dropprobe.recipes.watch"
     local report = replay.watch(path, { all_reasons = args.all_reasons, stacks = args.stack == true }, function(d)
@@ -539,7 +541,7 @@ local function from_recording(cmd, args)
     io.stderr:write(("dropprobe watch: %d drops in %s\n"):format(report.drops, path))
     left_out_note(report.left_out)
   elseif cmd == "stacks" then
-    replay.refuse(args, { "filter", "limit", "duration" })
+    replay.refuse(args, { "filter", "limit", "dev", "netns", "duration" })
     local recipe = require "dropprobe.recipes.stacks"
     local report = replay.stacks(path, { all_reasons = args.all_reasons })
     if args.json then
@@ -551,7 +553,7 @@ local function from_recording(cmd, args)
       io.write(recipe.format(report))
     end
   elseif cmd == "ports" then
-    replay.refuse(args, { "filter", "port", "host", "duration" })
+    replay.refuse(args, { "filter", "port", "host", "dev", "netns", "duration" })
     local recipe = require "dropprobe.recipes.ports"
     local report = recipe.from_records(function(fn) replay.each(path, fn) end, { all_reasons = args.all_reasons })
     if args.json then
