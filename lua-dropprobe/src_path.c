@@ -11,7 +11,8 @@
  * itself last) and `packet`, handed to the joiner (join.c), which gives it
  * its stack. A free without a tracepoint (a kprobe at kfree_skbmem, given
  * as an end event) forgets the skb, so that an address reused after a free
- * starts a new path.
+ * starts a new path. A clone (a kprobe and a kretprobe on skb_clone) starts
+ * as a copy of its parent's path.
  *
  * The packet condition (the decoder's port, hosts and tcpdump expression)
  * is decided once per skb, at the first step whose bytes hold an IP header:
@@ -42,7 +43,16 @@
 #include "record.h"
 #include "source.h"
 
-enum kind { K_UNKNOWN = 0, K_OTHER, K_STEP, K_DROP, K_CONSUME, K_END, K_STACK };
+enum kind { K_UNKNOWN = 0, K_OTHER, K_STEP, K_DROP, K_CONSUME, K_END, K_STACK, K_CLONE, K_CLONED };
+
+/* skb_clone calls under way: the parent at the entry, by task, until the
+ * return probe gives the clone (LIFO per task: a softirq's clone nests
+ * inside the task it interrupted) */
+#define DP_PENDING 64
+struct pending {
+	int pid;
+	uint64_t parent;
+};
 
 struct evkind {
 	enum kind kind;
@@ -85,9 +95,11 @@ struct src_path {
 	int free_head, lru_head, lru_tail, live;
 	int *emitted; /* per CPU: the last event there became a record (its stack may follow) */
 	int nemitted;
+	struct pending pend[DP_PENDING];
+	int npend;
 	/* counts */
 	long long paths, delivered, evicted, unmatched, undecided, left_out, nopath, quiet,
-		cut_steps, steps;
+		cut_steps, steps, clones, clones_unpaired;
 };
 
 static uint64_t rd(struct tep_format_field *f, void *data, int size)
@@ -261,6 +273,8 @@ static struct evkind *kind_of(lua_State *L, struct src_path *s, int own, int id)
 			k->kind = strcmp(what, "drop") == 0      ? K_DROP
 				  : strcmp(what, "consume") == 0 ? K_CONSUME
 				  : strcmp(what, "end") == 0     ? K_END
+				  : strcmp(what, "clone") == 0   ? K_CLONE
+				  : strcmp(what, "cloned") == 0  ? K_CLONED
 								 : K_STEP;
 			k->pkt = tep_find_field(ev, "pkt");
 			k->nh = tep_find_field(ev, "nh");
@@ -337,6 +351,65 @@ static int emit(lua_State *L, struct src_path *s, struct dp_fill *f, int base, s
 	return 1;
 }
 
+/* skb_clone: at the entry the parent is noted for its task; at the return
+ * the clone starts as a copy of the parent's path (its packet, its match,
+ * its steps) with the clone as its next step, so that a packet sent as a
+ * clone (a TCP segment) shows what its original went through. */
+static void clone_event(struct src_path *s, enum kind kind, uint64_t skb, int id, int cpu, void *data,
+			int size, unsigned long long ts)
+{
+	int pid = tep_data_pid(s->rb.tep, &(struct tep_record){ .data = data, .size = size });
+	int p, ci, pi;
+	long long before;
+	uint64_t parent;
+	struct track *pe, *ce;
+	if (kind == K_CLONE) {
+		if (s->npend == DP_PENDING) { /* a return never seen: the oldest goes */
+			memmove(s->pend, s->pend + 1, sizeof(s->pend[0]) * (DP_PENDING - 1));
+			s->npend--;
+			s->clones_unpaired++;
+		}
+		s->pend[s->npend].pid = pid;
+		s->pend[s->npend].parent = skb;
+		s->npend++;
+		return;
+	}
+	for (p = s->npend - 1; p >= 0 && s->pend[p].pid != pid; p--)
+		;
+	if (p < 0) {
+		s->clones_unpaired++;
+		return;
+	}
+	parent = s->pend[p].parent;
+	memmove(s->pend + p, s->pend + p + 1, sizeof(s->pend[0]) * (size_t)(s->npend - p - 1));
+	s->npend--;
+	if (!skb)
+		return; /* the clone failed */
+	ci = find(s, skb);
+	if (ci >= 0)
+		forget(s, ci); /* an address reused: a new skb */
+	pi = find(s, parent);
+	if (pi < 0 || s->limit < 2)
+		return;
+	/* the parent most recently used, so that making room never evicts it */
+	lru_unlink(s, pi);
+	lru_push(s, pi);
+	ci = track_new(s, skb);
+	pe = &s->t[pi];
+	ce = &s->t[ci];
+	ce->match = pe->match;
+	ce->have = pe->have;
+	ce->pkt = pe->pkt;
+	ce->cut = pe->cut;
+	before = s->steps;
+	for (int j = 0; j < pe->nsteps; j++)
+		add_step(s, ce, pe->steps[j].id, pe->steps[j].cpu, pe->steps[j].ts);
+	s->steps = before; /* copies, not steps the kernel made */
+	if (ce->match != 0 || !s->cond)
+		add_step(s, ce, id, cpu, ts);
+	s->clones++;
+}
+
 static int is_drop(struct src_path *s, void *data, int size, int cpu, unsigned long long ts)
 {
 	struct tep_record rec;
@@ -372,6 +445,10 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 		return;
 	}
 	skb = rd(k->skb, data, size);
+	if (k->kind == K_CLONE || k->kind == K_CLONED) {
+		clone_event(s, k->kind, skb, id, cpu, data, size, ts);
+		return;
+	}
 	if (!skb)
 		return;
 	i = find(s, skb);
@@ -485,6 +562,8 @@ static void path_stats(lua_State *L, void *src)
 	setint(L, "frees_without_path", s->nopath);
 	setint(L, "quiet_frees", s->quiet);
 	setint(L, "steps_cut", s->cut_steps);
+	setint(L, "clones", s->clones);
+	setint(L, "clones_unpaired", s->clones_unpaired);
 	setint(L, "unknown_events", s->dec.unknown);
 	setint(L, "pages", s->rb.pages);
 }
@@ -602,11 +681,14 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
  * `packet` (its headers, from the first step that read them) and `dropped`.
  * `pipe:stats()` adds `paths`, `delivered`, `steps`, `live`, `limit`,
  * `evicted`, `unmatched`, `undecided`, `left_out`, `frees_without_path`,
- * `quiet_frees`, `steps_cut`.
+ * `quiet_frees`, `steps_cut`, `clones` (clones that took a parent's path),
+ * `clones_unpaired` (a clone's entry or return without the other).
  * @function path_pipe
  * @param inst an Instance
  * @tparam table opts `systems` (of the events used), `kinds` (`"system:name"`
- *   -> "step", "drop", "consume" or "end"), `labels` (`"system:name"` ->
+ *   -> "step", "drop", "consume", "end", "clone" (skb_clone's entry: the
+ *   parent) or "cloned" (its return: the clone, whose path starts as a copy
+ *   of the parent's)), `labels` (`"system:name"` ->
  *   what a step is called; default "system:name"), `condition` (which kfree_skb are drops: a filter with
  *   numbers, run by libtraceevent), `all` (also delivered packets' paths),
  *   `port`, `hosts`, `match` (the packet condition, decided at the first

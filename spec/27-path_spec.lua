@@ -176,9 +176,26 @@ describe("27 path", function()
       local paths = paths_of(out)
       assert.are.equal(n, #paths)
       assert.is_true(n >= 3)
+      -- the segment TCP sends is a clone (skb_clone in __tcp_transmit_skb):
+      -- its path starts with what the original went through
+      local fns = path.functions()
+      local sender
+      for _, f in ipairs(fns.steps) do
+        if f.func == "__tcp_transmit_skb" or f.func == "tcp_transmit_skb" then sender = sender or f.func end
+      end
       for _, p in ipairs(paths) do
         check_path(p, "skb:kfree_skb")
         assert.is_true(has_step(p, "nf_hook_slow"), "no nf_hook_slow in the path")
+        if fns.clone then
+          local at
+          for i, s in ipairs(p.steps) do if s.at == "skb_clone" then at = at or i end end
+          assert.is_truthy(at, "no skb_clone in the SYN's path")
+          if sender then
+            local seen = false
+            for i = 1, at - 1 do seen = seen or p.steps[i].at == sender end
+            assert.is_true(seen, "the original's " .. sender .. " is not before the clone")
+          end
+        end
         -- --stack: the drop's stack, from the function that dropped it
         assert.are.equal("table", type(p.drop.stack))
         local in_hook = false

@@ -53,11 +53,14 @@ M.DEFAULT_FUNCTIONS = {
   "tcp_v4_rcv", "tcp_v4_do_rcv", "tcp_rcv_state_process", "tcp_v4_send_reset", "tcp_filter",
   "tcp_v6_rcv", "tcp_v6_do_rcv", "tcp_v6_send_reset",
   "icmp_rcv", "__icmp_send", "icmp_send", "icmpv6_rcv", "icmp6_send",
-  "nf_hook_slow",
+  "nf_hook_slow", "__tcp_transmit_skb", "tcp_transmit_skb", "__tcp_retransmit_skb", "tcp_retransmit_skb",
 }
 
 -- the functions that free an skb: its path's end, never one of its steps
 local END_FUNCTIONS = { "kfree_skbmem", "napi_skb_cache_put" }
+-- the clone's maker: a kprobe at its entry (the parent) and a kretprobe
+-- (the clone), never one of the steps
+local CLONE_FUNCTION = "skb_clone"
 local NOT_STEPS = { "free", "consume", "release", "destruct" }
 
 -- the tracepoints' systems whose events may carry skbaddr
@@ -97,7 +100,8 @@ end
 -- @tparam[opt] string|table set nil or "default", "all", a regular
 -- expression, or a table `{ name = skb_arg }` taken as given (the kernel
 -- decides)
--- @treturn table `{ steps = { {func=, arg=}, ... }, ends = { ... } }`, sorted by name
+-- @treturn table `{ steps = { {func=, arg=}, ... }, ends = { ... }, clone = {func=, arg=} or nil }`,
+-- steps sorted by name
 -- @raise no BTF, an unreadable function list, a bad expression
 function M.functions(set)
   local steps, ends = {}, {}
@@ -147,9 +151,14 @@ function M.functions(set)
       ends[#ends + 1] = { func = name, arg = all[name] }
     end
   end
+  local clone
+  if all[CLONE_FUNCTION] and usable(CLONE_FUNCTION) then
+    chosen[CLONE_FUNCTION] = nil
+    clone = { func = CLONE_FUNCTION, arg = all[CLONE_FUNCTION] }
+  end
   for name, arg in pairs(chosen) do steps[#steps + 1] = { func = name, arg = arg } end
   table.sort(steps, function(a, b) return a.func < b.func end)
-  return { steps = steps, ends = ends }
+  return { steps = steps, ends = ends, clone = clone }
 end
 
 --- The tracepoints of this kernel that carry `skbaddr` (a coarse path's
@@ -186,7 +195,8 @@ Path.__index = Path
 -- `coarse` (true: tracepoints only, also where kprobes exist)
 -- @treturn Path with `paths{}`, `read(timeout)`, `stats()`, `close()`,
 -- `coarse` (true: tracepoints only), `functions` (the probed ones),
--- `tracepoints`, `condition`, `attach_seconds`
+-- `clones` (true: skb_clone is probed, a clone's path starts with its
+-- parent's), `tracepoints`, `condition`, `attach_seconds`
 -- @raise not root, no tracefs, a packet condition without kprobes, a bad
 -- value (before tracefs is touched), a probe the kernel refused (nothing left)
 function M.open(opts)
@@ -274,13 +284,13 @@ function M.open(opts)
       local function probe(fn, kind)
         n = n + 1
         local name = fmt("pth_%s_%d", pid, n)
-        local reg = kprobe.arg(fn.arg)
+        local reg = kind == "cloned" and "$retval" or kprobe.arg(fn.arg)
         local args = { "skb=" .. reg .. ":x64" }
         if kind == "step" and st.head and st.network_header then
           args[2] = fmt("nh=+%d(%s):u16", st.network_header.offset, reg)
           args[3] = fmt("pkt=+0(+%d(%s)):x64[%d]", st.head.offset, reg, PACKET_WORDS)
         end
-        local kp = kprobe.kprobe{ name = name, at = fn.func, args = args }
+        local kp = kprobe.kprobe{ name = name, at = fn.func, args = args, ret = kind == "cloned" }
         local ok2, e2 = pcall(self.inst.event, self.inst, kp)
         if not ok2 then
           kp:close()
@@ -292,6 +302,11 @@ function M.open(opts)
         if kind == "step" then self.functions[#self.functions + 1] = fn.func end
       end
       for _, fn in ipairs(fns.ends) do probe(fn, "end") end
+      if fns.clone then
+        probe(fns.clone, "clone")
+        probe(fns.clone, "cloned")
+        self.clones = true
+      end
       for _, fn in ipairs(fns.steps) do probe(fn, "step") end
     end
     for _, tp in ipairs(tps) do self.inst:event(tp):enable() end
@@ -332,7 +347,8 @@ end
 -- skbs and their `limit`, `evicted` (followed no longer: the table was
 -- full), `unmatched`, `undecided` (freed before a step read the headers),
 -- `left_out` (frees the drop condition did not take), `frees_without_path`,
--- `quiet_frees`, `lost` (events the kernel lost), and the pipe's counts.
+-- `quiet_frees`, `clones` (clones that took their parent's path),
+-- `clones_unpaired`, `lost` (events the kernel lost), and the pipe's counts.
 -- @function Path:stats
 -- @treturn table
 function Path:stats() return self.pipe:stats() end
@@ -353,7 +369,7 @@ Path.__gc = Path.close
 -- @tparam function fn called with `{ packet, steps, drop = { reason,
 -- location, ts, stack } or nil, coarse, lost_before, steps_cut }`
 -- @treturn table `{ paths, delivered, lost, evicted, limit, unmatched,
--- undecided, left_out, coarse, functions, tracepoints, attach_seconds, ended }`
+-- undecided, left_out, clones, coarse, functions, tracepoints, attach_seconds, ended }`
 function M.run(opts, fn)
   opts = opts or {}
   local run_opts = { duration = opts.duration, idle = opts.idle }
@@ -366,15 +382,16 @@ function M.run(opts, fn)
     opts.ready(pth.coarse
       and fmt("a coarse path (no kprobes on this kernel): %d tracepoints that carry skbaddr, ending at "
         .. "skb:kfree_skb", #pth.tracepoints)
-      or fmt("%d kernel functions (kprobes, armed in %.1f s) and %d tracepoints, ending at skb:kfree_skb",
-        #pth.functions, pth.attach_seconds, #pth.tracepoints))
+      or fmt("%d kernel functions (kprobes, armed in %.1f s)%s and %d tracepoints, ending at skb:kfree_skb",
+        #pth.functions, pth.attach_seconds, pth.clones and ", clones followed from skb_clone" or "",
+        #pth.tracepoints))
   end
   local ended = pipe.each(pth.pipe, run_opts, function(rec)
     fn(M.shape(rec, pth.coarse))
   end)
   local s = pth:stats()
   return { paths = s.paths, delivered = s.delivered, lost = s.lost, evicted = s.evicted, limit = s.limit,
-    unmatched = s.unmatched, undecided = s.undecided, left_out = s.left_out, coarse = pth.coarse,
+    unmatched = s.unmatched, undecided = s.undecided, left_out = s.left_out, clones = s.clones, coarse = pth.coarse,
     functions = pth.functions, tracepoints = pth.tracepoints, attach_seconds = pth.attach_seconds,
     steps = s.steps, ended = ended }
 end
