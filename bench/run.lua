@@ -263,6 +263,18 @@ if VM ~= "" and os.execute("test -x tools/vmtest") then
   end
 end
 
+-- dropprobe path in the same kind of guest: placing and removing the probes
+-- of the default set, a regular expression and every function that takes
+-- an skb, and following a flood against `cat trace_pipe` of the same events
+local pathrows = {}
+local PATH_COUNT = math.min(COUNT, 20000)
+if VM ~= "" and os.execute("test -x tools/vmtest") then
+  local out = sh(("timeout 2400 tools/vmtest %s lua5.4 bench/vmpath.lua %d %s"):format(VM, PATH_COUNT,
+    os.getenv("BENCH_PATH_SETS") or "default,regex,all"))
+  for json in out:gmatch("VMPATH (%b{})") do pathrows[#pathrows + 1] = cjson.decode(json) end
+  if #pathrows == 0 then pathrows.failed = out:sub(-160):gsub("\n", " ") end
+end
+
 -- trace-cmd record, where it can run
 do
   local dir = os.tmpname()
@@ -402,6 +414,52 @@ local flat = #memory.rss >= 2 and (memory.rss[#memory.rss][2] - memory.rss[1][2]
 t[#t + 1] = ("Memory, `ports` recipe through %d drops (%d read, %s lost, kernel counted %d): RSS %s%s.")
   :format(MEMORY, memory.got or 0, tostring(memory.lost), memory.kernel, table.concat(ms, ", "),
     flat and (" — %+.2f MB from the first sample to the last"):format(flat) or "")
+-- the path's table: attach and detach against the default set's, the
+-- reader's CPU against cat's of the same events
+if #pathrows > 0 or pathrows.failed then
+  t[#t + 1] = ""
+  t[#t + 1] = ("`dropprobe path` (`bench/vmpath.lua`) in a guest (qemu TCG: seconds compare with each other "
+    .. "only), --port 9 --proto udp:")
+  if pathrows.failed then t[#t + 1] = "*the guest reported nothing: " .. pathrows.failed .. "*" end
+  local base, cat_cpu, release
+  for _, r in ipairs(pathrows) do
+    release = release or r.release
+    if r.row == "attach" and r.set == "default" then base = r end
+    if r.row == "follow" and r.reader == "cat" then cat_cpu = r.cpu end
+  end
+  t[#t + 1] = ""
+  t[#t + 1] = ("| function set (Debian's %s) | probes | open (armed) | close | open vs default | close vs default "
+    .. "| dynamic_events as before |"):format(release or "?")
+  t[#t + 1] = "|---|---:|---:|---:|---:|---:|---|"
+  for _, r in ipairs(pathrows) do
+    if r.row == "attach" then
+      t[#t + 1] = ("| %s | %d | %.1f s | %.1f s | %s | %s | %s |"):format(
+        r.set == "regex" and ("`--functions '%s'`"):format(r.functions:gsub("|", "\\|")) or
+        ("`--functions %s`"):format(r.set), math.tointeger(r.probes) or 0, r.open, r.close,
+        base and ("%.2f"):format(r.open / base.open) or "-", base and ("%.2f"):format(r.close / base.close) or "-",
+        r.clean and "yes" or "**NO**")
+    end
+  end
+  t[#t + 1] = ""
+  t[#t + 1] = ("| reader of %d datagrams to a closed port | probes | kernel counted | events | paths | lost "
+    .. "| CPU s | CPU vs cat |"):format(PATH_COUNT)
+  t[#t + 1] = "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for _, r in ipairs(pathrows) do
+    if r.row == "follow" then
+      t[#t + 1] = ("| %s | %d | %d | %s | %s | %d | %.2f | %s |"):format(
+        r.reader == "cat" and "`cat trace_pipe` of the path's probes and tracepoints" or
+        "`dp.path`, following each skb in C", math.tointeger(r.probes) or 0, math.tointeger(r.kernel) or 0,
+        r.events and tostring(math.tointeger(r.events)) or tostring(math.tointeger(r.steps) or "-") .. " steps",
+        r.paths and tostring(math.tointeger(r.paths)) or "-", math.tointeger(r.lost) or 0, r.cpu,
+        cat_cpu and cat_cpu > 0 and ("**%.2f**"):format(r.cpu / cat_cpu) or "-")
+      if r.reader == "path" and (r.paths ~= r.kernel or (r.lost or 0) > 0) then
+        mismatches = mismatches + 1
+        t[#t + 1] = ("| **the paths are not the kernel's count: %s of %s, %s lost** | | | | | | | |"):format(
+          tostring(r.paths), tostring(r.kernel), tostring(r.lost))
+      end
+    end
+  end
+end
 local text = table.concat(t, "\n") .. "\n"
 io.write(text)
 local f = io.open(OUT, "wb")

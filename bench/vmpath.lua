@@ -1,0 +1,135 @@
+-- Run inside a stock kernel with kprobes by `make bench` (tools/vmtest):
+-- what `dropprobe path` costs. Prints "VMPATH <json>" per row:
+--   * placing and removing the probes of a function set (the default set,
+--     a regular expression, every function that takes an skb), nothing
+--     sent: seconds in the guest (comparable with each other only), the
+--     probes made, and whether dynamic_events is as before afterwards;
+--   * following a flood of COUNT datagrams to a closed port (one path
+--     each) against `cat trace_pipe` of the same events (the same probes
+--     and tracepoints in an instance of their own): the reader's CPU
+--     seconds while the flood ran, paths got against Udp NoPorts, lost.
+--   tools/vmtest 6.12 lua5.4 bench/vmpath.lua [count] [sets]
+-- sets: "default,regex,all" (the default), any of them comma separated.
+package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.cpath = "./build/?.so;" .. package.cpath
+local dp = require "dropprobe"
+local path = require "dropprobe.recipes.path"
+local cjson = require "cjson"
+local socket = require "socket"
+local COUNT = tonumber(arg[1]) or 20000
+local SETS = arg[2] or "default,regex,all"
+local REGEX = "^(ip|udp|tcp)_"
+local RELEASE = io.popen("uname -r"):read("l")
+
+if not dp.features().kprobes then
+  io.write("VMPATH ", cjson.encode({ skipped = "this kernel has no kprobe events", release = RELEASE }), "\n")
+  os.exit(0)
+end
+
+local function out(t)
+  t.release = RELEASE
+  io.write("VMPATH ", cjson.encode(t), "\n")
+  io.flush()
+end
+
+local function readfile(p)
+  local f = io.open(p)
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function noports()
+  local s = readfile("/proc/net/snmp")
+  local names, values = s:match("\nUdp: ([^\n]+)\nUdp: ([^\n]+)")
+  local vs, k = {}, 0
+  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
+  for name in names:gmatch("%S+") do
+    k = k + 1
+    if name == "NoPorts" then return vs[k] end
+  end
+end
+
+local DYN = dp.tracefs() .. "/dynamic_events"
+
+-- placing and removing one set's probes
+for set in SETS:gmatch("[^,]+") do
+  local functions = set == "regex" and REGEX or set
+  local before = readfile(DYN)
+  local t0 = dp.now()
+  local pth = path.open{ functions = functions, port = 9, proto = "udp" }
+  local armed = dp.now() - t0
+  local probes = #pth.functions
+  local t1 = dp.now()
+  pth:close()
+  local removed = dp.now() - t1
+  out{ row = "attach", set = set, functions = functions, probes = probes, open = armed, close = removed,
+    clean = readfile(DYN) == before }
+end
+
+-- the events of one flood in an instance: returns read, lost, entries left
+local function totals(inst)
+  local read, lost, left = 0, 0, 0
+  for cpu = 0, 255 do
+    local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
+    if not s then break end
+    read = read + tonumber(s:match("read events:%s*(%d+)"))
+    left = left + tonumber(s:match("entries:%s*(%d+)"))
+    lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
+  end
+  return read, lost, left
+end
+
+local function cpu_of(pid)
+  local s = readfile(("/proc/%d/stat"):format(pid))
+  if not s then return nil end
+  local fields = {}
+  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
+  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
+end
+
+local FLOOD = ("build/flood %d 9 > /dev/null"):format(COUNT)
+
+-- cat: the path's own instance (its probes and tracepoints), its reader
+-- closed, read as text by cat through the same flood
+do
+  local pth <close> = path.open{ port = 9, proto = "udp", buffer_kb = 65536 }
+  pth.pipe:close()
+  local pidfile = os.tmpname()
+  assert(os.execute(("cat %s/trace_pipe > /dev/null & echo $! > %s"):format(pth.inst:dir(), pidfile)))
+  local pid = tonumber(readfile(pidfile))
+  os.remove(pidfile)
+  socket.sleep(0.5)
+  local c0 = cpu_of(pid)
+  local n0 = noports()
+  assert(os.execute(FLOOD), "flood failed")
+  local kernel = noports() - n0
+  local deadline = dp.now() + 900
+  while select(3, totals(pth.inst)) > 0 and dp.now() < deadline do socket.sleep(0.2) end
+  socket.sleep(0.5)
+  local cpu = cpu_of(pid) - c0
+  os.execute("kill " .. pid)
+  local read, lost = totals(pth.inst)
+  out{ row = "follow", reader = "cat", kernel = kernel, events = read, lost = lost, cpu = cpu,
+    probes = #pth.functions }
+end
+
+-- dp.path following the same flood: the paths made in C, one per datagram
+do
+  local done = os.tmpname()
+  local n0, c0
+  local got, cut = 0, 0
+  local r = path.run({ port = 9, proto = "udp", buffer_kb = 65536, idle = 10, ready = function()
+    n0, c0 = noports(), os.clock()
+    assert(os.execute(("(%s; echo done > %s) &"):format(FLOOD, done)))
+  end }, function(p)
+    if p.drop then got = got + 1 end
+    if p.steps_cut then cut = cut + 1 end
+  end)
+  local cpu = os.clock() - c0
+  while readfile(done) == "" do socket.sleep(0.1) end
+  os.remove(done)
+  out{ row = "follow", reader = "path", kernel = noports() - n0, got = got, paths = r.paths, steps = r.steps,
+    lost = r.lost, evicted = r.evicted, cut = cut, cpu = cpu, probes = #r.functions }
+end
