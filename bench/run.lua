@@ -441,8 +441,10 @@ if #pathrows > 0 or pathrows.failed then
     end
   end
   t[#t + 1] = ""
-  t[#t + 1] = ("| reader of %d datagrams to a closed port | probes | kernel counted | events | paths | lost "
-    .. "| CPU s | CPU vs cat |"):format(PATH_COUNT)
+  local rate
+  for _, r in ipairs(pathrows) do rate = rate or r.rate end
+  t[#t + 1] = ("| reader of %d datagrams to a closed port, %s a second | probes | kernel counted | events "
+    .. "| paths | lost | CPU s | CPU vs cat |"):format(PATH_COUNT, tostring(math.tointeger(rate) or rate))
   t[#t + 1] = "|---|---:|---:|---:|---:|---:|---:|---:|"
   for _, r in ipairs(pathrows) do
     if r.row == "follow" then

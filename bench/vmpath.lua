@@ -8,8 +8,11 @@
 --     each) against `cat trace_pipe` of the same events (the same probes
 --     and tracepoints in an instance of their own): the reader's CPU
 --     seconds while the flood ran, paths got against Udp NoPorts, lost.
---   tools/vmtest 6.12 lua5.4 bench/vmpath.lua [count] [sets]
--- sets: "default,regex,all" (the default), any of them comma separated.
+--   tools/vmtest 6.12 lua5.4 bench/vmpath.lua [count] [sets] [rate]
+-- sets: "default,regex,all" (the default), any of them comma separated, or
+-- "-" for none; rate: datagrams a second (default 400: under an emulator
+-- neither reader keeps up with a flood at full speed, and a reader that
+-- loses events is not measured on the same work).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
@@ -18,6 +21,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local COUNT = tonumber(arg[1]) or 20000
 local SETS = arg[2] or "default,regex,all"
+local RATE = tonumber(arg[3]) or 400
 local REGEX = "^(ip|udp|tcp)_"
 local RELEASE = io.popen("uname -r"):read("l")
 
@@ -54,7 +58,7 @@ end
 local DYN = dp.tracefs() .. "/dynamic_events"
 
 -- placing and removing one set's probes
-for set in SETS:gmatch("[^,]+") do
+for set in SETS:gmatch("[^,-]+") do
   local functions = set == "regex" and REGEX or set
   local before = readfile(DYN)
   local t0 = dp.now()
@@ -89,7 +93,7 @@ local function cpu_of(pid)
   return (tonumber(fields[12]) + tonumber(fields[13])) / 100
 end
 
-local FLOOD = ("build/flood %d 9 > /dev/null"):format(COUNT)
+local FLOOD = ("build/flood %d 9 %d > /dev/null"):format(COUNT, RATE)
 
 -- cat: the path's own instance (its probes and tracepoints), its reader
 -- closed, read as text by cat through the same flood
@@ -112,7 +116,7 @@ do
   os.execute("kill " .. pid)
   local read, lost = totals(pth.inst)
   out{ row = "follow", reader = "cat", kernel = kernel, events = read, lost = lost, cpu = cpu,
-    probes = #pth.functions }
+    probes = #pth.functions, rate = RATE }
 end
 
 -- dp.path following the same flood: the paths made in C, one per datagram
@@ -131,5 +135,5 @@ do
   while readfile(done) == "" do socket.sleep(0.1) end
   os.remove(done)
   out{ row = "follow", reader = "path", kernel = noports() - n0, got = got, paths = r.paths, steps = r.steps,
-    lost = r.lost, evicted = r.evicted, cut = cut, cpu = cpu, probes = #r.functions }
+    lost = r.lost, evicted = r.evicted, cut = cut, cpu = cpu, probes = #r.functions, rate = RATE }
 end
