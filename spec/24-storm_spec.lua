@@ -25,18 +25,23 @@ local function cond() return kernel.cond("reason == NO_SOCKET", "protocol == 204
 -- or before reading (`early`: nobody reads, a small buffer overwrites);
 -- returns the ready function and a function giving the NoPorts delta
 -- after the senders are done.
+-- The kernel's count is Udp NoPorts, and where the kernel has no drop
+-- reasons (every kfree_skb is a drop, the condition is the protocol) also
+-- the datagrams a CPU's backlog dropped before UDP saw them, which a storm
+-- under an emulator makes (seen on 5.10: 519 of 40000); the two together
+-- are every datagram sent.
 local function storm()
-  local s0, wait
+  local s0, b0, wait
   local port = net.free_udp_port()
   local function start()
-    s0 = snmp.read()
+    s0, b0 = snmp.read(), snmp.backlog_drops()
     wait = net.udp_flood(port, EACH, SENDERS)
   end
   local function delta()
-    assert.are.equal(SENDERS * EACH, wait())
-    local d = snmp.settled(s0, "Udp.NoPorts", SENDERS * EACH)
-    assert.are.equal(SENDERS * EACH, d)
-    return d
+    local sent = wait()
+    local noports, backlog = snmp.udp_accounted(s0, b0, sent)
+    assert.are.equal(sent, noports + backlog)
+    return dp.has_reasons() and noports or noports + backlog, backlog
   end
   return start, delta
 end
@@ -72,7 +77,7 @@ describe("24 storm", function()
     local before = state.snapshot()
     local start, delta = storm()
     local report = stacks.run{ filter = cond(), idle = 2, ready = start }
-    local d = delta()
+    local d, backlog = delta()
     assert.are.equal(report.matched, report.with_stack)
     assert.are.equal(0, report.dropped)
     local lost = report.lost
@@ -86,10 +91,13 @@ describe("24 storm", function()
     end
     assert.truthy(stacks.format(report):find(("; %d events lost\n"):format(lost), 1, true))
     -- all of them dropped at one place of this kernel (under stacks that
-    -- differ below it: softirq on the sender's CPU, or ksoftirqd)
+    -- differ below it: softirq on the sender's CPU, or ksoftirqd); a
+    -- second where a kernel without reasons also counts a backlog's drops
     local places = {}
     for _, s in ipairs(report.stacks) do places[kernel.func(s.frames[1])] = true end
-    assert.are.equal(1, #(function() local l = {} for k in pairs(places) do l[#l + 1] = k end return l end)())
+    local n = #(function() local l = {} for k in pairs(places) do l[#l + 1] = k end return l end)()
+    local most = (backlog > 0 and not dp.has_reasons()) and 2 or 1
+    assert.is_true(n >= 1 and n <= most, ("%d places of drops"):format(n))
     state.assert_same(before)
   end)
 

@@ -51,4 +51,38 @@ function snmp.settled(before, key, want, timeout)
   return d
 end
 
+--- The datagrams the CPUs' backlogs dropped so far (the second column of
+-- /proc/net/softnet_stat, summed over the CPUs): a loopback storm under
+-- load fills a backlog (netdev_max_backlog) before UDP sees the datagram.
+function snmp.backlog_drops()
+  local n = 0
+  local f = io.open("/proc/net/softnet_stat")
+  if not f then return 0 end
+  for line in f:lines() do
+    local dropped = line:match("^%x+%s+(%x+)")
+    if dropped then n = n + tonumber(dropped, 16) end
+  end
+  f:close()
+  return n
+end
+
+--- Where the kernel put `sent` datagrams to a closed port since `before`
+-- (snmp.read()) and `backlog_before` (snmp.backlog_drops()), once it has
+-- accounted for all of them (or after `timeout` seconds, 10 by default):
+-- Udp NoPorts and the backlogs' drops, each a delta.
+-- @treturn integer noports, integer backlog
+function snmp.udp_accounted(before, backlog_before, sent, timeout)
+  local socket = require "socket"
+  local deadline = socket.gettime() + (timeout or 10)
+  local function now()
+    return snmp.delta(before, snmp.read(), "Udp.NoPorts"), snmp.backlog_drops() - backlog_before
+  end
+  local noports, backlog = now()
+  while noports + backlog < sent and socket.gettime() < deadline do
+    socket.sleep(0.05)
+    noports, backlog = now()
+  end
+  return noports, backlog
+end
+
 return snmp
