@@ -382,10 +382,13 @@ local function state_names(path)
 end
 M.state_names = state_names
 
+-- true when written (or removed, with no names left)
 local function state_write(path, names)
-  if #names == 0 then os.remove(path) return end
+  if #names == 0 then os.remove(path) return true end
   local f = io.open(path, "w")
-  if f then f:write(table.concat(names, "\n"), "\n") f:close() end
+  if not f then return false end
+  f:write(table.concat(names, "\n"), "\n")
+  return f:close() == true
 end
 
 local Kprobe = core.Kprobe
@@ -399,10 +402,15 @@ function Kprobe:create()
   if was then return end
   local _, name = self:event_name()
   local dir, pid = M.rundir(), mypid()
-  if pid and os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "") .. "' 2>/dev/null") then
-    local path = dir .. "/" .. pid .. ".kprobes"
-    local names = state_names(path)
-    names[#names + 1] = name
+  if not pid then return end
+  local path = dir .. "/" .. pid .. ".kprobes"
+  local names = state_names(path)
+  names[#names + 1] = name
+  -- the directory made when the note cannot be written (not a shell per
+  -- probe: that cost a path of many probes most of its placing time under
+  -- an emulator)
+  if not state_write(path, names)
+      and os.execute("mkdir -p -m 700 '" .. dir:gsub("'", "") .. "' 2>/dev/null") then
     state_write(path, names)
   end
 end
