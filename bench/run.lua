@@ -5,7 +5,7 @@
 -- got and what it lost add up to the kernel's count (Udp NoPorts).
 --   lua5.4 bench/run.lua [--count N] [--memory N] [--out FILE]
 -- Root only (it makes drops and reads them from tracefs). Loopback only.
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
 local cjson = require "cjson"
@@ -30,26 +30,8 @@ local function sh(cmd)
   return out
 end
 
-local function slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function noports()
-  local f = io.open("/proc/net/snmp")
-  local s = f:read("a")
-  f:close()
-  local names, values = s:match("\nUdp: ([^\n]+)\nUdp: ([^\n]+)")
-  local k, vs = 0, {}
-  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
-  for name in names:gmatch("%S+") do
-    k = k + 1
-    if name == "NoPorts" then return vs[k] end
-  end
-end
+local common = require "benchlib"
+local slurp, noports = common.slurp, common.noports
 
 -- n drops from one sender, or n from each of `senders` pinned to their own CPUs
 local function flood(n, senders)

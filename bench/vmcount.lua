@@ -3,22 +3,14 @@
 -- other; prints "VMCOUNT <json>" per place. Timings under the emulator are
 -- not comparable with the host's: only counts and loss are reported.
 --   tools/vmtest 6.12 lua5.4 bench/vmcount.lua [count]
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
 local cjson = require "cjson"
 local COUNT = tonumber(arg[1]) or 100000
 
-local function noports()
-  local s = io.open("/proc/net/snmp"):read("a")
-  local names, values = s:match("\nUdp: ([^\n]+)\nUdp: ([^\n]+)")
-  local vs, k = {}, 0
-  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
-  for name in names:gmatch("%S+") do
-    k = k + 1
-    if name == "NoPorts" then return vs[k] end
-  end
-end
+local common = require "benchlib"
+local noports = common.noports
 
 for _, where in ipairs({ "kernel", "c" }) do
   local h <close> = dp.hist{ keys = { "reason", "location.sym" }, condition = "reason == NO_SOCKET",
@@ -43,16 +35,7 @@ end
 local PORTS_COUNT = tonumber(arg[2]) or 300000
 local socket = require "socket"
 
--- CPU seconds (user + sys) a process has used so far
-local function cpu_of(pid)
-  local f = io.open(("/proc/%d/stat"):format(pid))
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  local fields = {}
-  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
-  return (tonumber(fields[12]) + tonumber(fields[13])) / 100 -- utime, stime (USER_HZ)
-end
+local cpu_of = common.cpu_of
 
 local function vmports(t)
   t.release = io.popen("uname -r"):read("l")
@@ -83,17 +66,7 @@ local function cat_row(senders)
   local before = noports()
   assert(os.execute(flood_cmd(senders)), "flood failed")
   local kernel = noports() - before
-  local function totals()
-    local read, lost, left = 0, 0, 0
-    for cpu = 0, 255 do
-      local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
-      if not s then break end
-      read = read + tonumber(s:match("read events:%s*(%d+)"))
-      left = left + tonumber(s:match("entries:%s*(%d+)"))
-      lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
-    end
-    return read, lost, left
-  end
+  local function totals() return common.totals(inst) end
   local deadline = dp.now() + 600
   while select(3, totals()) > 0 and dp.now() < deadline do socket.sleep(0.2) end
   socket.sleep(0.5)

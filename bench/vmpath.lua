@@ -13,12 +13,13 @@
 -- "-" for none; rate: datagrams a second (default 400: under an emulator
 -- neither reader keeps up with a flood at full speed, and a reader that
 -- loses events is not measured on the same work).
-package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
 local path = require "dropprobe.recipes.path"
 local cjson = require "cjson"
 local socket = require "socket"
+local common = require "benchlib"
 local COUNT = tonumber(arg[1]) or 20000
 local SETS = arg[2] or "default,regex,all"
 local RATE = tonumber(arg[3]) or 400
@@ -36,24 +37,7 @@ local function out(t)
   io.flush()
 end
 
-local function readfile(p)
-  local f = io.open(p)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function noports()
-  local s = readfile("/proc/net/snmp")
-  local names, values = s:match("\nUdp: ([^\n]+)\nUdp: ([^\n]+)")
-  local vs, k = {}, 0
-  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
-  for name in names:gmatch("%S+") do
-    k = k + 1
-    if name == "NoPorts" then return vs[k] end
-  end
-end
+local readfile, noports, cpu_of = common.slurp, common.noports, common.cpu_of
 
 local DYN = dp.tracefs() .. "/dynamic_events"
 
@@ -72,26 +56,7 @@ for set in SETS:gmatch("[^,-]+") do
     clean = readfile(DYN) == before }
 end
 
--- the events of one flood in an instance: returns read, lost, entries left
-local function totals(inst)
-  local read, lost, left = 0, 0, 0
-  for cpu = 0, 255 do
-    local s = inst:read_file(("per_cpu/cpu%d/stats"):format(cpu))
-    if not s then break end
-    read = read + tonumber(s:match("read events:%s*(%d+)"))
-    left = left + tonumber(s:match("entries:%s*(%d+)"))
-    lost = lost + tonumber(s:match("\noverrun:%s*(%d+)")) + tonumber(s:match("dropped events:%s*(%d+)"))
-  end
-  return read, lost, left
-end
-
-local function cpu_of(pid)
-  local s = readfile(("/proc/%d/stat"):format(pid))
-  if not s then return nil end
-  local fields = {}
-  for v in s:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = v end
-  return (tonumber(fields[12]) + tonumber(fields[13])) / 100
-end
+local totals = common.totals
 
 local FLOOD = ("build/flood %d 9 %d > /dev/null"):format(COUNT, RATE)
 
