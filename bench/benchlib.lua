@@ -3,14 +3,8 @@
 -- process's CPU, an instance's ring-buffer totals.
 local M = {}
 
---- A file's whole text, or nil.
-function M.slurp(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+--- A file's whole text, or nil (dropprobe.util's).
+M.slurp = require("dropprobe.util").readfile
 
 --- Udp NoPorts (/proc/net/snmp): one per datagram to a closed port.
 function M.noports()
