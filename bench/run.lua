@@ -438,7 +438,7 @@ if #pathrows > 0 or pathrows.failed then
         cat_cpu and cat_cpu > 0 and ("**%.2f**"):format(r.cpu / cat_cpu) or "-")
       if r.reader == "path" and (r.paths ~= r.kernel or (r.lost or 0) > 0) then
         mismatches = mismatches + 1
-        t[#t + 1] = ("| **the paths are not the kernel's count: %s of %s, %s lost** | | | | | | | |"):format(
+        t[#t + 1] = ("| **NO: the paths are not the kernel's count: %s of %s, %s lost** | | | | | | | |"):format(
           tostring(r.paths), tostring(r.kernel), tostring(r.lost))
       end
     end

@@ -50,7 +50,7 @@ enum kind { K_UNKNOWN = 0, K_OTHER, K_STEP, K_DROP, K_CONSUME, K_END, K_STACK, K
  * inside the task it interrupted) */
 #define DP_PENDING 64
 struct pending {
-	int pid;
+	int pid, cpu; /* pid 0 is every CPU's idle task: matched with its CPU */
 	uint64_t parent;
 };
 
@@ -222,7 +222,7 @@ static void add_step(struct src_path *s, struct track *e, int id, int cpu, unsig
 }
 
 /* What an event is to the tracker, by its id (own.kinds: id -> "step",
- * "drop", "consume", "end"; the rest is not followed). */
+ * "drop", "consume", "end", "clone", "cloned"; the rest is not followed). */
 static struct evkind *kind_of(lua_State *L, struct src_path *s, int own, int id)
 {
 	struct tep_event *ev;
@@ -370,12 +370,14 @@ static void clone_event(struct src_path *s, enum kind kind, uint64_t skb, int id
 			s->clones_unpaired++;
 		}
 		s->pend[s->npend].pid = pid;
+		s->pend[s->npend].cpu = cpu;
 		s->pend[s->npend].parent = skb;
 		s->npend++;
 		return;
 	}
-	for (p = s->npend - 1; p >= 0 && s->pend[p].pid != pid; p--)
-		;
+	for (p = s->npend - 1; p >= 0; p--)
+		if (s->pend[p].pid == pid && (pid != 0 || s->pend[p].cpu == cpu))
+			break;
 	if (p < 0) {
 		s->clones_unpaired++;
 		return;
@@ -397,6 +399,10 @@ static void clone_event(struct src_path *s, enum kind kind, uint64_t skb, int id
 	ci = track_new(s, skb);
 	pe = &s->t[pi];
 	ce = &s->t[ci];
+	if (s->cond && pe->match == 0) {
+		ce->match = 0; /* a clone of an unwanted packet: no steps, not decided again */
+		return;
+	}
 	ce->match = pe->match;
 	ce->have = pe->have;
 	ce->pkt = pe->pkt;
@@ -523,6 +529,7 @@ static int path_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 		if (s->rb.missed[c]) {
 			dp_join_lost(L, f->join, c, s->rb.missed[c]);
 			s->rb.missed[c] = 0;
+			s->npend = 0; /* a clone's entry or return may be among the lost */
 		}
 	if (n < 0)
 		return DP_FILL_INTR;

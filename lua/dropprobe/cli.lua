@@ -373,9 +373,9 @@ function cmds.path(_, args)
     io.stdout:flush()
   end)
   io.stderr:write(("dropprobe path: %d paths of dropped packets%s, %d events lost, %d skbs evicted "
-    .. "(a table of %d), %d clones followed%s\n"):format(report.paths,
+    .. "(a table of %d)%s%s\n"):format(report.paths,
     args.all and (", %d of delivered ones"):format(report.delivered) or "", report.lost, report.evicted,
-    report.limit, report.clones or 0,
+    report.limit, report.clones and (", %d clones followed"):format(report.clones) or "",
     report.coarse and "; a coarse path: this kernel has no kprobes, so only tracepoints" or ""))
   return 0
 end

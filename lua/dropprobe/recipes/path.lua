@@ -303,8 +303,10 @@ function M.open(opts)
       end
       for _, fn in ipairs(fns.ends) do probe(fn, "end") end
       if fns.clone then
-        probe(fns.clone, "clone")
+        -- the return first: an entry seen before its return probe was
+        -- placed would wait for a return that never comes
         probe(fns.clone, "cloned")
+        probe(fns.clone, "clone")
         self.clones = true
       end
       for _, fn in ipairs(fns.steps) do probe(fn, "step") end
@@ -369,7 +371,8 @@ Path.__gc = Path.close
 -- @tparam function fn called with `{ packet, steps, drop = { reason,
 -- location, ts, stack } or nil, coarse, lost_before, steps_cut }`
 -- @treturn table `{ paths, delivered, lost, evicted, limit, unmatched,
--- undecided, left_out, clones, coarse, functions, tracepoints, attach_seconds, ended }`
+-- undecided, left_out, clones (nil where skb_clone is not probed), coarse, functions, tracepoints,
+-- attach_seconds, ended }`
 function M.run(opts, fn)
   opts = opts or {}
   local run_opts = { duration = opts.duration, idle = opts.idle }
@@ -391,7 +394,8 @@ function M.run(opts, fn)
   end)
   local s = pth:stats()
   return { paths = s.paths, delivered = s.delivered, lost = s.lost, evicted = s.evicted, limit = s.limit,
-    unmatched = s.unmatched, undecided = s.undecided, left_out = s.left_out, clones = s.clones, coarse = pth.coarse,
+    unmatched = s.unmatched, undecided = s.undecided, left_out = s.left_out,
+    clones = pth.clones and s.clones or nil, coarse = pth.coarse,
     functions = pth.functions, tracepoints = pth.tracepoints, attach_seconds = pth.attach_seconds,
     steps = s.steps, ended = ended }
 end
