@@ -71,8 +71,10 @@ describe("27 path", function()
   it("refuses bad values before tracefs is touched", function()
     assert.has_error(function() dp.path{ proto = "sctp" } end, "dp.path: proto 'sctp' is not tcp, udp or icmp")
     assert.has_error(function() dp.path{ port = 70000 } end, "dp.path: port is a number from 0 to 65535")
-    assert.has_error(function() dp.path{ bogus = 1 } end)
-    assert.has_error(function() dp.path{ functions = { ["ip_rcv\nx"] = 1 } } end)
+    assert.has_error(function() dp.path{ bogus = 1 } end, "dp.path: unknown option 'bogus' (allowed: host, port, "
+      .. "proto, match, filter, all_reasons, all, functions, stacks, limit, max_steps, buffer_kb, coarse)")
+    assert.has_error(function() dp.path{ functions = { ["ip_rcv\nx"] = 1 } } end,
+      "dp.path: functions: 'ip_rcv\nx' = 1 is not a function name and its skb argument (1 to 6)")
     local ok, why = dp.core.btf_skb_funcs(nil, "((")
     assert.is_nil(ok)
     assert.truthy(why:find("no regular expression", 1, true))
