@@ -5,7 +5,7 @@
 -- got and what it lost add up to the kernel's count (Udp NoPorts).
 --   lua5.4 bench/run.lua [--count N] [--memory N] [--out FILE]
 -- Root only (it makes drops and reads them from tracefs). Loopback only.
-package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;./spec/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
 local cjson = require "cjson"

@@ -3,10 +3,9 @@
 -- other; prints "VMCOUNT <json>" per place. Timings under the emulator are
 -- not comparable with the host's: only counts and loss are reported.
 --   tools/vmtest 6.12 lua5.4 bench/vmcount.lua [count]
-package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;./spec/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local dp = require "dropprobe"
-local cjson = require "cjson"
 local COUNT = tonumber(arg[1]) or 100000
 
 local common = require "benchlib"
@@ -20,9 +19,7 @@ for _, where in ipairs({ "kernel", "c" }) do
   local kernel = noports() - before
   h:run{ idle = 1 }
   local r = h:read()
-  io.write("VMCOUNT ", cjson.encode({ where = r.where, kernel = kernel, got = r.hits,
-    lost = r.lost + r.dropped, release = io.popen("uname -r"):read("l") }), "\n")
-  io.flush()
+  common.report("VMCOUNT", { where = r.where, kernel = kernel, got = r.hits, lost = r.lost + r.dropped })
 end
 
 -- Per port, where the kernel has kprobes: the `ports` recipe counting in C
@@ -33,15 +30,7 @@ end
 -- (comparable with each other, not with the host's).
 --   tools/vmtest 6.12 lua5.4 bench/vmcount.lua [count] [ports_count]
 local PORTS_COUNT = tonumber(arg[2]) or 300000
-local socket = require "socket"
-
-local cpu_of = common.cpu_of
-
-local function vmports(t)
-  t.release = io.popen("uname -r"):read("l")
-  io.write("VMPORTS ", cjson.encode(t), "\n")
-  io.flush()
-end
+local function vmports(t) common.report("VMPORTS", t) end
 
 -- the flood of a row: one sender, or `senders` pinned one to a CPU, each
 -- sending PORTS_COUNT datagrams to port 9
@@ -58,34 +47,11 @@ local function cat_row(senders)
   local ev = inst:event(require("dropprobe.kprobe").packet_probe())
   ev:filter("skb != 0 && reason == NO_SOCKET")
   ev:enable()
-  local pidfile = os.tmpname()
-  assert(os.execute(("cat %s/trace_pipe > /dev/null & echo $! > %s"):format(inst:dir(), pidfile)))
-  local pid = tonumber(io.open(pidfile):read("a"))
-  os.remove(pidfile)
-  socket.sleep(0.5)
-  local before = noports()
-  assert(os.execute(flood_cmd(senders)), "flood failed")
-  local kernel = noports() - before
-  local function totals() return common.totals(inst) end
-  local deadline = dp.now() + 600
-  while select(3, totals()) > 0 and dp.now() < deadline do socket.sleep(0.2) end
-  socket.sleep(0.5)
-  local cpu = cpu_of(pid)
-  os.execute("kill " .. pid)
-  local read, lost = totals()
-  vmports{ reader = "cat", senders = senders, kernel = kernel, got = read, lost = lost, cpu = cpu }
+  local r = common.cat_reader(inst, flood_cmd(senders))
+  vmports{ reader = "cat", senders = senders, kernel = r.kernel, got = r.events, lost = r.lost, cpu = r.cpu }
 end
 
--- a flood started once the reader is armed; returns a wait for its end
-local function flood_when_ready(senders)
-  local done = os.tmpname()
-  return function()
-    assert(os.execute(("(%s; echo done > %s) &"):format(flood_cmd(senders), done)))
-  end, function()
-    while io.open(done):read("a") == "" do socket.sleep(0.1) end
-    os.remove(done)
-  end
-end
+local function flood_when_ready(senders) return common.flood_when_ready(flood_cmd(senders)) end
 
 -- ports, counting in C: this process's CPU for the whole run (startup,
 -- BTF, the instance and probe, reading, the report)

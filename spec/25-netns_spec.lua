@@ -7,6 +7,7 @@ local util = require "dropprobe.util"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
 local run = require "helpers.run"
+local snmp = require "helpers.snmp"
 local live_it = live.bind(it, pending)
 
 local DP = run.DROPPROBE
@@ -15,15 +16,8 @@ local sh = run.sh
 
 -- Udp NoPorts as a namespace's own /proc/net/snmp has it
 local function noports(ns)
-  local out = sh("ip netns exec " .. ns .. " cat /proc/net/snmp")
-  local names, values = out:match("Udp: ([^\n]+)\nUdp: ([^\n]+)")
-  local k = 0
-  local vs = {}
-  for v in values:gmatch("%S+") do vs[#vs + 1] = tonumber(v) end
-  for name in names:gmatch("%S+") do
-    k = k + 1
-    if name == "NoPorts" then return vs[k] end
-  end
+  local text = sh("ip netns exec " .. ns .. " cat /proc/net/snmp")
+  return snmp.parse(text)["Udp.NoPorts"]
 end
 
 -- n datagrams to a closed port on the namespace's loopback
@@ -191,7 +185,6 @@ describe("25 netns", function()
   live_it("joins the device from tracepoints and refuses --netns where the kernel gives no packet #live",
     function()
     local before = state.snapshot()
-    local snmp = require "helpers.snmp"
     for _, mode in ipairs({ "raw", "text" }) do
       -- --dev lo: every drop of a datagram to a closed port, with its device
       local h = run.bg(DP .. "watch --json --dev lo --mode " .. mode .. " --duration 3")

@@ -181,6 +181,8 @@ describe("27 path", function()
       -- the segment TCP sends is a clone (skb_clone in __tcp_transmit_skb):
       -- its path starts with what the original went through
       local fns = path.functions()
+      -- skb_clone probed wherever the kernel lets a probe take it
+      assert.are.equal(known_steps().skb_clone == true, fns.clone ~= nil)
       local sender
       for _, f in ipairs(fns.steps) do
         if f.func == "__tcp_transmit_skb" or f.func == "tcp_transmit_skb" then sender = sender or f.func end

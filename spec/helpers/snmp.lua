@@ -1,13 +1,12 @@
 -- The kernel's own counters: /proc/net/snmp and /proc/net/snmp6.
 local snmp = {}
 
---- All counters as { ["Udp.NoPorts"] = n, ["Udp6NoPorts"] = n, ... }
-function snmp.read()
+--- The counters of a /proc/net/snmp text (a namespace's too, read with
+-- `ip netns exec`): { ["Udp.NoPorts"] = n, ... }
+function snmp.parse(text)
   local t = {}
-  local f = assert(io.open("/proc/net/snmp"))
   local lines = {}
-  for l in f:lines() do lines[#lines + 1] = l end
-  f:close()
+  for l in text:gmatch("[^\n]+") do lines[#lines + 1] = l end
   for i = 1, #lines - 1, 2 do
     local proto, names = lines[i]:match("^(%w+):%s*(.*)$")
     local _, values = lines[i + 1]:match("^(%w+):%s*(.*)$")
@@ -21,6 +20,14 @@ function snmp.read()
       end
     end
   end
+  return t
+end
+
+--- All counters as { ["Udp.NoPorts"] = n, ["Udp6NoPorts"] = n, ... }
+function snmp.read()
+  local f = assert(io.open("/proc/net/snmp"))
+  local t = snmp.parse(f:read("a"))
+  f:close()
   local f6 = io.open("/proc/net/snmp6")
   if f6 then
     for l in f6:lines() do
