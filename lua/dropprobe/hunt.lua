@@ -333,24 +333,32 @@ local DEVICE_RECENT = 8
 -- with no device in `no_dev`). The device events themselves are not
 -- handed on.
 local function device_join(self, fn)
-  local recent = {} -- cpu -> { ring of skb keys, skb key -> device, next slot }
+  -- cpu -> { keys = ring of skb keys, devs = their devices, at = next slot }:
+  -- looked up newest first, since the slab hands the same address to the
+  -- next packet (a map by key lost a packet's device when the slot of an
+  -- older packet at that address was overwritten)
+  local recent = {}
   return function(rec)
     if rec.system == "net" and (rec.name == "netif_receive_skb" or rec.name == "net_dev_queue") then
       local r = recent[rec.cpu]
-      if not r then r = { ring = {}, dev = {}, at = 1 } recent[rec.cpu] = r end
+      if not r then r = { keys = {}, devs = {}, at = 1 } recent[rec.cpu] = r end
       local k = skb_key(rec.fields.skbaddr)
       if k then
-        local old = r.ring[r.at]
-        if old and old ~= k then r.dev[old] = nil end
         -- the format's field, or the label its text prints ("dev=%s")
-        r.ring[r.at], r.dev[k], r.at = k, rec.fields.name or rec.fields.dev, r.at % DEVICE_RECENT + 1
+        r.keys[r.at], r.devs[r.at], r.at = k, rec.fields.name or rec.fields.dev, r.at % DEVICE_RECENT + 1
       end
       return
     end
     if rec.name == self.drop_name then
       local r, k = recent[rec.cpu], skb_key(rec.fields.skbaddr)
-      if r and k and r.dev[k] then
-        rec.dev, r.dev[k] = r.dev[k], nil
+      if r and k then
+        for j = 0, DEVICE_RECENT - 1 do
+          local i = (r.at - 2 - j) % DEVICE_RECENT + 1
+          if r.keys[i] == k then
+            rec.dev = rec.dev or r.devs[i]
+            r.keys[i] = nil -- freed: its address is the next packet's
+          end
+        end
       end
       if self.want_dev and rec.dev ~= self.want_dev then
         if rec.dev then self.other_dev = self.other_dev + 1 else self.no_dev = self.no_dev + 1 end
