@@ -212,7 +212,8 @@ describe("27 path", function()
     state.assert_same(before)
   end, "kprobes")
 
-  live_it("refuses cleanly when the kernel rejects one probe of many, and kill -9 is mended by cleanup #live",
+  live_it("refuses cleanly when the kernel rejects one probe of many; SIGINT and SIGTERM remove every probe, kill -9 "
+    .. "is mended by cleanup #live",
       function()
     local before = state.snapshot()
     local ok, err = pcall(dp.path, { functions = { ip_rcv = 1, ip_local_deliver = 1, zz_no_such_function = 1 } })
@@ -220,6 +221,26 @@ describe("27 path", function()
     assert.truthy(tostring(err):find("refused the probe on zz_no_such_function", 1, true), err)
     assert.truthy(tostring(err):find("nothing was left", 1, true), err)
     state.assert_same(before)
+    -- SIGINT and SIGTERM: the paths so far printed, every probe removed
+    for _, sig in ipairs({ { "INT", 130 }, { "TERM", 143 } }) do
+      local port = net.free_udp_port()
+      local h = run.bg(DP .. "path --json --proto udp --port " .. port .. " --functions '^ip_rcv' --duration 120")
+      h.listening(240)
+      local s0 = snmp.read()
+      net.udp_closed(port, 2)
+      assert.are.equal(2, snmp.delta(s0, snmp.read(), "Udp.NoPorts"))
+      run.sleep(1) -- read by the process
+      h.signal(sig[1])
+      local out, rc, perr = h.wait(60)
+      assert.are.equal(sig[2], rc, perr)
+      local n = 0
+      for _, p in ipairs(paths_of(out)) do
+        assert.are.equal(port, math.tointeger(p.packet.dport))
+        n = n + 1
+      end
+      assert.are.equal(2, n, out)
+      state.assert_same(before)
+    end
     -- a few probes are enough to leave behind
     local h = run.bg(DP .. "path --functions '^ip_rcv' --duration 120")
     h.listening(240)

@@ -4,13 +4,15 @@
 -- run never reported counts as a failure, and so does a spec that was
 -- skipped on every kernel (every live spec must run somewhere).
 local path = assert(arg[1], "usage: lua5.4 tools/summary.lua COUNTS KERNEL...")
-local runs, skips, order = {}, {}, {}
+local runs, skips, order, fails = {}, {}, {}, {}
 local f = io.open(path)
 for line in (f and f:lines() or function() return nil end) do
   local kind, label, a, b, c = line:match("^(%a+)\t([^\t]+)\t([^\t]*)\t?([^\t]*)\t?([^\t]*)$")
   if kind == "run" then
     runs[label] = { passed = tonumber(a), failed = tonumber(b), skipped = tonumber(c) }
     order[#order + 1] = label
+  elseif kind == "fail" then
+    fails[#fails + 1] = ("[%s] %s%s"):format(label, a, b ~= "" and (": " .. b) or "")
   elseif kind == "skip" then
     skips[a] = skips[a] or {}
     skips[a][label] = true
@@ -61,6 +63,7 @@ for _, name in ipairs(names) do
     notes[#notes + 1] = "skipped on every kernel: " .. name
   end
 end
+for _, n in ipairs(fails) do print("FAILED: " .. n) end
 for _, n in ipairs(notes) do print("FAILED: " .. n) end
 print(("%d passed, %d failed, %d skipped"):format(passed, failed, skipped))
 os.exit(failed == 0 and 0 or 1)

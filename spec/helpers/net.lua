@@ -1,5 +1,6 @@
 -- Drops made on loopback, bounded in count and time (luasocket).
 local socket = require "socket"
+local snmp = require "helpers.snmp"
 local net = {}
 
 local function host(family) return family == 6 and "::1" or "127.0.0.1" end
@@ -18,13 +19,35 @@ function net.tcp_closed(port, n, family)
   return refused
 end
 
---- n UDP datagrams to a closed port: NO_SOCKET, counted in Udp NoPorts.
-function net.udp_closed(port, n, family)
+-- Waits until the kernel has accounted for `n` datagrams sent since `s0`
+-- (snmp.read()) and `b0` (snmp.backlog_drops()) in `key` or a CPU's
+-- backlog, at most 3 s: a burst on a loaded (emulated) machine leaves part
+-- of the loopback's receive work to ksoftirqd, done after sendto returned,
+-- so a counter read at once can be short of what was sent.
+local function accounted(s0, b0, key, n)
+  local deadline = socket.gettime() + 3
+  while socket.gettime() < deadline do
+    local now = snmp.delta(s0, snmp.read(), key) + (snmp.backlog_drops() - b0)
+    if now >= n then return end
+    socket.sleep(0.02)
+  end
+end
+
+--- n UDP datagrams to a closed port: NO_SOCKET, counted in Udp NoPorts
+-- (Udp6NoPorts). Returns once the kernel has counted them there (or in a
+-- CPU's backlog), unless `opts.counted == false` (a firewall drops them
+-- before UDP sees them).
+function net.udp_closed(port, n, family, opts)
+  n = n or 1
+  local key = family == 6 and "Udp6NoPorts" or "Udp.NoPorts"
+  local wait = not (opts and opts.counted == false)
+  local s0, b0 = wait and snmp.read(), wait and snmp.backlog_drops()
   local u = family == 6 and socket.udp6() or socket.udp4()
-  for _ = 1, n or 1 do
+  for _ = 1, n do
     u:sendto("x", host(family), port)
   end
   u:close()
+  if wait then accounted(s0, b0, key, n) end
 end
 
 --- n UDP datagrams into a bound socket with a tiny receive buffer that is
@@ -35,10 +58,22 @@ function net.udp_rcvbuf(port, n, family, rcvbuf)
   assert(r:setsockname(host(family), port))
   local u = family == 6 and socket.udp6() or socket.udp4()
   local payload = string.rep("y", 512)
+  -- the receiver stays open until the kernel has dealt with every datagram
+  -- (a queued one is counted only when read, so: until the drops stop
+  -- growing for 0.2 s): one still in a backlog when it closes would be a
+  -- NoPorts, not a full buffer
+  local errs = family == 6 and "Udp6RcvbufErrors" or "Udp.RcvbufErrors"
   for _ = 1, n or 1 do
     u:sendto(payload, host(family), port)
   end
   u:close()
+  local deadline, last, since = socket.gettime() + 3, -1, socket.gettime()
+  while socket.gettime() < deadline do
+    local now = snmp.read()[errs] + snmp.backlog_drops()
+    if now ~= last then last, since = now, socket.gettime()
+    elseif socket.gettime() - since >= 0.2 then break end
+    socket.sleep(0.02)
+  end
   r:close()
 end
 

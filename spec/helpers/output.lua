@@ -36,6 +36,18 @@ return function(options)
         local name = (p.name or "?"):gsub("^%[.-%] ", ""):gsub(" %(skipped.*%)$", "")
         f:write(("skip\t%s\t%s\n"):format(label, name))
       end
+      -- the failures by name, with the first line of their message, so that
+      -- the closing summary says which spec failed on which kernel even
+      -- when only the end of a long log is kept
+      local bad = {}
+      for _, list in ipairs({ handler.failures, handler.errors }) do
+        for _, e in ipairs(list) do bad[#bad + 1] = e end
+      end
+      for _, e in ipairs(bad) do
+        local name = (e.name or "?"):gsub("^%[.-%] ", "")
+        local msg = tostring(e.message or ""):match("[^\n]*"):gsub("\t", " ")
+        f:write(("fail\t%s\t%s\t%s\n"):format(label, name:gsub("\t", " "), msg:sub(1, 200)))
+      end
       f:close()
       io.write(("\n[%s] %d passed, %d failed, %d skipped\n"):format(label, passed, failed, skipped))
     else
