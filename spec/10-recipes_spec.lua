@@ -179,7 +179,7 @@ describe("10 recipes", function()
     local top = require "dropprobe.recipes.top"
     local lines = {}
     local out = { write = function(_, s) lines[#lines + 1] = s end, flush = function() end }
-    local totals = top.run{ interval = 0.3, duration = 1.2, out = out, tty = false,
+    local totals = top.run{ interval = 0.3, duration = 2.4, out = out, tty = false,
       filter = kernel.cond("reason == NO_SOCKET", "protocol == 2048"), ready = function()
       net.udp_closed(9999, 25)
     end }

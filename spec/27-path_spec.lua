@@ -229,7 +229,7 @@ describe("27 path", function()
       local s0 = snmp.read()
       net.udp_closed(port, 2)
       assert.are.equal(2, snmp.delta(s0, snmp.read(), "Udp.NoPorts"))
-      run.sleep(1) -- read by the process
+      h.lines(2) -- both paths read and printed: the signal is what ends it
       h.signal(sig[1])
       local out, rc, perr = h.wait(60)
       assert.are.equal(sig[2], rc, perr)

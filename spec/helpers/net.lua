@@ -58,20 +58,28 @@ function net.udp_rcvbuf(port, n, family, rcvbuf)
   assert(r:setsockname(host(family), port))
   local u = family == 6 and socket.udp6() or socket.udp4()
   local payload = string.rep("y", 512)
-  -- the receiver stays open until the kernel has dealt with every datagram
-  -- (a queued one is counted only when read, so: until the drops stop
-  -- growing for 0.2 s): one still in a backlog when it closes would be a
-  -- NoPorts, not a full buffer
+  -- the receiver stays open until the kernel has dealt with every datagram:
+  -- one still in a backlog when it closes would be a NoPorts, not a full
+  -- buffer. Done when the CPUs' backlogs are empty twice in a row (a queued
+  -- datagram is counted only when read, so no counter says it); where the
+  -- kernel does not show its backlogs, when the drops stopped growing for
+  -- 0.2 s.
   local errs = family == 6 and "Udp6RcvbufErrors" or "Udp.RcvbufErrors"
   for _ = 1, n or 1 do
     u:sendto(payload, host(family), port)
   end
   u:close()
-  local deadline, last, since = socket.gettime() + 3, -1, socket.gettime()
+  local deadline, last, since, empty = socket.gettime() + 3, -1, socket.gettime(), 0
   while socket.gettime() < deadline do
-    local now = snmp.read()[errs] + snmp.backlog_drops()
-    if now ~= last then last, since = now, socket.gettime()
-    elseif socket.gettime() - since >= 0.2 then break end
+    local queued = snmp.backlog_queued()
+    if queued then
+      empty = queued == 0 and empty + 1 or 0
+      if empty >= 2 then break end
+    else
+      local now = snmp.read()[errs] + snmp.backlog_drops()
+      if now ~= last then last, since = now, socket.gettime()
+      elseif socket.gettime() - since >= 0.2 then break end
+    end
     socket.sleep(0.02)
   end
   r:close()

@@ -127,6 +127,19 @@ function run.bg(cmd)
     error(("the process %d never said it was listening: %s"):format(pid,
       (slurp(base .. ".err") or "") .. (slurp(base .. ".out") or "")), 2)
   end
+  --- Wait until the process has printed `n` lines on stdout (or `timeout`
+  -- seconds, 60 by default, or its end); returns what it printed so far.
+  function h.lines(n, timeout)
+    local t = socket.gettime() + (timeout or 60)
+    local out
+    repeat
+      out = slurp(base .. ".out") or ""
+      local _, got = out:gsub("\n", "")
+      if got >= n then break end
+      socket.sleep(0.05)
+    until socket.gettime() > t or not slurp(("/proc/%d/stat"):format(pid))
+    return out
+  end
   function h.wait(timeout)
     local t = socket.gettime() + (timeout or 30)
     local rc

@@ -73,6 +73,22 @@ function snmp.backlog_drops()
   return n
 end
 
+--- The packets waiting in the CPUs' backlogs now (the twelfth column of
+-- /proc/net/softnet_stat, summed: input and process queues), or nil where
+-- the kernel does not show it.
+function snmp.backlog_queued()
+  local f = io.open("/proc/net/softnet_stat")
+  if not f then return nil end
+  local n
+  for line in f:lines() do
+    local cols = {}
+    for c in line:gmatch("%x+") do cols[#cols + 1] = c end
+    if #cols >= 13 then n = (n or 0) + tonumber(cols[12], 16) end
+  end
+  f:close()
+  return n
+end
+
 --- Where the kernel put `sent` datagrams to a closed port since `before`
 -- (snmp.read()) and `backlog_before` (snmp.backlog_drops()), once it has
 -- accounted for all of them (or after `timeout` seconds, 10 by default):
