@@ -20,12 +20,17 @@
 /* uservalue slots of a Pipe */
 #define UV_REFS 1 /* records waiting in the joiner */
 #define UV_OWN 2  /* the source's own table */
+/* after a signal, what the kernel buffered before it is still read, without
+ * waiting, for at most this long however fast events come */
+#define DRAIN_SECONDS 0.5
 
 struct dp_pipe {
 	const struct dp_source_ops *ops;
 	void *src;
 	struct dp_join join;
 	double grace; /* seconds a record waits for its stack */
+	double drain_until; /* after a signal: the buffer read until then */
+	int draining;
 	int eof;
 	int closed;
 };
@@ -53,7 +58,10 @@ static int fail2(lua_State *L, const char *why)
 }
 
 /***
- * The next record, waiting at most `timeout` seconds (nil: waits).
+ * The next record, waiting at most `timeout` seconds (nil: waits). After a
+ * caught SIGINT or SIGTERM (`catch_signals`) it waits no more: it returns
+ * what the kernel had buffered (for at most half a second), then
+ * "interrupted".
  * @function Pipe:read
  * @tparam[opt] number timeout
  * @treturn table|nil a record, or nil and "timeout", "eof" or "interrupted"
@@ -98,8 +106,12 @@ static int pipe_read(lua_State *L)
 			if (g < ms)
 				ms = g;
 		}
-		if (ms < 0)
+		if (ms < 0 || p->draining)
 			ms = 0;
+		if (p->draining && now >= p->drain_until) {
+			p->draining = 0; /* a later read (the signal forgotten) waits again */
+			return fail2(L, "interrupted");
+		}
 		r = p->ops->fill(L, p->src, &f, ms);
 		if (r == DP_FILL_DATA) {
 			last_data = now_mono();
@@ -109,8 +121,18 @@ static int pipe_read(lua_State *L)
 			p->eof = 1;
 			continue;
 		}
-		if (r == DP_FILL_INTR || dp_signal_caught)
+		if (p->draining) { /* all read: what waits for a stack goes too */
+			dp_join_release(&p->join);
+			if (dp_join_pop(L, &p->join, f.refs))
+				return 1;
+			p->draining = 0;
 			return fail2(L, "interrupted");
+		}
+		if (r == DP_FILL_INTR || dp_signal_caught) {
+			p->draining = 1;
+			p->drain_until = now_mono() + DRAIN_SECONDS;
+			continue;
+		}
 		now = now_mono();
 		if (waiting && now - last_data >= p->grace) {
 			dp_join_release(&p->join); /* its stack did not come */

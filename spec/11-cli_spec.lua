@@ -191,6 +191,28 @@ describe("11 cli #proc", function()
     end
   end)
 
+  live_it("prints the drops the kernel buffered before SIGINT or SIGTERM, however soon it comes #live", function()
+    local before = state.snapshot()
+    local cond = kernel.cond("reason == NO_SOCKET", "protocol == 2048")
+    for sig, code in pairs({ INT = 130, TERM = 143 }) do
+      local h = run.bg(DP .. "watch --json --filter '" .. cond .. "'")
+      h.ready()
+      local s0 = snmp.read()
+      net.udp_closed(net.free_udp_port(), 7)
+      local sent = snmp.delta(s0, snmp.read(), "Udp.NoPorts")
+      h.signal(sig) -- at once: the reader is most likely waiting for more
+      local out, rc, err = h.wait()
+      assert.are.equal(code, rc, err)
+      local n = 0
+      for line in out:gmatch("[^\n]+") do
+        if cjson.decode(line).name then n = n + 1 end
+      end
+      assert.are.equal(7, sent)
+      assert.are.equal(sent, n, out)
+      state.assert_same(before)
+    end
+  end)
+
   live_it("a script that errors out, or exits with os.exit(code, true), cleans up #live", function()
     local before = state.snapshot()
     local script = [[-e 'local dp = require "dropprobe"
