@@ -19,23 +19,10 @@ function net.tcp_closed(port, n, family)
   return refused
 end
 
--- Waits until the kernel has accounted for `n` datagrams sent since `s0`
--- (snmp.read()) and `b0` (snmp.backlog_drops()) in `key` or a CPU's
--- backlog, at most 3 s: a burst on a loaded (emulated) machine leaves part
--- of the loopback's receive work to ksoftirqd, done after sendto returned,
--- so a counter read at once can be short of what was sent.
-local function accounted(s0, b0, key, n)
-  local deadline = socket.gettime() + 3
-  while socket.gettime() < deadline do
-    local now = snmp.delta(s0, snmp.read(), key) + (snmp.backlog_drops() - b0)
-    if now >= n then return end
-    socket.sleep(0.02)
-  end
-end
-
 --- n UDP datagrams to a closed port: NO_SOCKET, counted in Udp NoPorts
 -- (Udp6NoPorts). Returns once the kernel has counted them there (or in a
--- CPU's backlog), unless `opts.counted == false` (a firewall drops them
+-- CPU's backlog; at most 3 s: a burst on a loaded, emulated machine leaves
+-- part of the receive work to ksoftirqd, after sendto returned), unless `opts.counted == false` (a firewall drops them
 -- before UDP sees them).
 function net.udp_closed(port, n, family, opts)
   n = n or 1
@@ -47,7 +34,7 @@ function net.udp_closed(port, n, family, opts)
     u:sendto("x", host(family), port)
   end
   u:close()
-  if wait then accounted(s0, b0, key, n) end
+  if wait then snmp.udp_accounted(s0, b0, n, 3, key) end
 end
 
 --- n UDP datagrams into a bound socket with a tiny receive buffer that is

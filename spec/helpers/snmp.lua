@@ -92,13 +92,14 @@ end
 --- Where the kernel put `sent` datagrams to a closed port since `before`
 -- (snmp.read()) and `backlog_before` (snmp.backlog_drops()), once it has
 -- accounted for all of them (or after `timeout` seconds, 10 by default):
--- Udp NoPorts and the backlogs' drops, each a delta.
+-- Udp NoPorts (or the counter `key`, "Udp6NoPorts" for IPv6) and the
+-- backlogs' drops, each a delta.
 -- @treturn integer noports, integer backlog
-function snmp.udp_accounted(before, backlog_before, sent, timeout)
+function snmp.udp_accounted(before, backlog_before, sent, timeout, key)
   local socket = require "socket"
   local deadline = socket.gettime() + (timeout or 10)
   local function now()
-    return snmp.delta(before, snmp.read(), "Udp.NoPorts"), snmp.backlog_drops() - backlog_before
+    return snmp.delta(before, snmp.read(), key or "Udp.NoPorts"), snmp.backlog_drops() - backlog_before
   end
   local noports, backlog = now()
   while noports + backlog < sent and socket.gettime() < deadline do
