@@ -1,7 +1,7 @@
 -- One reader of the bench flood, run under /usr/bin/time by bench/run.lua.
 -- Prints "ready" once it is set up, reads until the flood is over (a quiet
 -- spell), then prints one line of JSON: what it got and what was lost.
---   lua5.4 bench/consumer.lua text|raw|ports|stacks|count|exporter|memory
+--   lua5.4 bench/consumer.lua text|raw|raw-copy|ports|stacks|count|count-copy|exporter|memory
 --   lua5.4 bench/consumer.lua naive TRACE_PIPE EXPECTED_COUNT
 local kind, path, expect = arg[1], arg[2], tonumber(arg[3])
 local cjson = require "cjson"
@@ -45,15 +45,22 @@ local idle = 2
 -- every reader keeps the flood's drops, the recipes too
 local opts = { idle = idle, ready = ready, buffer_kb = 8192, filter = "reason == NO_SOCKET" }
 
+-- "-copy": every page copied out with read() where the kernel would let the
+-- buffers be mapped and read in place
+local copy = kind:match("%-copy$") ~= nil
+kind = kind:gsub("%-copy$", "")
+
 if kind == "text" or kind == "raw" then
   local inst <close> = dp.instance{ buffer_kb = 8192 }
   inst:event("skb:kfree_skb"):filter("reason == NO_SOCKET"):enable()
-  local pipe <close> = inst:pipe{ mode = kind }
+  local map
+  if kind == "raw" then map = not copy end
+  local pipe <close> = inst:pipe{ mode = kind, map = map }
   local n = 0
   dp.each(pipe, { idle = idle, ready = ready }, function(rec)
     if rec.name == "kfree_skb" then n = n + 1 end
   end)
-  done({ got = n, lost = pipe:stats().lost })
+  done({ got = n, lost = pipe:stats().lost, mapped = pipe:stats().mapped })
 elseif kind == "ports" then
   local r = require("dropprobe.recipes.ports").run(opts)
   done({ got = r.drops, lost = r.lost, attributed = r.attributed })
@@ -64,10 +71,10 @@ elseif kind == "count" then
   -- counting by reason and location: the kernel where it has hist
   -- triggers, C over the raw buffers here
   local h <close> = dp.hist{ keys = { "reason", "location.sym" }, condition = opts.filter,
-    buffer_kb = opts.buffer_kb }
+    buffer_kb = opts.buffer_kb, map = not copy }
   h:run{ idle = idle, ready = ready }
   local r = h:read()
-  done({ got = r.hits, lost = r.lost + r.dropped, where = r.where })
+  done({ got = r.hits, lost = r.lost + r.dropped, where = r.where, mapped = r.mapped })
 elseif kind == "exporter" then
   -- the exporter writing its textfile every second through the flood
   local dir = os.tmpname()

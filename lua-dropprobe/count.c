@@ -350,7 +350,7 @@ static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
  * name, `saddr`/`daddr` text, `sport`/`dport`/`family` numbers, nil where
  * the packet has none; `stack` = frames, `hitcount`, summed values) and totals (`hits`,
  * `entries`, `dropped` for a full table, `lost` ring-buffer events,
- * `without_stack`).
+ * `without_stack`, `mapped`: the CPUs whose buffer is read in place).
  * @function Counter:rows
  * @treturn table rows
  * @treturn table totals
@@ -450,6 +450,8 @@ static int counter_rows(lua_State *L)
 	lua_setfield(L, -2, "lost");
 	lua_pushinteger(L, c->nostack);
 	lua_setfield(L, -2, "without_stack");
+	lua_pushinteger(L, c->rb.mapped);
+	lua_setfield(L, -2, "mapped");
 	return 2;
 }
 
@@ -666,7 +668,7 @@ static int fail_counter(lua_State *L, struct counter *c, const char *what, const
 }
 
 static const char *const count_opts[] = {"system", "event", "keys", "values", "size",
-					 "systems", NULL};
+					 "systems", "map", NULL};
 
 /***
  * A Counter over an instance's per-CPU buffers (see `Counter`): the event,
@@ -678,7 +680,9 @@ static const char *const count_opts[] = {"system", "event", "keys", "values", "s
  * `packet.daddr`, `packet.sport`, `packet.dport`.
  * @function counter
  * @param inst an Instance
- * @tparam table spec `system`, `event`, `keys`, `values`, `size`, `systems`
+ * @tparam table spec `system`, `event`, `keys`, `values`, `size`, `systems`,
+ *   `map` (false: copy every page out with read() even where the kernel
+ *   lets the buffers be mapped)
  * @return a Counter
  */
 static int counter_new(lua_State *L)
@@ -701,7 +705,8 @@ static int counter_new(lua_State *L)
 	lua_pushvalue(L, 1);
 	lua_setiuservalue(L, -2, 1); /* the instance lives as long as its counter */
 	errno = 0;
-	fail = dp_rawbuf_open(&c->rb, in->ti, systems, dp_tracing_dir_arg());
+	fail = dp_rawbuf_open(&c->rb, in->ti, systems, dp_tracing_dir_arg(),
+			      dp_opt_boolean(L, 2, "map", 1));
 	if (fail)
 		return fail_counter(L, c, "counter", errno ? strerror(errno) : fail);
 	c->tep = c->rb.tep;

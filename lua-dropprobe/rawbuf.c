@@ -6,14 +6,47 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include <event-parse.h>
 #include <kbuffer.h>
 #include <tracefs.h>
+
+/*
+ * The meta page at the start of a mapped trace_pipe_raw, as the kernel's
+ * uapi linux/trace_mmap.h lays it out (not every distribution installs
+ * that header); only the fields read here are named.
+ */
+struct rb_meta {
+	uint32_t meta_page_size;
+	uint32_t meta_struct_len;
+	uint32_t subbuf_size;
+	uint32_t nr_subbufs;
+	struct {
+		uint64_t lost_events;
+		uint32_t id;
+		uint32_t read;
+	} reader;
+};
+#define RB_GET_READER _IO('R', 0x20) /* TRACE_MMAP_IOCTL_GET_READER */
+
+/* One CPU's mapping: the meta page, the sub-buffers after it, and how far
+ * into the reader sub-buffer the events were handed out. */
+struct dp_rbmap {
+	volatile struct rb_meta *meta; /* NULL: this CPU is copied */
+	size_t meta_len;
+	char *data;
+	size_t data_len;
+	uint32_t id; /* the reader sub-buffer last loaded */
+	int off;     /* its data bytes handed out (from the start of its events) */
+	int end;     /* its data bytes when last loaded */
+};
 
 static int earlier(struct dp_rawbuf *rb, int a, int b)
 {
@@ -69,10 +102,57 @@ static int load_page(struct dp_rawbuf *rb, int cpu)
 	return rb->next[cpu] != NULL;
 }
 
+/*
+ * A mapped CPU: ask the kernel for the reader sub-buffer (the same one
+ * while it still has events not handed out, the writer may be adding to
+ * it; else the next one) and go on from where the last load ended. The
+ * events stay in place: the sub-buffer is not given back before the next
+ * load of this CPU. 1: an event is there, 0: none
+ */
+static int load_mapped(struct dp_rawbuf *rb, int cpu)
+{
+	struct dp_rbmap *m = &rb->map[cpu];
+	struct kbuffer *kb = rb->kb[cpu];
+	uint32_t id;
+	int fresh = 0;
+	if (m->end > m->off)
+		m->off = m->end; /* what the last load had was handed out */
+	if (ioctl(rb->fds[cpu], RB_GET_READER) < 0)
+		return 0;
+	id = m->meta->reader.id;
+	if (id >= m->meta->nr_subbufs)
+		return 0;
+	if (id != m->id) {
+		m->id = id;
+		m->off = 0;
+		fresh = 1;
+	}
+	if (kbuffer_load_subbuffer(kb, m->data + (size_t)id * m->meta->subbuf_size) < 0)
+		return 0;
+	if (fresh) {
+		int missed = kbuffer_missed_events(kb);
+		if (missed)
+			rb->missed[cpu] += missed;
+		rb->pages++;
+	}
+	if (m->off >= kbuffer_subbuffer_size(kb))
+		rb->next[cpu] = NULL;
+	else if (m->off == 0)
+		rb->next[cpu] = kbuffer_read_event(kb, &rb->next_ts[cpu]);
+	else /* past what was handed out (timestamps summed from the start) */
+		rb->next[cpu] = kbuffer_read_at_offset(kb, kbuffer_start_of_data(kb) + m->off,
+						       &rb->next_ts[cpu]);
+	/* the end of what this load hands out, known only now:
+	 * kbuffer_read_at_offset loads the sub-buffer again, and the writer
+	 * may have added to it since */
+	m->end = kbuffer_subbuffer_size(kb);
+	return rb->next[cpu] != NULL;
+}
+
 static int load_all(struct dp_rawbuf *rb)
 {
 	for (int c = 0; c < rb->ncpu; c++)
-		if (!rb->next[c] && load_page(rb, c))
+		if (!rb->next[c] && (rb->map && rb->map[c].meta ? load_mapped(rb, c) : load_page(rb, c)))
 			heap_push(rb, c);
 	return rb->nheap;
 }
@@ -133,9 +213,62 @@ long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, v
 	return pages_now(rb, max, sink, ctx);
 }
 
+static void unmap_cpu(struct dp_rbmap *m)
+{
+	if (m->data)
+		munmap(m->data, m->data_len);
+	if (m->meta)
+		munmap((void *)m->meta, m->meta_len);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Map the buffer of cpu where the kernel lets this reader; 0 when not
+ * (the CPU is then copied: an old kernel, a snapshot in use, ...). */
+static int map_cpu(struct dp_rawbuf *rb, int cpu)
+{
+	struct dp_rbmap *m = &rb->map[cpu];
+	size_t page = (size_t)getpagesize();
+	void *p = mmap(NULL, page, PROT_READ, MAP_SHARED, rb->fds[cpu], 0);
+	if (p == MAP_FAILED)
+		return 0;
+	m->meta = p;
+	m->meta_len = page;
+	if (m->meta->meta_page_size > page) {
+		size_t len = m->meta->meta_page_size;
+		munmap(p, page);
+		m->meta = NULL;
+		p = mmap(NULL, len, PROT_READ, MAP_SHARED, rb->fds[cpu], 0);
+		if (p == MAP_FAILED)
+			return 0;
+		m->meta = p;
+		m->meta_len = len;
+	}
+	/* a sub-buffer kbuffer reads must hold what read() would give */
+	if (m->meta->subbuf_size == 0 || m->meta->nr_subbufs == 0 ||
+	    (int)m->meta->subbuf_size > rb->psize) {
+		unmap_cpu(m);
+		return 0;
+	}
+	m->data_len = (size_t)m->meta->subbuf_size * m->meta->nr_subbufs;
+	p = mmap(NULL, m->data_len, PROT_READ, MAP_SHARED, rb->fds[cpu],
+		 (off_t)m->meta->meta_page_size);
+	if (p == MAP_FAILED) {
+		m->data = NULL;
+		unmap_cpu(m);
+		return 0;
+	}
+	m->data = p;
+	/* what another reader already took of the reader sub-buffer */
+	m->id = m->meta->reader.id;
+	m->off = m->end = (int)m->meta->reader.read;
+	return 1;
+}
+
 void dp_rawbuf_close(struct dp_rawbuf *rb)
 {
 	for (int c = 0; c < rb->ncpu; c++) {
+		if (rb->map)
+			unmap_cpu(&rb->map[c]);
 		if (rb->fds && rb->fds[c] >= 0)
 			close(rb->fds[c]);
 		if (rb->kb && rb->kb[c])
@@ -151,6 +284,7 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 	free(rb->next_ts);
 	free(rb->missed);
 	free(rb->heap);
+	free(rb->map);
 	if (rb->tep)
 		tep_free(rb->tep);
 	memset(rb, 0, sizeof(*rb));
@@ -159,8 +293,9 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
-			   const char *const *systems, const char *dir)
+			   const char *const *systems, const char *dir, int map)
 {
+	const char *fail;
 	const char *sys[66];
 	int ns = 0;
 	memset(rb, 0, sizeof(*rb));
@@ -172,7 +307,17 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 	if (!rb->tep)
 		return "cannot load the event formats (events/header_page, formats)";
 	tracefs_load_cmdlines(dir, rb->tep);
-	return open_buffers(rb, ti);
+	fail = open_buffers(rb, ti);
+	if (fail || !map)
+		return fail;
+	rb->map = calloc((size_t)rb->ncpu, sizeof(*rb->map));
+	if (!rb->map) {
+		errno = ENOMEM;
+		return "out of memory";
+	}
+	for (int c = 0; c < rb->ncpu; c++)
+		rb->mapped += map_cpu(rb, c);
+	return NULL;
 }
 
 const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti)

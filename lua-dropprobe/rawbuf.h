@@ -5,6 +5,12 @@
  * timestamp order across CPUs (the CPUs with a loaded page sit in a heap
  * by the time of their next event). What reads them decides what an event
  * becomes: a record (src_raw.c) or a count (count.c).
+ *
+ * Where the kernel lets a reader map a CPU's buffer (6.10 on: mmap of
+ * trace_pipe_raw and its TRACE_MMAP_IOCTL_GET_READER), the events are
+ * read in place from the mapped reader sub-buffer instead of copied out
+ * with read(); elsewhere, and for the pages of a recording, they are
+ * copied.
  */
 #ifndef DROPPROBE_RAWBUF_H
 #define DROPPROBE_RAWBUF_H
@@ -14,6 +20,7 @@
 struct tracefs_instance;
 struct tep_handle;
 struct kbuffer;
+struct dp_rbmap;
 
 struct dp_rawbuf {
 	struct tep_handle *tep; /* the formats of the systems asked for, and ftrace */
@@ -28,16 +35,20 @@ struct dp_rawbuf {
 	int *heap, nheap;
 	int psize;
 	long long pages;
+	struct dp_rbmap *map; /* per CPU: its mapping, where it has one */
+	int mapped;           /* CPUs read in place */
 };
 
 /*
  * Open the buffers of ti with the formats of the given systems (a
  * NULL-terminated list; ftrace is added), the saved comms loaded. NULL,
  * or what failed (errno set where it tells more). dir: the tracing
- * directory when the library was pointed at one, else NULL.
+ * directory when the library was pointed at one, else NULL. With map,
+ * each CPU's buffer is mapped where the kernel allows it (rb->mapped
+ * tells how many were), else every page is copied.
  */
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
-			   const char *const *systems, const char *dir);
+			   const char *const *systems, const char *dir, int map);
 /* The same buffers for their pages only (dp_rawbuf_pages): the
  * sub-buffer layout from header_page, no formats, no kallsyms. */
 const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti);

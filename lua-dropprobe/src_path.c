@@ -573,6 +573,7 @@ static void path_stats(lua_State *L, void *src)
 	setint(L, "clones_unpaired", s->clones_unpaired);
 	setint(L, "unknown_events", s->dec.unknown);
 	setint(L, "pages", s->rb.pages);
+	setint(L, "mapped", s->rb.mapped);
 }
 
 static void path_close(lua_State *L, void *src)
@@ -640,7 +641,7 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
 	}
 	lua_pop(L, 1);
 	systems[n] = NULL;
-	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems, dp_tracing_dir_arg());
+	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems, dp_tracing_dir_arg(), 1);
 	if (fail)
 		return fail;
 	fail = dp_decoder_init(L, &s->dec, s->rb.tep, 0, 0);

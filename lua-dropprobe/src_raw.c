@@ -84,6 +84,8 @@ static void raw_stats(lua_State *L, void *src)
 	lua_setfield(L, -2, "filtered");
 	lua_pushinteger(L, s->rb.pages);
 	lua_setfield(L, -2, "pages");
+	lua_pushinteger(L, s->rb.mapped);
+	lua_setfield(L, -2, "mapped");
 }
 
 static void raw_close(lua_State *L, void *src)
@@ -127,8 +129,8 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	const char *systems[64], *fail;
 	lua_Integer pct = dp_opt_integer(L, opts, "buffer_percent", -1);
 	systems_of(L, opts, systems, 64);
-	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems,
-			      dp_tracing_dir_arg());
+	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems, dp_tracing_dir_arg(),
+			      dp_opt_boolean(L, opts, "map", 1));
 	if (fail)
 		return fail;
 	lua_getfield(L, opts, "symbols");
@@ -160,13 +162,15 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
  * @param inst an Instance
  * @tparam table opts `systems` (of the events used), `symbols`,
  *   `buffer_percent`, `grace`, `port`, `hosts`, `match` (a tcpdump filter
- *   expression on each drop's packet), `flag_columns`
+ *   expression on each drop's packet), `flag_columns`, `map` (false:
+ *   copy every page out with read() even where the kernel lets the
+ *   buffers be mapped; stats' `mapped` tells how many CPUs were)
  * @return a Pipe
  */
 static int raw_pipe(lua_State *L)
 {
 	static const char *const opts[] = {"systems", "symbols", "buffer_percent", "grace",
-					   "port", "hosts", "match", "flag_columns", NULL};
+					   "port", "hosts", "match", "flag_columns", "map", NULL};
 	struct dp_instance *in = dp_check_instance(L, 1);
 	struct src_raw *s;
 	const char *fail;

@@ -91,6 +91,18 @@ lua_Integer dp_opt_integer(lua_State *L, int idx, const char *key, lua_Integer d
 	return v;
 }
 
+int dp_opt_boolean(lua_State *L, int idx, const char *key, int def)
+{
+	int v;
+	if (!opt_get(L, idx, key))
+		return def;
+	if (!lua_isboolean(L, -1))
+		luaL_error(L, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
 lua_Number dp_opt_number(lua_State *L, int idx, const char *key, lua_Number def)
 {
 	lua_Number v;

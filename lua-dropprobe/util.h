@@ -27,6 +27,7 @@ void dp_check_fields(lua_State *L, int idx, const char *const allowed[]);
 const char *dp_opt_string(lua_State *L, int idx, const char *key, const char *def);
 lua_Integer dp_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def);
 lua_Number dp_opt_number(lua_State *L, int idx, const char *key, lua_Number def);
+int dp_opt_boolean(lua_State *L, int idx, const char *key, int def);
 
 /* A string argument that is safe to write as one command into a control file:
  * no control characters (newline, NUL, ...). Raises naming what it is. */

@@ -83,7 +83,9 @@ end
 -- hitcount), `condition` (reason names allowed; default every drop for the
 -- drop event; false: none, every event), `size` (most entries, default 2048, as the kernel's), `where`
 -- ("kernel" or "c"; default the kernel when it has hist triggers),
--- `buffer_kb` (C counting's ring buffer per CPU; default the hunts').
+-- `buffer_kb` (C counting's ring buffer per CPU; default the hunts'), `map`
+-- (C counting: false copies every page out with read() even where the
+-- kernel lets the buffers be mapped and read in place; default true).
 --
 -- Packet keys count each drop by its own packet: `packet.proto`,
 -- `packet.dport` (the port a received packet was going to: the local one),
@@ -100,7 +102,8 @@ end
 -- (or with `where = "kernel"` or an `event`)
 function M.open(opts)
   opts = util.check_options(opts, { "event", "keys", "values", "condition", "size", "where",
-    "buffer_kb" }, "hist.open")
+    "buffer_kb", "map" }, "hist.open")
+  if opts.map ~= nil and type(opts.map) ~= "boolean" then error("hist.open: map is true or false", 2) end
   local defaults = require("dropprobe.hunt").DEFAULTS
   local event = opts.event or defaults.drop_event
   local keys = opts.keys or M.default_keys(event)
@@ -189,7 +192,7 @@ function M.open(opts)
       for _, k in ipairs(ordered) do ks[#ks + 1] = k end
       if stack then ks[#ks + 1] = "stacktrace" end
       self.counter = core.counter(self.inst, { system = self.system, event = self.name,
-        keys = ks, values = values, size = size, systems = { self.system } })
+        keys = ks, values = values, size = size, systems = { self.system }, map = opts.map })
     end
   end)
   if not ok then
@@ -282,7 +285,8 @@ end
 -- @function Hist:read
 -- @treturn table `{ rows = {{<key> = value, stack = {...}, hitcount = n, <value> = sum}...}
 -- (most first), where = "kernel"|"c", hits =, entries =, dropped = (no room
--- in the table), lost = (C: events the ring buffer lost) }`
+-- in the table), lost = (C: events the ring buffer lost), mapped = (C: the
+-- CPUs whose buffer was read in place, 0 where every page was copied) }`
 -- @raise the instance was removed under this process, or tracefs
 -- unmounted (`dropprobe.instance.gone_message`: the instance is named)
 function Hist:read()
@@ -306,7 +310,7 @@ function Hist:read()
   if self.stack then rows = merge_stacks(self, rows) end
   table.sort(rows, function(a, b) return (a.hitcount or 0) > (b.hitcount or 0) end)
   self.last = { rows = rows, where = self.where, hits = totals.hits or 0, entries = totals.entries or #rows,
-    dropped = totals.dropped or 0, lost = totals.lost or 0 }
+    dropped = totals.dropped or 0, lost = totals.lost or 0, mapped = totals.mapped }
   return self.last
 end
 

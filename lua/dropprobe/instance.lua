@@ -211,11 +211,15 @@ end
 -- filter expression in tcpdump's language, pcap-filter(7), e.g. "udp and
 -- dst port 53"; compiled by libpcap, run in C on the packet's bytes),
 -- `raw_stacks` (stacks as the
--- kernel gave them, the tracing machinery's frames at the top included)
+-- kernel gave them, the tracing machinery's frames at the top included),
+-- `map` (raw, default true: read each CPU's buffer in place where the
+-- kernel lets it be mapped, 6.10 on; false: copy every page out with
+-- read(); `stats().mapped` is the CPUs read in place)
 -- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
 function Instance:pipe(opts)
-  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "match", "raw_stacks" },
-    "inst:pipe")
+  opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "match", "raw_stacks",
+    "map" }, "inst:pipe")
+  if opts.map ~= nil and type(opts.map) ~= "boolean" then error("inst:pipe: map is true or false", 2) end
   if opts.match ~= nil then
     local ok, why = core.check_packet_filter(tostring(opts.match))
     if not ok then error(fmt("inst:pipe: packet filter '%s': %s", tostring(opts.match), why), 2) end
@@ -253,7 +257,7 @@ function Instance:pipe(opts)
   if mode == "raw" then
     local p = core.raw_pipe(self, { grace = opts.grace, systems = systems,
       buffer_percent = opts.buffer_percent, symbols = symbols, port = opts.port, hosts = hosts,
-      match = opts.match, flag_columns = flag_columns() })
+      match = opts.match, flag_columns = flag_columns(), map = opts.map })
     if opts.raw_stacks then p:_raw_stacks(true) end
     return p
   elseif mode == "text" then
