@@ -125,6 +125,19 @@ int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, 
 	return 1;
 }
 
+int dp_join_stack_open(struct dp_join *j, int cpu)
+{
+	int ref;
+	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
+		j->orphan_stacks++;
+		return LUA_NOREF;
+	}
+	ref = j->pending[cpu];
+	j->pending[cpu] = LUA_NOREF; /* its stack came */
+	j->open_ref = ref;
+	return ref;
+}
+
 void dp_join_stack_done(lua_State *L, struct dp_join *j, int refs, int keys)
 {
 	if (j->open_ref != LUA_NOREF && !j->raw_stacks) {
