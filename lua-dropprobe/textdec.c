@@ -674,11 +674,14 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.cur = lua_gettop(L);
 	s.last_len = 0;
 	s.last_e = NULL;
-	for (size_t i = 0; i < t->len; i++) {
-		if (t->buf[i] == '\n') {
-			text_line(L, t, f, &s, t->buf + start, i - start, hold);
-			start = i + 1;
-		}
+	for (;;) {
+		const char *nl = memchr(t->buf + start, '\n', t->len - start);
+		size_t i;
+		if (!nl)
+			break;
+		i = (size_t)(nl - t->buf);
+		text_line(L, t, f, &s, t->buf + start, i - start, hold);
+		start = i + 1;
 	}
 	if (final && start < t->len) {
 		text_line(L, t, f, &s, t->buf + start, t->len - start, hold);
