@@ -307,8 +307,9 @@ local function offline_trace(with_stacks)
   return path, (COUNT // 1000) * 1000, (COUNT // 1000) * 900
 end
 
--- the naive parser of the plain trace above, extended: the frame lines (" => func+0x../0x..") after a <stack trace> line collected
--- into the record before it
+-- the naive parser of the plain trace above, extended: the frame lines
+-- (" => func+0x../0x..") after a <stack trace> line collected into the
+-- record before it
 local function naive_parse(path)
   -- luacheck: ignore 241 (records kept like a user keeps them)
   local m, recs, rec, stack, stacks = 0, {}, nil, nil, 0
