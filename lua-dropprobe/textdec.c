@@ -21,6 +21,8 @@
 #define TEXT_BUF 65536
 #define FORMAT_MAX (256 * 1024)
 
+#define VALUE_MAX 40
+
 /* What the decoder knows of one event (a userdata in own.ev[name]; its
  * uservalue holds [i] = the field conversion i prints, system, labels =
  * { printed label = field }, syms) */
@@ -33,6 +35,12 @@ struct tev {
 	unsigned char code[DP_CONV_MAX]; /* a code address printed as a bare %p */
 	int has_syms;
 	int eager; /* fields decoded with the record (a live pipe names code addresses) */
+	/* the text each conversion printed last (vlen 255: none), whose value
+	 * is kept in the uservalue at [n + 1 + i]: a value printed again (a
+	 * reason, a location) is not converted nor interned anew */
+	unsigned char vlen[DP_CONV_MAX];
+	signed char vscore[DP_CONV_MAX]; /* hits less misses: below -16, not kept (an address) */
+	char vtext[DP_CONV_MAX][VALUE_MAX];
 	/* then the literal text of lit[] and tail */
 };
 
@@ -163,9 +171,10 @@ static void make_entry(lua_State *L, struct dp_textdec *t, int evtab, int names,
 		extra += tail_len;
 	e = lua_newuserdatauv(L, sizeof(*e) + extra, 1);
 	memset(e, 0, sizeof(*e));
+	memset(e->vlen, 255, sizeof(e->vlen));
 	store = (char *)(e + 1);
 	e->n = -1;
-	lua_createtable(L, n > 0 ? n : 0, 3);
+	lua_createtable(L, n > 0 ? 2 * n : 0, 3);
 	lua_pushvalue(L, sysidx);
 	lua_rawseti(L, -2, -1); /* [-1] = system, [0] = name: by index per record */
 	lua_pushvalue(L, nameidx);
@@ -303,8 +312,22 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
 			if (!e->named[i])
 				continue;
 			lua_rawgeti(L, uv, i + 1);
-			if (!e->code[i] || !push_code(L, t, vals[i]))
-				push_value(L, vals[i], e->hex[i]);
+			if (e->vscore[i] >= -16 && e->vlen[i] == vals[i].n &&
+			    memcmp(e->vtext[i], vals[i].p, vals[i].n) == 0) {
+				lua_rawgeti(L, uv, e->n + 1 + i); /* as the record before */
+				if (e->vscore[i] < 64)
+					e->vscore[i]++;
+			} else {
+				if (!e->code[i] || !push_code(L, t, vals[i]))
+					push_value(L, vals[i], e->hex[i]);
+				if (e->vscore[i] >= -16 && vals[i].n < VALUE_MAX) {
+					e->vscore[i]--;
+					e->vlen[i] = (unsigned char)vals[i].n;
+					memcpy(e->vtext[i], vals[i].p, vals[i].n);
+					lua_pushvalue(L, -1);
+					lua_rawseti(L, uv, e->n + 1 + i);
+				}
+			}
 			lua_rawset(L, -3);
 		}
 	} else {
@@ -465,7 +488,30 @@ struct slots {
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
+	/* the comm and flags of the record before, in stack slots: a run of
+	 * records from one task is not interned anew each line */
+	struct lastval {
+		int slot;
+		size_t n; /* > sizeof(text): none */
+		char text[32];
+	} comm, flags;
 };
+
+/* Push the string p[0..n), the one in lv's slot when it is the same. */
+static void push_again(lua_State *L, struct lastval *lv, const char *p, size_t n)
+{
+	if (lv->n == n && memcmp(lv->text, p, n) == 0) {
+		lua_pushvalue(L, lv->slot);
+		return;
+	}
+	lua_pushlstring(L, p, n);
+	if (n < sizeof(lv->text)) {
+		memcpy(lv->text, p, n);
+		lv->n = n;
+		lua_pushvalue(L, -1);
+		lua_replace(L, lv->slot);
+	}
+}
 
 /* t[key k] = value: the key pushed first (record.h's dp_setkey, without
  * moving the value under it) */
@@ -517,7 +563,7 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 	else
 		lua_pop(L, 2);
 	KEY(DP_K_COMM);
-	lua_pushlstring(L, ln->comm.p, ln->comm.n);
+	push_again(L, &s->comm, ln->comm.p, ln->comm.n);
 	lua_rawset(L, rec);
 	KEY(DP_K_PID);
 	lua_pushinteger(L, ln->pid);
@@ -529,7 +575,7 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 	lua_pushnumber(L, (lua_Number)ln->ts_ns / 1e9);
 	lua_rawset(L, rec);
 	KEY(DP_K_FLAGS);
-	lua_pushlstring(L, ln->flags.p, ln->flags.n);
+	push_again(L, &s->flags, ln->flags.p, ln->flags.n);
 	lua_rawset(L, rec);
 	KEY(DP_K_PAYLOAD);
 	lua_pushlstring(L, ln->payload.p, ln->payload.n);
@@ -674,6 +720,12 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.cur = lua_gettop(L);
 	s.last_len = 0;
 	s.last_e = NULL;
+	lua_pushnil(L);
+	s.comm.slot = lua_gettop(L);
+	s.comm.n = sizeof(s.comm.text) + 1;
+	lua_pushnil(L);
+	s.flags.slot = lua_gettop(L);
+	s.flags.n = sizeof(s.flags.text) + 1;
 	for (;;) {
 		const char *nl = memchr(t->buf + start, '\n', t->len - start);
 		size_t i;
