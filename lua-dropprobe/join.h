@@ -29,6 +29,10 @@ struct dp_join {
 	size_t qhead, qlen, qcap;
 	long long nread, lost, orphan_stacks;
 	int raw_stacks;      /* keep stacks as given (else dp_stack_trim) */
+	/* slots of the refs table: 1..top used or free, the free ones listed
+	 * (a record in and out costs two table writes, not luaL_ref's eight) */
+	int *free_refs;
+	int nfree, top_ref, cap_refs;
 };
 
 void dp_join_init(struct dp_join *j);
