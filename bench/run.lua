@@ -398,7 +398,8 @@ end
 -- or the pinned senders), and whether got + lost is the kernel's count
 local cat = {}
 for _, r in ipairs(rows) do
-  if r.name:find("`cat trace_pipe", 1, true) then cat[r.senders or 1] = r.cpu end
+  -- the host's own `cat trace_pipe > /dev/null` (not `> file`, nor a guest's cat, which has no CPU here)
+  if r.name:find("`cat trace_pipe > /dev/null`", 1, true) and r.cpu then cat[r.senders or 1] = r.cpu end
 end
 local function adds_up(r)
   local got, lost = math.tointeger(r.got), math.tointeger(r.lost)
