@@ -39,7 +39,18 @@ struct fdesc {
 	int name_idx; /* the field name in the event's cache table */
 	int addr_idx; /* "<name>_addr" for FK_SYMBOL */
 	int syms_idx; /* the field's symbol table in the event's cache table */
+	/* the value (a pointer, a symbol's address) printed for the record
+	 * before, kept at val_idx in the event's cache table: the same value
+	 * is not formatted nor interned anew. score: hits less misses; below
+	 * KEEP_MIN the field changes every record (an skb's address), and
+	 * nothing is kept */
+	unsigned long long last;
+	int val_idx;
+	int have;
+	int score;
 };
+
+#define KEEP_MIN (-16)
 
 struct dp_evinfo {
 	int nf;
@@ -49,6 +60,9 @@ struct dp_evinfo {
 	struct tep_format_field *pkt, *nh;
 	/* and, where the probe reads them, its device's name and netns inode */
 	struct tep_format_field *dev, *netns;
+	/* the flags column of the record before (flags | preempt << 8, -1:
+	 * none), kept at flags_idx in the event's cache table */
+	int flags_key, flags_idx;
 };
 
 /* stack positions of the working tables from dp_decode_begin */
@@ -345,7 +359,10 @@ static struct dp_evinfo *event_info(lua_State *L, struct dp_decoder *d, int base
 			lua_pushfstring(L, "%s_addr", fd->f->name);
 			lua_rawseti(L, -2, idx);
 		}
+		fd->val_idx = ++idx;
 	}
+	ei->flags_key = -1;
+	ei->flags_idx = ++idx;
 	lua_rawseti(L, base + W_EV, id);
 	lua_settop(L, top);
 	return ei;
@@ -369,6 +386,28 @@ static void push_hex(lua_State *L, unsigned long long v)
 	char hex[16];
 	dp_hex16(hex, v);
 	lua_pushlstring(L, hex, 16);
+}
+
+/* v as 16 hex digits, the string of the record before where v is the same
+ * (evcache: the event's cache table, a stack index) */
+static void push_hex_kept(lua_State *L, struct fdesc *fd, int evcache, unsigned long long v)
+{
+	if (fd->score < KEEP_MIN) {
+		push_hex(L, v);
+		return;
+	}
+	if (fd->have && fd->last == v) {
+		lua_rawgeti(L, evcache, fd->val_idx);
+		if (fd->score < 64)
+			fd->score++;
+		return;
+	}
+	push_hex(L, v);
+	fd->score--;
+	fd->have = 1;
+	fd->last = v;
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, evcache, fd->val_idx);
 }
 
 /* The kernel's latency flags column, e.g. "..s1." (cols 5) or "..s1" (4) */
@@ -793,8 +832,19 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 	dp_setkey(L, keys, DP_K_CPU);
 	lua_pushnumber(L, (lua_Number)ts / 1e9);
 	dp_setkey(L, keys, DP_K_TS);
-	push_flags(L, (unsigned)read_num(d->common_flags, data),
-		   (unsigned)read_num(d->common_preempt, data), d->flag_cols);
+	{
+		unsigned fl = (unsigned)read_num(d->common_flags, data) & 0xff;
+		unsigned pc = (unsigned)read_num(d->common_preempt, data) & 0xff;
+		int fk = (int)(fl | pc << 8);
+		if (fk == ei->flags_key) {
+			lua_rawgeti(L, -2, ei->flags_idx); /* as the record before */
+		} else {
+			push_flags(L, fl, pc, d->flag_cols);
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, -4, ei->flags_idx);
+			ei->flags_key = fk;
+		}
+	}
 	dp_setkey(L, keys, DP_K_FLAGS);
 	lua_createtable(L, 0, ei->nf + 1);
 	for (int i = 0; i < ei->nf; i++) {
@@ -830,7 +880,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 			push_symbol(L, d, base + W_SYM, v);
 			lua_rawset(L, -3);
 			lua_rawgeti(L, -3, fd->addr_idx);
-			push_hex(L, v);
+			push_hex_kept(L, fd, lua_gettop(L) - 3, v);
 			break;
 		case FK_SIGNED: {
 			long long sv;
@@ -852,7 +902,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 				lua_pushinteger(L, (lua_Integer)v);
 			break;
 		case FK_POINTER:
-			push_hex(L, read_num(fd->f, data));
+			push_hex_kept(L, fd, lua_gettop(L) - 3, read_num(fd->f, data));
 			break;
 		}
 		lua_rawset(L, -3);

@@ -21,6 +21,7 @@ void dp_join_free(struct dp_join *j)
 	free(j->mark_cpu);
 	free(j->read_cpu);
 	free(j->q);
+	free(j->free_refs);
 	dp_join_init(j);
 }
 
@@ -91,7 +92,20 @@ int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu,
 		j->mark_cpu[cpu] = 0;
 	}
 	q_room(L, j);
-	ref = luaL_ref(L, refs);
+	if (j->nfree) {
+		ref = j->free_refs[--j->nfree];
+	} else {
+		/* room to list every slot as free once it is */
+		if (j->top_ref == j->cap_refs) {
+			int cap = j->cap_refs ? 2 * j->cap_refs : 256;
+			if (cap > (1 << 28))
+				luaL_error(L, "too many records waiting");
+			j->free_refs = grow(L, j->free_refs, sizeof(int), cap);
+			j->cap_refs = cap;
+		}
+		ref = ++j->top_ref;
+	}
+	lua_rawseti(L, refs, ref);
 	e = &j->q[(j->qhead + j->qlen) % j->qcap];
 	e->ref = ref;
 	e->cpu = cpu;
@@ -123,6 +137,19 @@ int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, 
 	if (open)
 		j->open_ref = ref;
 	return 1;
+}
+
+int dp_join_stack_open(struct dp_join *j, int cpu)
+{
+	int ref;
+	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
+		j->orphan_stacks++;
+		return LUA_NOREF;
+	}
+	ref = j->pending[cpu];
+	j->pending[cpu] = LUA_NOREF; /* its stack came */
+	j->open_ref = ref;
+	return ref;
 }
 
 void dp_join_stack_done(lua_State *L, struct dp_join *j, int refs, int keys)
@@ -165,7 +192,9 @@ int dp_join_pop(lua_State *L, struct dp_join *j, int refs)
 	j->qhead = (j->qhead + 1) % j->qcap;
 	j->qlen--;
 	lua_rawgeti(L, refs, ref);
-	luaL_unref(L, refs, ref);
+	lua_pushnil(L);
+	lua_rawseti(L, refs, ref);
+	j->free_refs[j->nfree++] = ref;
 	return 1;
 }
 

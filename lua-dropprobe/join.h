@@ -29,6 +29,10 @@ struct dp_join {
 	size_t qhead, qlen, qcap;
 	long long nread, lost, orphan_stacks;
 	int raw_stacks;      /* keep stacks as given (else dp_stack_trim) */
+	/* slots of the refs table: 1..top used or free, the free ones listed
+	 * (a record in and out costs two table writes, not luaL_ref's eight) */
+	int *free_refs;
+	int nfree, top_ref, cap_refs;
 };
 
 void dp_join_init(struct dp_join *j);
@@ -45,6 +49,11 @@ int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu,
  * A complete stack starts at the function that dropped (dp_stack_trim)
  * unless raw_stacks. */
 int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int open);
+/* A stack whose frames are still arriving, for the CPU's waiting record:
+ * its ref in refs (the record waits for dp_join_stack_done, which leaves
+ * the stack to the caller: the caller sets it), or LUA_NOREF (an orphan
+ * stack, counted). */
+int dp_join_stack_open(struct dp_join *j, int cpu);
 void dp_join_stack_done(lua_State *L, struct dp_join *j, int refs, int keys);
 /* The kernel lost n events on cpu before what comes next (n < 0: unknown). */
 void dp_join_lost(lua_State *L, struct dp_join *j, int cpu, long long n);

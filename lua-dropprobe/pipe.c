@@ -66,10 +66,8 @@ static int fail2(lua_State *L, const char *why)
  * @tparam[opt] number timeout
  * @treturn table|nil a record, or nil and "timeout", "eof" or "interrupted"
  */
-static int pipe_read(lua_State *L)
+static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 {
-	struct dp_pipe *p = check_pipe(L, 1);
-	double timeout = luaL_optnumber(L, 2, -1);
 	double deadline, last_data;
 	struct dp_fill f;
 
@@ -141,6 +139,25 @@ static int pipe_read(lua_State *L)
 		if (deadline >= 0 && now >= deadline)
 			return fail2(L, "timeout");
 	}
+}
+
+static int pipe_read(lua_State *L)
+{
+	struct dp_pipe *p = check_pipe(L, 1);
+	return read_next(L, p, luaL_optnumber(L, 2, -1));
+}
+
+/***
+ * Internal: the iterator of a loop over every record, waiting as long as
+ * it takes (`for rec in pipe._next, pipe do`): `Pipe:read()` that ignores
+ * the loop's control value (the record before).
+ * @function Pipe:_next
+ * @treturn table|nil a record, or nil and "eof" or "interrupted"
+ */
+static int pipe_next(lua_State *L)
+{
+	struct dp_pipe *p = check_pipe(L, 1);
+	return read_next(L, p, -1);
 }
 
 static void pipe_close_at(lua_State *L, struct dp_pipe *p, int idx)
@@ -266,6 +283,7 @@ static const luaL_Reg pipe_methods[] = {
 	{"instance", pipe_instance},
 	{"_raw_stacks", pipe_raw_stacks},
 	{"read", pipe_read},
+	{"_next", pipe_next},
 	{"close", pipe_close},
 	{"fd", pipe_fd},
 	{"_stats", pipe_stats},

@@ -21,6 +21,8 @@
 #define TEXT_BUF 65536
 #define FORMAT_MAX (256 * 1024)
 
+#define VALUE_MAX 40
+
 /* What the decoder knows of one event (a userdata in own.ev[name]; its
  * uservalue holds [i] = the field conversion i prints, system, labels =
  * { printed label = field }, syms) */
@@ -32,6 +34,14 @@ struct tev {
 	unsigned char named[DP_CONV_MAX];
 	unsigned char code[DP_CONV_MAX]; /* a code address printed as a bare %p */
 	int has_syms;
+	int eager; /* fields decoded with the record (a live pipe names code addresses) */
+	/* the text each conversion printed last (vlen 255: none), whose value
+	 * is kept in the uservalue at [n + 1 + i]: a value printed again (a
+	 * reason, a location) is not converted nor interned anew */
+	unsigned char vlen[DP_CONV_MAX];
+	signed char vscore[DP_CONV_MAX]; /* hits less misses: below -16, not kept (an address) */
+	char vtext[DP_CONV_MAX][VALUE_MAX];
+	/* then the literal text of lit[] and tail */
 };
 
 int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
@@ -50,6 +60,7 @@ int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
 void dp_textdec_free(struct dp_textdec *t)
 {
 	free(t->buf);
+	free(t->frames);
 	free(t->formats_dir);
 	if (t->tep)
 		tep_free(t->tep);
@@ -125,17 +136,20 @@ static int lit_label(struct dp_span lit, struct dp_span *label)
 	return 1;
 }
 
-/* Make the entry of an event (name at nameidx), leave it on top. */
-static void make_entry(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int evtab,
-		       int names, int syms, int nameidx, int fn_line)
+/* Make the entry of an event (name at nameidx), leave it on top. The
+ * literal text of its template is copied into the entry (after the
+ * struct): a record decodes its fields when first read, maybe after the
+ * decoder and its formats are gone. */
+static void make_entry(lua_State *L, struct dp_textdec *t, int evtab, int names, int syms,
+		       int nameidx, int fn_line)
 {
-	struct tev *e = lua_newuserdatauv(L, sizeof(*e), 1);
+	struct dp_conv cv[DP_CONV_MAX];
+	struct tev *e;
 	struct tep_event *ev = NULL;
-	const char *sys = NULL;
-	(void)f;
-	memset(e, 0, sizeof(*e));
-	e->n = -1;
-	lua_createtable(L, 4, 3);
+	const char *sys = NULL, *tail = NULL;
+	size_t tail_len = 0, extra = 0;
+	char *store;
+	int n = 0, sysidx;
 	if (fn_line) {
 		lua_pushliteral(L, "ftrace");
 	} else if (names) {
@@ -144,49 +158,60 @@ static void make_entry(lua_State *L, struct dp_textdec *t, struct dp_fill *f, in
 	} else {
 		lua_pushnil(L);
 	}
-	if (lua_type(L, -1) == LUA_TSTRING)
-		sys = lua_tostring(L, -1); /* anchored in uv below */
-	lua_pushvalue(L, -1);
-	lua_rawseti(L, -3, -1); /* [-1] = system, [0] = name: by index per record */
-	lua_pop(L, 1);
-	lua_pushvalue(L, nameidx);
-	lua_rawseti(L, -2, 0);
+	sysidx = lua_gettop(L);
+	if (lua_type(L, sysidx) == LUA_TSTRING)
+		sys = lua_tostring(L, sysidx);
 	if (sys && !fn_line)
 		ev = load_format(t, sys, lua_tostring(L, nameidx));
+	if (ev)
+		n = dp_print_convs(ev, cv, DP_CONV_MAX, &tail, &tail_len);
+	for (int i = 0; i < n; i++)
+		extra += cv[i].lit_len;
+	if (n > 0)
+		extra += tail_len;
+	e = lua_newuserdatauv(L, sizeof(*e) + extra, 1);
+	memset(e, 0, sizeof(*e));
+	memset(e->vlen, 255, sizeof(e->vlen));
+	store = (char *)(e + 1);
+	e->n = -1;
+	lua_createtable(L, n > 0 ? 2 * n : 0, 3);
+	lua_pushvalue(L, sysidx);
+	lua_rawseti(L, -2, -1); /* [-1] = system, [0] = name: by index per record */
+	lua_pushvalue(L, nameidx);
+	lua_rawseti(L, -2, 0);
 	lua_newtable(L); /* labels */
-	if (ev) {
-		struct dp_conv cv[DP_CONV_MAX];
-		const char *tail;
-		size_t tail_len;
-		int n = dp_print_convs(ev, cv, DP_CONV_MAX, &tail, &tail_len);
-		for (int i = 0; i < n; i++) {
-			struct dp_span label;
-			char last = cv[i].spec[cv[i].spec_len - 1];
-			e->lit[i].p = cv[i].lit;
-			e->lit[i].n = cv[i].lit_len;
-			e->hex[i] = last == 'x' || last == 'X';
-			e->named[i] = cv[i].field != NULL;
-			/* skb:kfree_skb's location before 6.2 (the rule of raw
-			 * mode's is_code_address): named where the kernel printed
-			 * the real address (5.10), kept where it printed a hash */
-			e->code[i] = cv[i].field && strcmp(cv[i].field, "location") == 0 &&
-				     cv[i].spec_len >= 2 && cv[i].spec[cv[i].spec_len - 2] == '%' &&
-				     last == 'p';
-			if (cv[i].field) {
+	for (int i = 0; i < n; i++) {
+		struct dp_span label;
+		char last = cv[i].spec[cv[i].spec_len - 1];
+		memcpy(store, cv[i].lit, cv[i].lit_len);
+		e->lit[i].p = store;
+		e->lit[i].n = cv[i].lit_len;
+		store += cv[i].lit_len;
+		e->hex[i] = last == 'x' || last == 'X';
+		e->named[i] = cv[i].field != NULL;
+		/* skb:kfree_skb's location before 6.2 (the rule of raw
+		 * mode's is_code_address): named where the kernel printed
+		 * the real address (5.10), kept where it printed a hash */
+		e->code[i] = cv[i].field && strcmp(cv[i].field, "location") == 0 &&
+			     cv[i].spec_len >= 2 && cv[i].spec[cv[i].spec_len - 2] == '%' &&
+			     last == 'p';
+		if (e->code[i] && t->live)
+			e->eager = 1; /* named from this kernel's kallsyms, by the decoder */
+		if (cv[i].field) {
+			lua_pushstring(L, cv[i].field);
+			lua_rawseti(L, -3, i + 1);
+			if (lit_label(e->lit[i], &label)) {
+				lua_pushlstring(L, label.p, label.n);
 				lua_pushstring(L, cv[i].field);
-				lua_rawseti(L, -3, i + 1);
-				if (lit_label(e->lit[i], &label)) {
-					lua_pushlstring(L, label.p, label.n);
-					lua_pushstring(L, cv[i].field);
-					lua_rawset(L, -3);
-				}
+				lua_rawset(L, -3);
 			}
 		}
-		if (n > 0) {
-			e->n = n;
-			e->tail.p = tail;
-			e->tail.n = tail_len;
-		}
+	}
+	if (n > 0) {
+		e->n = n;
+		memcpy(store, tail, tail_len);
+		e->tail.p = store;
+		e->tail.n = tail_len;
 	}
 	lua_setfield(L, -2, "labels");
 	if (syms) {
@@ -198,6 +223,7 @@ static void make_entry(lua_State *L, struct dp_textdec *t, struct dp_fill *f, in
 	lua_pushvalue(L, nameidx);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, evtab);
+	lua_remove(L, sysidx);
 }
 
 /* A printed value as raw records give it: an integer where it fits, an
@@ -237,7 +263,7 @@ static int push_code(lua_State *L, struct dp_textdec *t, struct dp_span v)
 {
 	unsigned long long a;
 	char buf[512];
-	if (!t->live || !t->tep || !dp_span_hex(v, &a) || a < 0xffff800000000000ULL)
+	if (!t || !t->live || !t->tep || !dp_span_hex(v, &a) || a < 0xffff800000000000ULL)
 		return 0;
 	if (!t->kallsyms) {
 		t->kallsyms = dp_ksym_load(t->tep) == 0 ? 1 : -1;
@@ -272,6 +298,188 @@ static void name_fields(lua_State *L, int uv)
 	lua_pop(L, 1);
 }
 
+/* Push the fields table of a payload printed by the event of entry e (its
+ * uservalue at uv): the values matched against the event's print format,
+ * else the payload's "label=value" pairs. t: the decoder, for code
+ * addresses (a live pipe), or NULL (a record decoding its own fields). */
+static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int uv,
+			struct dp_span payload)
+{
+	struct dp_span vals[DP_CONV_MAX];
+	lua_createtable(L, 0, 6);
+	if (e->n > 0 && dp_template_match(payload, e->lit, e->n, e->tail, vals)) {
+		for (int i = 0; i < e->n; i++) {
+			if (!e->named[i])
+				continue;
+			lua_rawgeti(L, uv, i + 1);
+			if (e->vscore[i] >= -16 && e->vlen[i] == vals[i].n &&
+			    memcmp(e->vtext[i], vals[i].p, vals[i].n) == 0) {
+				lua_rawgeti(L, uv, e->n + 1 + i); /* as the record before */
+				if (e->vscore[i] < 64)
+					e->vscore[i]++;
+			} else {
+				if (!e->code[i] || !push_code(L, t, vals[i]))
+					push_value(L, vals[i], e->hex[i]);
+				if (e->vscore[i] >= -16 && vals[i].n < VALUE_MAX) {
+					e->vscore[i]--;
+					e->vlen[i] = (unsigned char)vals[i].n;
+					memcpy(e->vtext[i], vals[i].p, vals[i].n);
+					lua_pushvalue(L, -1);
+					lua_rawseti(L, uv, e->n + 1 + i);
+				}
+			}
+			lua_rawset(L, -3);
+		}
+	} else {
+		struct dp_span key, val;
+		size_t pos = 0;
+		lua_getfield(L, uv, "labels");
+		while (dp_payload_next(payload, &pos, &key, &val)) {
+			lua_pushlstring(L, key.p, key.n);
+			lua_pushvalue(L, -1);
+			if (lua_rawget(L, -3) == LUA_TSTRING)
+				lua_remove(L, -2); /* the field the label prints */
+			else
+				lua_pop(L, 1);
+			push_value(L, val, 0);
+			lua_rawset(L, -4);
+		}
+		lua_pop(L, 1);
+	}
+	if (e->has_syms)
+		name_fields(L, uv);
+}
+
+/* upvalues of a text record's __index and __pairs */
+#define UP_EVTAB lua_upvalueindex(1) /* own.ev: event name -> entry */
+#define UP_FIELDS lua_upvalueindex(2) /* the key "fields" */
+#define UP_NAME lua_upvalueindex(3)   /* the key "name" */
+#define UP_PAYLOAD lua_upvalueindex(4) /* the key "payload" */
+#define UP_STACK lua_upvalueindex(5)  /* the key "stack" */
+
+/* where a text record keeps its stack's frames until rec.stack is first
+ * read: a light userdata key (no string key a user could have), the value
+ * "t" (trim) or "r" (raw_stacks) and the frames, one a line */
+static const char frames_key = 0;
+
+/* rec.stack of the text record at 1 made from its frames and set (pushed),
+ * or nil */
+static int make_stack(lua_State *L)
+{
+	size_t n, b = 1;
+	const char *p;
+	int k = 0;
+	if (lua_rawgetp(L, 1, &frames_key) != LUA_TSTRING)
+		return 0;
+	p = lua_tolstring(L, -1, &n);
+	lua_createtable(L, 24, 0);
+	while (b < n) { /* at the '\n' before a frame */
+		const char *nl = memchr(p + b + 1, '\n', n - b - 1);
+		size_t e = nl ? (size_t)(nl - p) : n;
+		lua_pushlstring(L, p + b + 1, e - b - 1);
+		lua_rawseti(L, -2, ++k);
+		b = e;
+	}
+	if (p[0] == 't')
+		dp_stack_trim(L, -1);
+	lua_pushnil(L);
+	lua_rawsetp(L, 1, &frames_key);
+	lua_pushvalue(L, UP_STACK);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* rec.fields of the text record at 1 decoded from its payload and set
+ * (pushed), or nil */
+static int decode_fields(lua_State *L)
+{
+	struct tev *e;
+	size_t n;
+	const char *p;
+	lua_pushvalue(L, UP_NAME);
+	if (lua_rawget(L, 1) != LUA_TSTRING || lua_rawget(L, UP_EVTAB) != LUA_TUSERDATA)
+		return 0;
+	e = lua_touserdata(L, -1);
+	lua_getiuservalue(L, -1, 1);
+	lua_pushvalue(L, UP_PAYLOAD);
+	if (lua_rawget(L, 1) != LUA_TSTRING)
+		return 0;
+	p = lua_tolstring(L, -1, &n);
+	push_fields(L, NULL, e, lua_gettop(L) - 1, (struct dp_span){p, n});
+	lua_pushvalue(L, UP_FIELDS);
+	lua_pushvalue(L, -2);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* A text record's __index: its fields, decoded when first read (the
+ * record keeps its payload, and the event's template is kept for it). */
+static int text_record_index(lua_State *L)
+{
+	if (!lua_istable(L, 1))
+		return 0;
+	lua_settop(L, 2);
+	if (lua_rawequal(L, 2, UP_FIELDS))
+		return decode_fields(L);
+	if (lua_rawequal(L, 2, UP_STACK))
+		return make_stack(L);
+	return 0;
+}
+
+static int text_record_next(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 2);
+	if (lua_next(L, 1))
+		return 2;
+	lua_pushnil(L);
+	return 1;
+}
+
+/* A text record's __pairs: every key, fields among them (decoded first). */
+static int text_record_pairs(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	lua_pushvalue(L, UP_FIELDS);
+	if (lua_rawget(L, 1) == LUA_TNIL)
+		decode_fields(L);
+	lua_settop(L, 1);
+	make_stack(L);
+	lua_settop(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(6));
+	lua_pushvalue(L, 1);
+	lua_pushnil(L);
+	return 3;
+}
+
+/* The record metatable of this source's text records (made once, kept in
+ * own.meta): the base one's entries, __index and __pairs bound to the
+ * source's event entries. */
+static int text_meta(lua_State *L, int own, int evtab, int keys)
+{
+	if (lua_getfield(L, own, "meta") == LUA_TTABLE)
+		return lua_gettop(L);
+	lua_pop(L, 1);
+	dp_record_meta(L);
+	lua_pushvalue(L, evtab);
+	lua_rawgeti(L, keys, DP_K_FIELDS);
+	lua_rawgeti(L, keys, DP_K_NAME);
+	lua_rawgeti(L, keys, DP_K_PAYLOAD);
+	lua_rawgeti(L, keys, DP_K_STACK);
+	for (int i = 0; i < 5; i++)
+		lua_pushvalue(L, -5);
+	lua_pushcclosure(L, text_record_index, 5);
+	lua_setfield(L, -7, "__index");
+	lua_pushcfunction(L, text_record_next);
+	lua_pushcclosure(L, text_record_pairs, 6);
+	lua_setfield(L, -2, "__pairs");
+	lua_pushvalue(L, -1);
+	lua_setfield(L, own, "meta");
+	return lua_gettop(L);
+}
+
 /* working stack slots during a feed; cur holds the uservalue of the last
  * record's event, whose name is in last (records of one event in a row
  * skip the lookup) */
@@ -280,13 +488,40 @@ struct slots {
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
+	/* the comm and flags of the record before, in stack slots: a run of
+	 * records from one task is not interned anew each line */
+	struct lastval {
+		int slot;
+		size_t n; /* > sizeof(text): none */
+		char text[32];
+	} comm, flags;
 };
+
+/* Push the string p[0..n), the one in lv's slot when it is the same. */
+static void push_again(lua_State *L, struct lastval *lv, const char *p, size_t n)
+{
+	if (lv->n == n && memcmp(lv->text, p, n) == 0) {
+		lua_pushvalue(L, lv->slot);
+		return;
+	}
+	lua_pushlstring(L, p, n);
+	if (n < sizeof(lv->text)) {
+		memcpy(lv->text, p, n);
+		lv->n = n;
+		lua_pushvalue(L, -1);
+		lua_replace(L, lv->slot);
+	}
+}
+
+/* t[key k] = value: the key pushed first (record.h's dp_setkey, without
+ * moving the value under it) */
+#define KEY(k) lua_rawgeti(L, keys, (k))
 
 static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s,
 		       struct dp_line *ln, int hold)
 {
 	struct tev *e;
-	int nameidx, uv, ref;
+	int nameidx, uv, ref, keys = f->keys, rec;
 	if (s->last_len && ln->name.n == s->last_len && memcmp(ln->name.p, s->last, s->last_len) == 0 &&
 	    !ln->fn_ip.n) {
 		e = s->last_e; /* the same event as the record before */
@@ -299,7 +534,7 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 		lua_pushvalue(L, nameidx);
 		if (lua_rawget(L, s->evtab) == LUA_TNIL) {
 			lua_pop(L, 1);
-			make_entry(L, t, f, s->evtab, s->names, s->syms, nameidx, ln->fn_ip.n != 0);
+			make_entry(L, t, s->evtab, s->names, s->syms, nameidx, ln->fn_ip.n != 0);
 		}
 		e = lua_touserdata(L, -1);
 		lua_getiuservalue(L, -1, 1);
@@ -313,80 +548,112 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 			s->last_e = e;
 		}
 	}
-	lua_createtable(L, 0, 10);
+	/* room for every key a record may get (fields when first read, a
+	 * stack, lost_before) without growing */
+	lua_createtable(L, 0, 11);
+	rec = lua_gettop(L);
 	lua_pushvalue(L, s->meta);
-	lua_setmetatable(L, -2);
+	lua_setmetatable(L, rec);
+	KEY(DP_K_NAME);
 	lua_pushvalue(L, nameidx);
-	dp_setkey(L, f->keys, DP_K_NAME);
+	lua_rawset(L, rec);
+	KEY(DP_K_SYSTEM);
 	if (lua_rawgeti(L, uv, -1) == LUA_TSTRING)
-		dp_setkey(L, f->keys, DP_K_SYSTEM);
+		lua_rawset(L, rec);
 	else
-		lua_pop(L, 1);
-	lua_pushlstring(L, ln->comm.p, ln->comm.n);
-	dp_setkey(L, f->keys, DP_K_COMM);
+		lua_pop(L, 2);
+	KEY(DP_K_COMM);
+	push_again(L, &s->comm, ln->comm.p, ln->comm.n);
+	lua_rawset(L, rec);
+	KEY(DP_K_PID);
 	lua_pushinteger(L, ln->pid);
-	dp_setkey(L, f->keys, DP_K_PID);
+	lua_rawset(L, rec);
+	KEY(DP_K_CPU);
 	lua_pushinteger(L, ln->cpu);
-	dp_setkey(L, f->keys, DP_K_CPU);
+	lua_rawset(L, rec);
+	KEY(DP_K_TS);
 	lua_pushnumber(L, (lua_Number)ln->ts_ns / 1e9);
-	dp_setkey(L, f->keys, DP_K_TS);
-	lua_pushlstring(L, ln->flags.p, ln->flags.n);
-	dp_setkey(L, f->keys, DP_K_FLAGS);
+	lua_rawset(L, rec);
+	KEY(DP_K_FLAGS);
+	push_again(L, &s->flags, ln->flags.p, ln->flags.n);
+	lua_rawset(L, rec);
+	KEY(DP_K_PAYLOAD);
 	lua_pushlstring(L, ln->payload.p, ln->payload.n);
-	dp_setkey(L, f->keys, DP_K_PAYLOAD);
-	lua_createtable(L, 0, 6);
-	{
-		struct dp_span vals[DP_CONV_MAX];
-		if (e->n > 0 && dp_template_match(ln->payload, e->lit, e->n, e->tail, vals)) {
-			for (int i = 0; i < e->n; i++) {
-				if (!e->named[i])
-					continue;
-				lua_rawgeti(L, uv, i + 1);
-				if (!e->code[i] || !push_code(L, t, vals[i]))
-					push_value(L, vals[i], e->hex[i]);
-				lua_rawset(L, -3);
-			}
-		} else {
-			struct dp_span key, val;
-			size_t pos = 0;
-			lua_getfield(L, uv, "labels");
-			while (dp_payload_next(ln->payload, &pos, &key, &val)) {
-				lua_pushlstring(L, key.p, key.n);
-				lua_pushvalue(L, -1);
-				if (lua_rawget(L, -3) == LUA_TSTRING)
-					lua_remove(L, -2); /* the field the label prints */
-				else
-					lua_pop(L, 1);
-				push_value(L, val, 0);
-				lua_rawset(L, -4);
-			}
-			lua_pop(L, 1);
+	lua_rawset(L, rec);
+	if (ln->fn_ip.n || e->eager) {
+		KEY(DP_K_FIELDS);
+		push_fields(L, t, e, uv, ln->payload);
+		if (ln->fn_ip.n) { /* the function tracer: ftrace:function's fields */
+			lua_pushlstring(L, ln->fn_ip.p, ln->fn_ip.n);
+			lua_setfield(L, -2, "ip");
+			lua_pushlstring(L, ln->fn_parent.p, ln->fn_parent.n);
+			lua_setfield(L, -2, "parent_ip");
 		}
-	}
-	if (ln->fn_ip.n) { /* the function tracer: ftrace:function's fields */
-		lua_pushlstring(L, ln->fn_ip.p, ln->fn_ip.n);
-		lua_setfield(L, -2, "ip");
-		lua_pushlstring(L, ln->fn_parent.p, ln->fn_parent.n);
-		lua_setfield(L, -2, "parent_ip");
-	}
-	if (e->has_syms)
-		name_fields(L, uv);
-	dp_setkey(L, f->keys, DP_K_FIELDS);
+		lua_rawset(L, rec);
+	} /* else the record's __index decodes them from its payload when first read */
 	ref = dp_join_record(L, f->join, f->refs, f->keys, ln->cpu, hold);
 	if (t->live && ln->pid > 0 && ln->comm.n == 5 && memcmp(ln->comm.p, "<...>", 5) == 0)
 		dp_misses_add(L, &t->misses, ref, (int)ln->pid); /* no cmdline saved yet */
 	lua_settop(L, nameidx - 1);
 }
 
+/* The end of a stack's frames: they go to their record (s->stack), to be
+ * made a table when rec.stack is first read. */
+static void stack_done(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s)
+{
+	t->collecting = 0;
+	if (lua_istable(L, s->stack)) {
+		lua_pushlstring(L, t->frames, t->frames_len);
+		lua_rawsetp(L, s->stack, &frames_key);
+	}
+	lua_pushnil(L);
+	lua_replace(L, s->stack);
+	dp_join_stack_done(L, f->join, f->refs, f->keys);
+}
+
+static void add_frame(lua_State *L, struct dp_textdec *t, const char *p, size_t n)
+{
+	if (t->frames_len + n + 2 > t->frames_cap) {
+		size_t cap = t->frames_cap ? t->frames_cap : 4096;
+		char *nb;
+		while (cap < t->frames_len + n + 2)
+			cap *= 2;
+		nb = realloc(t->frames, cap);
+		if (!nb)
+			luaL_error(L, "out of memory");
+		t->frames = nb;
+		t->frames_cap = cap;
+	}
+	t->frames[t->frames_len++] = '\n';
+	memcpy(t->frames + t->frames_len, p, n);
+	t->frames_len += n;
+}
+
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 static void text_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s,
 		      const char *p, size_t n, int hold)
 {
 	struct dp_line ln;
-	enum dp_line_kind k = dp_parse_line(p, n, &ln);
-	if (k != DP_LINE_FRAME && t->collecting) {
-		t->collecting = 0;
-		dp_join_stack_done(L, f->join, f->refs, f->keys);
+	enum dp_line_kind k;
+	if (t->collecting && n > 4 && memcmp(p, " => ", 4) == 0) {
+		/* a frame of the stack being read (dp_parse_line's DP_LINE_FRAME) */
+		size_t b = 4;
+		if (p[n - 1] == '\r')
+			n--;
+		while (b < n && is_blank(p[b]))
+			b++;
+		while (n > b && is_blank(p[n - 1]))
+			n--;
+		add_frame(L, t, p + b, n - b);
+		return;
 	}
+	k = dp_parse_line(p, n, &ln);
+	if (k != DP_LINE_FRAME && t->collecting)
+		stack_done(L, t, f, s);
 	switch (k) {
 	case DP_LINE_EMPTY:
 	case DP_LINE_COMMENT:
@@ -399,18 +666,22 @@ static void text_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, str
 		dp_join_lost(L, f->join, ln.cpu, ln.lost);
 		return;
 	case DP_LINE_FRAME:
-		if (t->collecting) { /* else frames of a stack that belongs to no record */
-			lua_pushlstring(L, ln.frame.p, ln.frame.n);
-			lua_rawseti(L, s->stack, ++t->stack_n);
-		}
+		if (t->collecting) /* else frames of a stack that belongs to no record */
+			add_frame(L, t, ln.frame.p, ln.frame.n);
 		return;
-	case DP_LINE_STACK:
-		lua_createtable(L, 24, 0);
-		lua_pushvalue(L, -1);
-		lua_replace(L, s->stack); /* kept at hand while its frames arrive */
-		t->stack_n = 0;
-		t->collecting = dp_join_stack(L, f->join, f->refs, f->keys, ln.cpu, 1);
+	case DP_LINE_STACK: {
+		int ref = dp_join_stack_open(f->join, ln.cpu);
+		if (ref == LUA_NOREF)
+			return;
+		lua_rawgeti(L, f->refs, ref);
+		lua_replace(L, s->stack); /* the record, kept at hand while its frames arrive */
+		if (!t->frames_cap)
+			add_frame(L, t, "", 0); /* the buffer made */
+		t->frames[0] = f->join->raw_stacks ? 'r' : 't'; /* then "\n<frame>" each */
+		t->frames_len = 1;
+		t->collecting = 1;
 		return;
+	}
 	case DP_LINE_EVENT:
 		event_line(L, t, f, s, &ln, hold);
 		return;
@@ -442,19 +713,27 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.evtab = own_table(L, f->own, "ev", 1);
 	s.names = own_table(L, f->own, "names", 0);
 	s.syms = own_table(L, f->own, "syms", 0);
-	lua_getfield(L, f->own, "stack"); /* a stack whose frames may go on */
+	lua_getfield(L, f->own, "stack"); /* the record whose frames may go on */
 	s.stack = lua_gettop(L);
-	lua_rawgeti(L, f->keys, 0);
-	s.meta = lua_gettop(L);
+	s.meta = text_meta(L, f->own, s.evtab, f->keys);
 	lua_pushnil(L);
 	s.cur = lua_gettop(L);
 	s.last_len = 0;
 	s.last_e = NULL;
-	for (size_t i = 0; i < t->len; i++) {
-		if (t->buf[i] == '\n') {
-			text_line(L, t, f, &s, t->buf + start, i - start, hold);
-			start = i + 1;
-		}
+	lua_pushnil(L);
+	s.comm.slot = lua_gettop(L);
+	s.comm.n = sizeof(s.comm.text) + 1;
+	lua_pushnil(L);
+	s.flags.slot = lua_gettop(L);
+	s.flags.n = sizeof(s.flags.text) + 1;
+	for (;;) {
+		const char *nl = memchr(t->buf + start, '\n', t->len - start);
+		size_t i;
+		if (!nl)
+			break;
+		i = (size_t)(nl - t->buf);
+		text_line(L, t, f, &s, t->buf + start, i - start, hold);
+		start = i + 1;
 	}
 	if (final && start < t->len) {
 		text_line(L, t, f, &s, t->buf + start, t->len - start, hold);
@@ -470,8 +749,7 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	}
 	if ((how & (DP_TEXT_ENTRIES | DP_TEXT_FINAL)) && t->collecting) {
 		/* trace_pipe reads end on entry boundaries; a file at its end */
-		t->collecting = 0;
-		dp_join_stack_done(L, f->join, f->refs, f->keys);
+		stack_done(L, t, f, &s);
 	}
 	if (t->collecting)
 		lua_pushvalue(L, s.stack);

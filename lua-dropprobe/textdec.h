@@ -22,7 +22,8 @@ struct dp_textdec {
 	char *buf;
 	size_t len, cap;
 	int collecting; /* a stack's frames are arriving */
-	int stack_n;
+	char *frames;   /* its frames so far, one a line */
+	size_t frames_len, frames_cap;
 	int live;       /* a live pipe: unknown comms are looked up after the batch */
 	long long bad_lines;
 	struct tep_handle *tep; /* the formats read so far */

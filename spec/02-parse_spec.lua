@@ -49,6 +49,35 @@ describe("02 text parser", function()
     for _, r in ipairs(recs) do assert.are_not.equal("<stack trace>", r.name) end
   end)
 
+  it("gives fields and stacks made when first read, also after the reader closed", function()
+    -- text records decode their fields and make their stack when a loop
+    -- first reads them; the ones kept are read here, the reader long gone
+    local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
+    collectgarbage()
+    collectgarbage()
+    local tcp = recs[2]
+    assert.is_nil(rawget(tcp, "fields")) -- not made yet
+    local keys = {}
+    for k in pairs(tcp) do if k ~= "system" then keys[#keys + 1] = k end end -- system: where tracefs names it
+    table.sort(keys)
+    assert.are.same({ "comm", "cpu", "fields", "flags", "name", "payload", "pid", "stack", "ts" }, keys)
+    assert.are.equal("table", type(rawget(tcp, "fields")))
+    assert.are.equal("NO_SOCKET", tcp.fields.reason)
+    assert.are.equal("tcp_v4_rcv+0x99/0x1400", tcp.stack[1])
+    assert.are.equal(23, #tcp.stack)
+    local n = 0
+    for _ in pairs(tcp.fields) do n = n + 1 end
+    assert.are.equal(5, n)
+    -- the same values as a record read whole
+    local udp = recs[#recs]
+    assert.are.equal("NO_SOCKET", udp.fields.reason)
+    assert.are.equal(2048, udp.fields.protocol)
+    assert.is_nil(udp.stack)
+    -- a field set by the user stays as set
+    tcp.fields.reason = "mine"
+    assert.are.equal("mine", tcp.fields.reason)
+  end)
+
   it("prints a record as its trace line", function()
     local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
     local line = tostring(recs[2]):match("^[^\n]+")

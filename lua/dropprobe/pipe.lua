@@ -21,6 +21,9 @@ function M.records_iter(pipe, opts, what)
   if opts.duration ~= nil and (type(opts.duration) ~= "number" or opts.duration < 0) then
     error(what .. ": duration must be a number of seconds >= 0", 3)
   end
+  if limit == nil and timeout == nil and opts.duration == nil then
+    return Pipe._next, pipe, nil, pipe -- every record, in C: no Lua call between them
+  end
   local deadline = opts.duration and core.now() + opts.duration
   local n = 0
   local function iter(p)
@@ -76,6 +79,25 @@ function M.each(pipe, opts, fn)
     return why
   end
   if opts.ready then opts.ready() end
+  local read = pipe.read
+  if not deadline and not next_tick then
+    -- nothing to do between records but call fn: no clock read per record
+    local wait, idle = opts.idle or 0.25, opts.idle
+    while true do
+      local rec, why = read(pipe, wait)
+      if rec then
+        fn(rec)
+        if progress then
+          n = n + 1
+          if n % every == 0 then progress(n) end
+        end
+      elseif why == "timeout" then
+        if idle then return ended("idle") end
+      else
+        return ended(why)
+      end
+    end
+  end
   while true do
     now = core.now()
     if next_tick and now >= next_tick then
@@ -90,7 +112,7 @@ function M.each(pipe, opts, fn)
       if left < wait then wait, whole = left, false end
     end
     if next_tick and next_tick - now < wait then wait, whole = math.max(0, next_tick - now), false end
-    local rec, why = pipe:read(wait)
+    local rec, why = read(pipe, wait)
     if rec then
       fn(rec)
       if progress then
