@@ -135,6 +135,11 @@ local function dp_reader(name, kind, count, senders)
   local r = h.finish()
   local res = cjson.decode(r.out:match("(%b{})%s*$") or "{}")
   local function int(v) return v and math.tointeger(v) or v end
+  -- raw mode and counting in C say how many CPUs' buffers they read in place
+  if res.mapped then
+    name = name .. (res.mapped > 0 and (": buffers mapped (%d CPUs)"):format(int(res.mapped))
+      or ": pages copied with read()")
+  end
   row(name, { kernel = kernel, got = int(res.got), lost = int(res.lost), cpu = r.cpu, wall = (r.wall or 0) - 2,
     rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil, senders = senders, bounded = BOUNDED[kind] })
 end
@@ -147,9 +152,11 @@ pipe_reader("naive Lua reader (io.lines + string.match)",
   function(p) return ENV .. "lua5.4 bench/consumer.lua naive " .. p .. " " .. COUNT end)
 dp_reader("dropprobe text mode", "text")
 dp_reader("dropprobe raw mode", "raw")
+dp_reader("dropprobe raw mode, `map = false`", "raw-copy")
 dp_reader("dropprobe `ports` recipe (raw)", "ports")
 dp_reader("dropprobe `stacks` recipe (a stack per drop, counted in C here)", "stacks")
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here)", "count")
+dp_reader("dropprobe count by reason and location (`dp.hist`, in C here), `map = false`", "count-copy")
 dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
 
 -- recording to a trace.dat (dropprobe record: the kernel's pages into the
@@ -180,6 +187,8 @@ dp_reader(pinned("dropprobe raw mode (the record reader)"), "raw", nil, SENDERS)
 dp_reader(pinned("dropprobe `ports` recipe (raw, by joins here)"), "ports", nil, SENDERS)
 dp_reader(pinned("dropprobe `stacks` recipe (a stack per drop, counted in C here)"), "stacks", nil, SENDERS)
 dp_reader(pinned("dropprobe count by reason and location (`dp.hist`, in C here)"), "count", nil, SENDERS)
+dp_reader(pinned("dropprobe count by reason and location (`dp.hist`, in C here), `map = false`"), "count-copy", nil,
+  SENDERS)
 
 -- the exporter at rest: CPU over 10 s without a drop
 local at_rest

@@ -301,7 +301,8 @@ static long long poll_live(struct counter *c, int ms)
 	unsigned long long ts;
 	void *data;
 	for (int i = 0; i < c->rb.ncpu; i++) {
-		c->lost += c->rb.missed[i];
+		if (c->rb.missed[i] > 0) /* (< 0: a loss of unknown size) */
+			c->lost += c->rb.missed[i];
 		c->rb.missed[i] = 0;
 	}
 	if (r < 0)

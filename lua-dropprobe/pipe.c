@@ -104,6 +104,12 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 			if (g < ms)
 				ms = g;
 		}
+		if (dp_signal_caught && !p->draining) {
+			/* noticed before the buffers run dry: a storm that never
+			 * pauses still ends in half a second */
+			p->draining = 1;
+			p->drain_until = now + DRAIN_SECONDS;
+		}
 		if (ms < 0 || p->draining)
 			ms = 0;
 		if (p->draining && now >= p->drain_until) {

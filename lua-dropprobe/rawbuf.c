@@ -85,6 +85,16 @@ static void heap_down(struct dp_rawbuf *rb, int i)
 	}
 }
 
+/* The kernel lost n events of cpu before its sub-buffer (n < 0: it did
+ * not say how many, which stays so until taken) */
+static void add_missed(struct dp_rawbuf *rb, int cpu, int n)
+{
+	if (n < 0)
+		rb->missed[cpu] = -1;
+	else if (n > 0 && rb->missed[cpu] >= 0)
+		rb->missed[cpu] += n;
+}
+
 /* Read one sub-buffer of cpu. 1: an event is there, 0: none */
 static int load_page(struct dp_rawbuf *rb, int cpu)
 {
@@ -96,11 +106,12 @@ static int load_page(struct dp_rawbuf *rb, int cpu)
 	if (kbuffer_load_subbuffer(rb->kb[cpu], rb->page[cpu]) < 0)
 		return 0;
 	missed = kbuffer_missed_events(rb->kb[cpu]);
-	if (missed)
-		rb->missed[cpu] += missed;
+	add_missed(rb, cpu, missed);
 	rb->next[cpu] = kbuffer_read_event(rb->kb[cpu], &rb->next_ts[cpu]);
 	return rb->next[cpu] != NULL;
 }
+
+static void unmap_cpu(struct dp_rbmap *m);
 
 /*
  * A mapped CPU: ask the kernel for the reader sub-buffer (the same one
@@ -113,39 +124,48 @@ static int load_mapped(struct dp_rawbuf *rb, int cpu)
 {
 	struct dp_rbmap *m = &rb->map[cpu];
 	struct kbuffer *kb = rb->kb[cpu];
-	uint32_t id;
-	int fresh = 0;
-	if (m->end > m->off)
-		m->off = m->end; /* what the last load had was handed out */
-	if (ioctl(rb->fds[cpu], RB_GET_READER) < 0)
-		return 0;
-	id = m->meta->reader.id;
-	if (id >= m->meta->nr_subbufs)
-		return 0;
-	if (id != m->id) {
-		m->id = id;
-		m->off = 0;
-		fresh = 1;
+	/* twice at most: the kernel marks a sub-buffer read up to its commit
+	 * when it hands it out, so one that was filled after that comes back
+	 * once more with nothing new before the next is handed out */
+	for (int again = 0; again < 2; again++) {
+		uint32_t id;
+		int fresh = 0;
+		if (m->end > m->off)
+			m->off = m->end; /* what the last load had was handed out */
+		if (ioctl(rb->fds[cpu], RB_GET_READER) < 0) {
+			/* refused now: this CPU is copied from here on */
+			unmap_cpu(m);
+			rb->mapped--;
+			return load_page(rb, cpu);
+		}
+		id = m->meta->reader.id;
+		if (id >= m->meta->nr_subbufs)
+			return 0;
+		if (id != m->id) {
+			m->id = id;
+			m->off = 0;
+			fresh = 1;
+		}
+		if (kbuffer_load_subbuffer(kb, m->data + (size_t)id * m->meta->subbuf_size) < 0)
+			return 0;
+		if (fresh) {
+			add_missed(rb, cpu, kbuffer_missed_events(kb));
+			rb->pages++;
+		}
+		if (m->off >= kbuffer_subbuffer_size(kb))
+			rb->next[cpu] = NULL;
+		else if (m->off == 0)
+			rb->next[cpu] = kbuffer_read_event(kb, &rb->next_ts[cpu]);
+		else /* past what was handed out (timestamps summed from the start) */
+			rb->next[cpu] = kbuffer_read_at_offset(kb, kbuffer_start_of_data(kb) + m->off,
+							       &rb->next_ts[cpu]);
+		/* the end of what this load hands out, known only now:
+		 * kbuffer_read_at_offset loads the sub-buffer again, and the
+		 * writer may have added to it since */
+		m->end = kbuffer_subbuffer_size(kb);
+		if (rb->next[cpu])
+			break;
 	}
-	if (kbuffer_load_subbuffer(kb, m->data + (size_t)id * m->meta->subbuf_size) < 0)
-		return 0;
-	if (fresh) {
-		int missed = kbuffer_missed_events(kb);
-		if (missed)
-			rb->missed[cpu] += missed;
-		rb->pages++;
-	}
-	if (m->off >= kbuffer_subbuffer_size(kb))
-		rb->next[cpu] = NULL;
-	else if (m->off == 0)
-		rb->next[cpu] = kbuffer_read_event(kb, &rb->next_ts[cpu]);
-	else /* past what was handed out (timestamps summed from the start) */
-		rb->next[cpu] = kbuffer_read_at_offset(kb, kbuffer_start_of_data(kb) + m->off,
-						       &rb->next_ts[cpu]);
-	/* the end of what this load hands out, known only now:
-	 * kbuffer_read_at_offset loads the sub-buffer again, and the writer
-	 * may have added to it since */
-	m->end = kbuffer_subbuffer_size(kb);
 	return rb->next[cpu] != NULL;
 }
 
@@ -157,8 +177,21 @@ static int load_all(struct dp_rawbuf *rb)
 	return rb->nheap;
 }
 
+/* A forked child has the fds but not the mappings (the kernel does not
+ * copy them): it forgets them, without unmapping what is not its own,
+ * and copies from then on. */
+static void forget_maps_after_fork(struct dp_rawbuf *rb)
+{
+	if (!rb->map || rb->map_pid == getpid())
+		return;
+	free(rb->map);
+	rb->map = NULL;
+	rb->mapped = 0;
+}
+
 int dp_rawbuf_load(struct dp_rawbuf *rb, int ms)
 {
+	forget_maps_after_fork(rb);
 	if (load_all(rb))
 		return rb->nheap;
 	/* poll wakes only at buffer_percent: a timeout still reads */
@@ -266,6 +299,7 @@ static int map_cpu(struct dp_rawbuf *rb, int cpu)
 
 void dp_rawbuf_close(struct dp_rawbuf *rb)
 {
+	forget_maps_after_fork(rb);
 	for (int c = 0; c < rb->ncpu; c++) {
 		if (rb->map)
 			unmap_cpu(&rb->map[c]);
@@ -315,6 +349,7 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 		errno = ENOMEM;
 		return "out of memory";
 	}
+	rb->map_pid = getpid();
 	for (int c = 0; c < rb->ncpu; c++)
 		rb->mapped += map_cpu(rb, c);
 	return NULL;

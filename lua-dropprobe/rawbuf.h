@@ -31,12 +31,13 @@ struct dp_rawbuf {
 	void **page;
 	void **next;                 /* per CPU: the next event of its loaded page */
 	unsigned long long *next_ts; /* and its time */
-	long long *missed;           /* per CPU: events the kernel reported lost, not yet taken */
+	long long *missed;           /* per CPU: events the kernel reported lost, not yet taken (-1: how many unknown) */
 	int *heap, nheap;
 	int psize;
 	long long pages;
 	struct dp_rbmap *map; /* per CPU: its mapping, where it has one */
 	int mapped;           /* CPUs read in place */
+	int map_pid;          /* the process that mapped them */
 };
 
 /*

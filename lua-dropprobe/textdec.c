@@ -356,21 +356,29 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
 #define UP_NAME lua_upvalueindex(3)   /* the key "name" */
 #define UP_PAYLOAD lua_upvalueindex(4) /* the key "payload" */
 #define UP_STACK lua_upvalueindex(5)  /* the key "stack" */
-
-/* where a text record keeps its stack's frames until rec.stack is first
- * read: a light userdata key (no string key a user could have), the value
- * "t" (trim) or "r" (raw_stacks) and the frames, one a line */
-static const char frames_key = 0;
+/* where a text record's stack waits until rec.stack is first read: a
+ * table of weak keys (the records), each value "t" (trim) or "r"
+ * (raw_stacks) and the frames, one a line; outside the record, so that
+ * next() and a serializer see only the record's own keys */
+#define UP_FRAMES lua_upvalueindex(6)
 
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
- * or nil */
+ * or nil; a stack the user set first stays */
 static int make_stack(lua_State *L)
 {
 	size_t n, b = 1;
 	const char *p;
 	int k = 0;
-	if (lua_rawgetp(L, 1, &frames_key) != LUA_TSTRING)
+	lua_pushvalue(L, 1);
+	if (lua_rawget(L, UP_FRAMES) != LUA_TSTRING)
 		return 0;
+	lua_pushvalue(L, 1);
+	lua_pushnil(L);
+	lua_rawset(L, UP_FRAMES);
+	lua_pushvalue(L, UP_STACK);
+	if (lua_rawget(L, 1) != LUA_TNIL)
+		return 1;
+	lua_pop(L, 1);
 	p = lua_tolstring(L, -1, &n);
 	lua_createtable(L, 24, 0);
 	while (b < n) { /* at the '\n' before a frame */
@@ -382,8 +390,6 @@ static int make_stack(lua_State *L)
 	}
 	if (p[0] == 't')
 		dp_stack_trim(L, -1);
-	lua_pushnil(L);
-	lua_rawsetp(L, 1, &frames_key);
 	lua_pushvalue(L, UP_STACK);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, 1);
@@ -448,10 +454,26 @@ static int text_record_pairs(lua_State *L)
 	lua_settop(L, 1);
 	make_stack(L);
 	lua_settop(L, 1);
-	lua_pushvalue(L, lua_upvalueindex(6));
+	lua_pushvalue(L, lua_upvalueindex(7));
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
+}
+
+/* Push the table of the stacks that wait for their first read (own.frames,
+ * made once: weak keys). */
+static void frames_table(lua_State *L, int own)
+{
+	if (lua_getfield(L, own, "frames") == LUA_TTABLE)
+		return;
+	lua_pop(L, 1);
+	lua_newtable(L);
+	lua_createtable(L, 0, 1);
+	lua_pushliteral(L, "k");
+	lua_setfield(L, -2, "__mode");
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, own, "frames");
 }
 
 /* The record metatable of this source's text records (made once, kept in
@@ -468,12 +490,13 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
 	lua_rawgeti(L, keys, DP_K_NAME);
 	lua_rawgeti(L, keys, DP_K_PAYLOAD);
 	lua_rawgeti(L, keys, DP_K_STACK);
-	for (int i = 0; i < 5; i++)
-		lua_pushvalue(L, -5);
-	lua_pushcclosure(L, text_record_index, 5);
-	lua_setfield(L, -7, "__index");
+	frames_table(L, own);
+	for (int i = 0; i < 6; i++)
+		lua_pushvalue(L, -6);
+	lua_pushcclosure(L, text_record_index, 6);
+	lua_setfield(L, -8, "__index");
 	lua_pushcfunction(L, text_record_next);
-	lua_pushcclosure(L, text_record_pairs, 6);
+	lua_pushcclosure(L, text_record_pairs, 7);
 	lua_setfield(L, -2, "__pairs");
 	lua_pushvalue(L, -1);
 	lua_setfield(L, own, "meta");
@@ -484,7 +507,7 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
  * record's event, whose name is in last (records of one event in a row
  * skip the lookup) */
 struct slots {
-	int evtab, names, syms, stack, meta, cur;
+	int evtab, names, syms, stack, meta, frames, cur;
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
@@ -603,8 +626,9 @@ static void stack_done(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 {
 	t->collecting = 0;
 	if (lua_istable(L, s->stack)) {
+		lua_pushvalue(L, s->stack);
 		lua_pushlstring(L, t->frames, t->frames_len);
-		lua_rawsetp(L, s->stack, &frames_key);
+		lua_rawset(L, s->frames);
 	}
 	lua_pushnil(L);
 	lua_replace(L, s->stack);
@@ -716,6 +740,8 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	lua_getfield(L, f->own, "stack"); /* the record whose frames may go on */
 	s.stack = lua_gettop(L);
 	s.meta = text_meta(L, f->own, s.evtab, f->keys);
+	frames_table(L, f->own);
+	s.frames = lua_gettop(L);
 	lua_pushnil(L);
 	s.cur = lua_gettop(L);
 	s.last_len = 0;

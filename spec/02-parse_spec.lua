@@ -76,6 +76,15 @@ describe("02 text parser", function()
     -- a field set by the user stays as set
     tcp.fields.reason = "mine"
     assert.are.equal("mine", tcp.fields.reason)
+    -- a record not read yet has only its own keys: a serializer that walks
+    -- them (lua-cjson) takes it, and a stack set before the first read stays
+    local other = recs[4] -- a drop with a stack, neither read yet
+    assert.are.equal("kfree_skb", other.name)
+    for k in next, other do assert.are.equal("string", type(k)) end
+    assert.truthy(require("cjson").encode(other):find('"payload"', 1, true))
+    other.stack = { "mine" }
+    assert.are.same({ "mine" }, other.stack)
+    for k, v in pairs(other) do if k == "stack" then assert.are.same({ "mine" }, v) end end
   end)
 
   it("prints a record as its trace line", function()

@@ -1,6 +1,7 @@
 -- The dropprobe command: output, exit codes, signals, bad callers, and
 -- tracefs left as it was.
 local cjson = require "cjson"
+local socket = require "socket"
 local dp = require "dropprobe"
 local live = require "helpers.live"
 local state = require "helpers.tracefs_state"
@@ -113,6 +114,8 @@ describe("11 cli #proc", function()
     assert.are.equal(f.hist, checks["hist triggers"].ok)
     assert.are.equal(f.function_filter, checks["function filter"].ok)
     assert.are.equal(f.eprobes, checks.eprobes.ok)
+    -- a kernel that can map a reader's buffer has the function behind it
+    assert.are.equal(kernel.has("ring_buffer_map_get_reader"), checks["mapped buffers"].ok)
     state.assert_same(before)
   end)
 
@@ -217,6 +220,27 @@ describe("11 cli #proc", function()
       assert.are.equal(sent, n, out)
       state.assert_same(before)
     end
+  end)
+
+  -- A storm faster than watch prints: before, a caught signal was noticed
+  -- only once the buffers ran dry, so watch went on as long as the flood.
+  live_it("ends soon after SIGINT while drops keep coming faster than it prints #live", function()
+    local before = state.snapshot()
+    local h = run.bg(DP .. "watch --json")
+    h.ready()
+    -- one sender as fast as it can, for 6 s at most
+    local flood = assert(io.popen(("timeout 6 build/flood 5000000 %d 2>&1"):format(net.free_udp_port())))
+    socket.sleep(1.5)
+    local t0 = dp.now()
+    h.signal("INT")
+    local _, rc, err = h.wait()
+    local took = dp.now() - t0
+    flood:read("a")
+    flood:close()
+    assert.are.equal(130, rc, err)
+    -- the drain (half a second) and the exit, not the flood's end
+    assert.is_true(took < 3, ("watch took %.2f s after SIGINT"):format(took))
+    state.assert_same(before)
   end)
 
   live_it("a script that errors out, or exits with os.exit(code, true), cleans up #live", function()

@@ -32,6 +32,20 @@ function M.doctor()
   check("stacktrace triggers", f.stacktrace, "stacks of the drops that match",
     "CONFIG_STACKTRACE=y")
   check("raw buffers", f.raw, "per_cpu/cpuN/trace_pipe_raw for raw mode", "CONFIG_RING_BUFFER=y")
+  -- whether a reader may map a CPU's buffer: tried on a private instance,
+  -- which goes again
+  local mapped = false
+  if f.instances and f.raw and core.is_root() then
+    local tried, n = pcall(function()
+      local inst <close> = require("dropprobe.instance").instance{ buffer_kb = 64 }
+      local pipe <close> = inst:pipe{ mode = "raw" }
+      return pipe:stats().mapped
+    end)
+    mapped = tried and n > 0
+  end
+  check("mapped buffers", mapped, mapped and "raw mode and counting in C read each CPU's buffer in place"
+    or "raw mode and counting in C copy every page out with read()",
+    "a kernel of 6.10 or later (mmap of trace_pipe_raw): less to copy in a storm")
   local has_reasons = format.has_reasons()
   check("drop reasons", has_reasons,
     has_reasons and "skb:kfree_skb carries a reason"

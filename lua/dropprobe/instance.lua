@@ -276,13 +276,14 @@ end
 -- `limit` records, or after `duration` seconds; breaking out of it closes the
 -- pipe (the fourth value is a to-be-closed pipe).
 -- @function Instance:records
--- @tparam[opt] table opts `mode`, `timeout`, `limit`, `duration`, `grace`
+-- @tparam[opt] table opts `mode`, `timeout`, `limit`, `duration`, `grace`,
+-- `buffer_percent`, `raw_stacks`, `map` (as `Instance:pipe` takes them)
 -- @usage for rec in inst:records{ mode = "raw", timeout = 2 } do print(rec) end
 function Instance:records(opts)
   opts = check_options(opts, { "mode", "timeout", "limit", "duration", "grace",
-    "buffer_percent", "raw_stacks" }, "inst:records")
+    "buffer_percent", "raw_stacks", "map" }, "inst:records")
   local p = self:pipe{ mode = opts.mode, grace = opts.grace, buffer_percent = opts.buffer_percent,
-    raw_stacks = opts.raw_stacks }
+    raw_stacks = opts.raw_stacks, map = opts.map }
   return records_iter(p, opts, "inst:records")
 end
 
