@@ -218,7 +218,10 @@ describe("06 raw records", function()
       return function()
         local sent = wait()
         local noports, backlog = snmp.udp_accounted(s0, b0, sent)
-        assert.are.equal(sent, noports + backlog)
+        -- every datagram counted; a CPU's backlog may also have dropped some of
+        -- the ICMP port-unreachable replies (seen on 6.1: 43632 for 40000 sent)
+        assert.is_true(noports <= sent and noports + backlog >= sent,
+          ("%d sent, %d NoPorts, %d backlog"):format(sent, noports, backlog))
         return dp.has_reasons() and noports or noports + backlog
       end
     end

@@ -29,7 +29,8 @@ local function cond() return kernel.cond("reason == NO_SOCKET", "protocol == 204
 -- reasons (every kfree_skb is a drop, the condition is the protocol) also
 -- the datagrams a CPU's backlog dropped before UDP saw them, which a storm
 -- under an emulator makes (seen on 5.10: 519 of 40000); the two together
--- are every datagram sent.
+-- are every datagram sent, and the backlog's share may hold some ICMP
+-- port-unreachable replies too (as kfree_skb sees them).
 local function storm()
   local s0, b0, wait
   local port = net.free_udp_port()
@@ -40,7 +41,10 @@ local function storm()
   local function delta()
     local sent = wait()
     local noports, backlog = snmp.udp_accounted(s0, b0, sent)
-    assert.are.equal(sent, noports + backlog)
+    -- every datagram counted; a CPU's backlog may also have dropped some of
+    -- the ICMP port-unreachable replies (seen on 6.1: 43632 for 40000 sent)
+    assert.is_true(noports <= sent and noports + backlog >= sent,
+      ("%d sent, %d NoPorts, %d backlog"):format(sent, noports, backlog))
     return dp.has_reasons() and noports or noports + backlog, backlog
   end
   return start, delta
