@@ -67,11 +67,12 @@ describe("24 storm", function()
     local d = delta()
     local r = h:read()
     assert.are.equal(dp.features().hist and "kernel" or "c", r.where)
-    assert.are.equal(0, r.dropped)
-    -- the kernel's own count loses nothing; C reads as fast as it can, and
-    -- what it could not read it counts as lost
-    if r.where == "kernel" then assert.are.equal(0, r.lost) end
-    assert.are.equal(d, r.hits + r.lost)
+    -- the kernel's own count reads nothing out, but its table may drop an
+    -- event whose new key another CPU was inserting at that moment, and
+    -- says so (Dropped; seen once on 7.2 under qemu); C reads as fast as it
+    -- can, and what it could not read it counts as lost
+    if r.where == "kernel" then assert.are.equal(0, r.lost) else assert.are.equal(0, r.dropped) end
+    assert.are.equal(d, r.hits + r.lost + r.dropped)
     h:close()
     state.assert_same(before)
   end)
