@@ -78,6 +78,14 @@ function M.each(pipe, opts, fn)
     if on_tick then on_tick(core.now()) end
     return why
   end
+  local got = fn
+  if progress then
+    got = function(rec)
+      fn(rec)
+      n = n + 1
+      if n % every == 0 then progress(n) end
+    end
+  end
   if opts.ready then opts.ready() end
   local read = pipe.read
   if not deadline and not next_tick then
@@ -86,11 +94,7 @@ function M.each(pipe, opts, fn)
     while true do
       local rec, why = read(pipe, wait)
       if rec then
-        fn(rec)
-        if progress then
-          n = n + 1
-          if n % every == 0 then progress(n) end
-        end
+        got(rec)
       elseif why == "timeout" then
         if idle then return ended("idle") end
       else
@@ -114,11 +118,7 @@ function M.each(pipe, opts, fn)
     if next_tick and next_tick - now < wait then wait, whole = math.max(0, next_tick - now), false end
     local rec, why = read(pipe, wait)
     if rec then
-      fn(rec)
-      if progress then
-        n = n + 1
-        if n % every == 0 then progress(n) end
-      end
+      got(rec)
     elseif why == "timeout" then
       if opts.idle and whole then return ended("idle") end
     else
