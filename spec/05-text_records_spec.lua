@@ -124,7 +124,7 @@ describe("05 text records", function()
     local inst <close> = dp.instance()
     assert.has_error(function() inst:records{ timout = 1 } end,
       "inst:records: unknown option 'timout' (allowed: mode, timeout, limit, duration, grace, "
-      .. "buffer_percent, raw_stacks)")
+      .. "buffer_percent, raw_stacks, map)")
     assert.has_error(function() inst:records{ mode = "binary" } end, "inst:pipe: bad mode 'binary' (text or raw)")
     inst:close()
     state.assert_same(found)
