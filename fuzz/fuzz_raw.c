@@ -173,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			dp_join_record(L, &j, refs, keys, cpu, 1);
 			break;
 		case DP_DEC_STACK:
-			dp_join_stack(L, &j, refs, keys, cpu, 0);
+			dp_join_stack(L, &j, refs, keys, cpu);
 			break;
 		default:
 			break;

@@ -118,28 +118,9 @@ int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu,
 	return ref;
 }
 
-int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int open)
-{
-	int ref;
-	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
-		j->orphan_stacks++;
-		lua_pop(L, 1);
-		return 0;
-	}
-	ref = j->pending[cpu];
-	j->pending[cpu] = LUA_NOREF; /* its stack came */
-	if (!open && !j->raw_stacks)
-		dp_stack_trim(L, -1);
-	lua_rawgeti(L, refs, ref);
-	lua_insert(L, -2);
-	dp_setkey(L, keys, DP_K_STACK);
-	lua_pop(L, 1);
-	if (open)
-		j->open_ref = ref;
-	return 1;
-}
-
-int dp_join_stack_open(struct dp_join *j, int cpu)
+/* The CPU's record that waits for a stack, no longer waiting; LUA_NOREF
+ * (an orphan stack, counted) when none does. */
+static int take_pending(struct dp_join *j, int cpu)
 {
 	int ref;
 	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
@@ -148,7 +129,30 @@ int dp_join_stack_open(struct dp_join *j, int cpu)
 	}
 	ref = j->pending[cpu];
 	j->pending[cpu] = LUA_NOREF; /* its stack came */
-	j->open_ref = ref;
+	return ref;
+}
+
+int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu)
+{
+	int ref = take_pending(j, cpu);
+	if (ref == LUA_NOREF) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (!j->raw_stacks)
+		dp_stack_trim(L, -1);
+	lua_rawgeti(L, refs, ref);
+	lua_insert(L, -2);
+	dp_setkey(L, keys, DP_K_STACK);
+	lua_pop(L, 1);
+	return 1;
+}
+
+int dp_join_stack_open(struct dp_join *j, int cpu)
+{
+	int ref = take_pending(j, cpu);
+	if (ref != LUA_NOREF)
+		j->open_ref = ref;
 	return ref;
 }
 

@@ -43,12 +43,10 @@ void dp_join_cpus(lua_State *L, struct dp_join *j, int ncpu);
  * hold, it waits for a stack (the CPU's next entry, or release). Returns
  * its ref in refs. */
 int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int hold);
-/* Give the stack table on top (popped) to the CPU's waiting record. With
- * open, frames are still being added: the record waits for
- * dp_join_stack_done. Returns 0 when no record waited (an orphan stack).
- * A complete stack starts at the function that dropped (dp_stack_trim)
- * unless raw_stacks. */
-int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu, int open);
+/* Give the complete stack table on top (popped) to the CPU's waiting
+ * record. Returns 0 when no record waited (an orphan stack). It starts at
+ * the function that dropped (dp_stack_trim) unless raw_stacks. */
+int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu);
 /* A stack whose frames are still arriving, for the CPU's waiting record:
  * its ref in refs (the record waits for dp_join_stack_done, which leaves
  * the stack to the caller: the caller sets it), or LUA_NOREF (an orphan

@@ -132,7 +132,7 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 			p->draining = 0;
 			return fail2(L, "interrupted");
 		}
-		if (r == DP_FILL_INTR || dp_signal_caught) {
+		if (r == DP_FILL_INTR) { /* (a caught signal starts the drain above) */
 			p->draining = 1;
 			p->drain_until = now_mono() + DRAIN_SECONDS;
 			continue;

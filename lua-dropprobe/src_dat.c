@@ -52,7 +52,7 @@ static int dat_record(struct tracecmd_input *h, struct tep_record *rec, int cpu,
 	if (k == DP_DEC_RECORD)
 		dp_join_record(c->L, c->f->join, c->f->refs, c->f->keys, cpu, 1);
 	else if (k == DP_DEC_STACK)
-		dp_join_stack(c->L, c->f->join, c->f->refs, c->f->keys, cpu, 0);
+		dp_join_stack(c->L, c->f->join, c->f->refs, c->f->keys, cpu);
 	return ++c->n >= DAT_BATCH; /* stop here; the next call goes on */
 }
 

@@ -444,7 +444,7 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 	if (k->kind == K_STACK) {
 		if (was) {
 			if (dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts) == DP_DEC_STACK)
-				dp_join_stack(L, f->join, f->refs, f->keys, cpu, 0);
+				dp_join_stack(L, f->join, f->refs, f->keys, cpu);
 			else
 				lua_pop(L, 1);
 		}

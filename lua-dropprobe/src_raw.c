@@ -57,7 +57,7 @@ static int raw_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 				s->dec.missed_pid = -1;
 			}
 		} else if (k == DP_DEC_STACK) {
-			dp_join_stack(L, f->join, f->refs, f->keys, cpu, 0);
+			dp_join_stack(L, f->join, f->refs, f->keys, cpu);
 		}
 	}
 	dp_decode_end(L);
