@@ -14,10 +14,12 @@
  * as the table's interned strings of their 4 or 16 bytes (a 128-bit
  * address does not fit a slot), turned into text when rows are asked for.
  *
- * Sources: an instance's per-CPU buffers (rawbuf.c), read on poll(); a
- * trace.dat (libtracecmd), read whole on open; a saved trace text, read
+ * The counter is a sink (sink.h) of the same inputs the records come
+ * from: an instance's per-CPU buffers (rawbuf.c), read on poll(); a
+ * trace.dat (datin.c), read whole on open. A stack is joined to its event
+ * by the joiner's rule (dp_waits, join.h). A saved trace text is read
  * whole on open with the text parser (parse.c), its values and frames
- * interned as strings.
+ * interned as strings, its stacks joined the same way.
  */
 
 /***
@@ -30,7 +32,6 @@
 #include <string.h>
 
 #include <event-parse.h>
-#include <trace-cmd.h>
 #include <tracefs.h>
 
 #include <arpa/inet.h>
@@ -40,12 +41,15 @@
 #include "core.h"
 #include "util.h"
 #include "ctable.h"
+#include "datin.h"
 #include "format.h"
 #include "instance.h"
+#include "join.h"
 #include "ksym.h"
 #include "packet.h"
 #include "parse.h"
 #include "rawbuf.h"
+#include "sink.h"
 
 #define DP_COUNTER_MT "dropprobe.Counter"
 #define MAXK DP_CT_MAXK
@@ -59,17 +63,18 @@ enum { HOW_NUM, HOW_SYM, HOW_SYM_OFFSET,
 /* the packet keys by name, after "packet.", in HOW_PKT_* order */
 static const char *const packet_keys[] = {"family", "proto", "saddr", "daddr", "sport", "dport", NULL};
 
+/* an event's keys and values while it waits for its stack */
 struct pend {
-	int waiting;
 	uint64_t k[MAXK];
 	uint64_t v[MAXV];
 };
 
 struct counter {
+	struct dp_sink sink; /* first: what the inputs hand events to */
 	int closed;
 	struct dp_instance *inst; /* live source, or NULL */
 	struct dp_rawbuf rb;
-	struct tracecmd_input *dat;
+	struct dp_datin dat;      /* a trace.dat's, or none (dat.ninputs 0) */
 	struct tep_handle *tep;
 	struct tep_event *ev;
 	int event_id;
@@ -82,7 +87,8 @@ struct counter {
 	int npkt; /* packet keys asked for */
 	struct tep_format_field *pkt, *nh; /* the probe's bytes and network header offset */
 	struct dp_ctable t; /* the counts, stacks and strings */
-	struct pend *pend; /* per CPU, for a stack key */
+	struct dp_waits waits; /* per CPU: its slot in pend while it waits for a stack */
+	struct pend *pend;     /* per CPU, for a stack key */
 	int npend;
 	/* a saved text: key values and frames are strings, interned */
 	int text;
@@ -107,39 +113,52 @@ static uint64_t num(struct tep_format_field *f, void *data, int size)
 	return v;
 }
 
+/* Room for cpu's waiting event: 0, or -1. */
 static int pend_room(struct counter *c, int cpu)
 {
-	if (cpu < 0 || cpu > 65535)
+	struct pend *np;
+	if (dp_waits_room(&c->waits, cpu) < 0)
 		return -1;
-	if (cpu >= c->npend) {
-		int n = c->npend ? c->npend : 8;
-		struct pend *np;
-		while (n <= cpu)
-			n *= 2;
-		np = realloc(c->pend, sizeof(*np) * (size_t)n);
+	if (c->npend < c->waits.n) {
+		np = realloc(c->pend, sizeof(*np) * (size_t)c->waits.n);
 		if (!np)
 			return -1;
-		memset(np + c->npend, 0, sizeof(*np) * (size_t)(n - c->npend));
 		c->pend = np;
-		c->npend = n;
+		c->npend = c->waits.n;
 	}
 	return 0;
 }
 
-/* The event waiting on cpu for its stack is counted without one. */
-static void flush_cpu(struct counter *c, int cpu)
+/* The event that waited in slot h is counted, with stack st (0: none came). */
+static void count_waiting(struct counter *c, int h, uint32_t st)
 {
-	if (cpu < c->npend && c->pend[cpu].waiting) {
-		c->pend[cpu].waiting = 0;
+	if (h < 0)
+		return;
+	if (!st)
 		c->nostack++;
-		dp_ctable_add(&c->t, c->pend[cpu].k, 0, c->pend[cpu].v);
-	}
+	dp_ctable_add(&c->t, c->pend[h].k, st, c->pend[h].v);
 }
 
+/* An event with keys k and values v: counted, or with a stack key, waiting
+ * on its CPU for the stack that may follow (ending the wait before it). */
+static void count_or_wait(struct counter *c, int cpu, const uint64_t *k, const uint64_t *v)
+{
+	if (!c->stack_key) {
+		dp_ctable_add(&c->t, k, 0, v);
+		return;
+	}
+	if (pend_room(c, cpu) < 0)
+		return;
+	count_waiting(c, dp_waits_put(&c->waits, cpu, cpu), 0);
+	memcpy(c->pend[cpu].k, k, sizeof(c->pend[cpu].k));
+	memcpy(c->pend[cpu].v, v, sizeof(c->pend[cpu].v));
+}
+
+/* No event waits for a stack any longer (a buffer or the input ended). */
 static void flush_all(struct counter *c)
 {
-	for (int cpu = 0; cpu < c->npend; cpu++)
-		flush_cpu(c, cpu);
+	for (int cpu = 0; cpu < c->waits.n; cpu++)
+		count_waiting(c, dp_waits_end(&c->waits, cpu), 0);
 }
 
 /* The address of a packet as a key: its bytes interned (while the table
@@ -230,24 +249,26 @@ static int push_packet_key(lua_State *L, struct counter *c, int how, uint64_t v)
 	}
 }
 
-/* One event from any source. */
-static void count_event(struct counter *c, int cpu, void *data, int size)
+/* One event from an input (the counter as a sink). */
+static int count_event(struct dp_sink *sink, int cpu, void *data, int size, unsigned long long ts)
 {
+	struct counter *c = (struct counter *)sink;
 	struct tep_record rec;
 	uint64_t k[MAXK] = {0}, v[MAXV] = {0};
 	int id;
+	(void)ts;
 	memset(&rec, 0, sizeof(rec));
 	rec.data = data;
 	rec.size = size;
 	if (size < 2)
-		return;
+		return 0;
 	id = tep_data_type(c->tep, &rec);
 	if (c->stack_key && id == c->stack_id && c->stack_caller) {
 		uint64_t a[MAXFRAMES];
 		long long n;
-		int off = c->stack_caller->offset, m = 0;
-		if (pend_room(c, cpu) < 0 || !c->pend[cpu].waiting)
-			return; /* a stack of no counted event */
+		int off = c->stack_caller->offset, m = 0, h = dp_waits_take(&c->waits, cpu);
+		if (h < 0)
+			return 0; /* a stack of no counted event (an orphan) */
 		n = (long long)num(c->stack_size, data, size);
 		if (n < 0 || off + n * 8 > size)
 			n = (size - off) / 8;
@@ -257,58 +278,50 @@ static void count_event(struct counter *c, int cpu, void *data, int size)
 				break;
 			m++;
 		}
-		c->pend[cpu].waiting = 0;
-		dp_ctable_add(&c->t, c->pend[cpu].k, dp_ctable_stack(&c->t, a, m), c->pend[cpu].v);
-		return;
+		count_waiting(c, h, dp_ctable_stack(&c->t, a, m));
+		return 0;
 	}
 	if (id != c->event_id) {
 		c->other++;
-		if (c->stack_key)
-			flush_cpu(c, cpu); /* the CPU moved on: no stack came */
-		return;
+		/* the CPU moved on: no stack came */
+		count_waiting(c, dp_waits_end(&c->waits, cpu), 0);
+		return 0;
 	}
 	if (c->npkt && packet_keys_of(c, data, size, k) < 0) {
 		/* a new address and a full table: a new key, dropped as
 		 * dp_ctable_add drops one (the strings stay bounded) */
 		c->t.hits++;
 		c->t.dropped++;
-		if (c->stack_key)
-			flush_cpu(c, cpu);
-		return;
+		count_waiting(c, dp_waits_end(&c->waits, cpu), 0);
+		return 0;
 	}
 	for (int i = 0; i < c->t.nk; i++)
 		if (c->how[i] < HOW_PKT_FAMILY)
 			k[i] = num(c->kf[i], data, size);
 	for (int i = 0; i < c->t.nv; i++)
 		v[i] = num(c->vf[i], data, size);
-	if (!c->stack_key) {
-		dp_ctable_add(&c->t, k, 0, v);
-		return;
-	}
-	if (pend_room(c, cpu) < 0)
-		return;
-	flush_cpu(c, cpu);
-	memcpy(c->pend[cpu].k, k, sizeof(k));
-	memcpy(c->pend[cpu].v, v, sizeof(v));
-	c->pend[cpu].waiting = 1;
+	count_or_wait(c, cpu, k, v);
+	return 0;
+}
+
+static void count_lost(struct dp_sink *sink, int cpu, long long n)
+{
+	(void)cpu;
+	if (n > 0) /* (< 0: a loss of unknown size) */
+		((struct counter *)sink)->lost += n;
+}
+
+static void count_boundary(struct dp_sink *sink)
+{
+	flush_all((struct counter *)sink);
 }
 
 /* Read what the live buffers have (waiting up to ms); events seen, -1 on a signal. */
 static long long poll_live(struct counter *c, int ms)
 {
 	long long before = c->t.hits + c->other;
-	int cpu, size, r = dp_rawbuf_load(&c->rb, ms);
-	unsigned long long ts;
-	void *data;
-	for (int i = 0; i < c->rb.ncpu; i++) {
-		if (c->rb.missed[i] > 0) /* (< 0: a loss of unknown size) */
-			c->lost += c->rb.missed[i];
-		c->rb.missed[i] = 0;
-	}
-	if (r < 0)
+	if (dp_rawbuf_feed(&c->rb, ms, &c->sink) < 0)
 		return -1;
-	while (dp_rawbuf_next(&c->rb, &cpu, &data, &size, &ts))
-		count_event(c, cpu, data, size);
 	return c->t.hits + c->other - before;
 }
 
@@ -351,7 +364,8 @@ static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
  * name, `saddr`/`daddr` text, `sport`/`dport`/`family` numbers, nil where
  * the packet has none; `stack` = frames, `hitcount`, summed values) and totals (`hits`,
  * `entries`, `dropped` for a full table, `lost` ring-buffer events,
- * `without_stack`, `mapped`: the CPUs whose buffer is read in place).
+ * `without_stack`, `orphan_stacks`: stacks that came after no counted event,
+ * `mapped`: the CPUs whose buffer is read in place).
  * @function Counter:rows
  * @treturn table rows
  * @treturn table totals
@@ -451,6 +465,8 @@ static int counter_rows(lua_State *L)
 	lua_setfield(L, -2, "lost");
 	lua_pushinteger(L, c->nostack);
 	lua_setfield(L, -2, "without_stack");
+	lua_pushinteger(L, c->waits.orphans);
+	lua_setfield(L, -2, "orphan_stacks");
 	lua_pushinteger(L, c->rb.mapped);
 	lua_setfield(L, -2, "mapped");
 	return 2;
@@ -463,11 +479,10 @@ static void counter_release(struct counter *c)
 	c->closed = 1;
 	if (c->inst)
 		dp_rawbuf_close(&c->rb); /* and its formats */
-	if (c->dat)
-		tracecmd_close(c->dat); /* and the file's formats */
-	c->dat = NULL;
+	dp_datin_close(&c->dat); /* and the file's formats */
 	c->tep = NULL;
 	dp_ctable_free(&c->t);
+	dp_waits_free(&c->waits);
 	free(c->pend);
 	c->pend = NULL;
 }
@@ -657,6 +672,9 @@ static struct counter *new_counter(lua_State *L)
 {
 	struct counter *c = lua_newuserdatauv(L, sizeof(*c), 1);
 	memset(c, 0, sizeof(*c));
+	c->sink.event = count_event;
+	c->sink.lost = count_lost;
+	c->sink.boundary = count_boundary;
 	luaL_setmetatable(L, DP_COUNTER_MT);
 	return c;
 }
@@ -718,16 +736,6 @@ static int counter_new(lua_State *L)
 	return 1;
 }
 
-static int dat_count(struct tracecmd_input *h, struct tep_record *rec, int cpu, void *data)
-{
-	struct counter *c = data;
-	(void)h;
-	if (rec->missed_events > 0)
-		c->lost += rec->missed_events;
-	count_event(c, cpu, rec->data, rec->size);
-	return 0;
-}
-
 /***
  * A Counter over a whole trace.dat (every buffer in the file), counted on
  * open.
@@ -741,30 +749,18 @@ static int count_dat(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	const char *fail;
 	struct counter *c;
-	int nb;
 	luaL_checktype(L, 2, LUA_TTABLE);
 	dp_check_fields(L, 2, count_opts);
 	c = new_counter(L);
-	errno = 0;
-	c->dat = tracecmd_open(path, 0);
-	if (!c->dat)
-		return fail_counter(L, c, path, errno ? strerror(errno) : "not a trace.dat");
-	c->tep = tracecmd_get_tep(c->dat);
-	if (!c->tep)
-		return fail_counter(L, c, path, "no event formats in the file");
+	fail = dp_datin_open(&c->dat, path);
+	if (fail)
+		return fail_counter(L, c, path, fail);
+	c->tep = dp_datin_tep(&c->dat);
 	fail = setup_keys(L, c, 2);
 	if (fail)
 		return fail_counter(L, c, path, fail);
-	tracecmd_iterate_events(c->dat, NULL, 0, dat_count, c);
-	nb = tracecmd_buffer_instances(c->dat);
-	for (int i = 0; i < nb; i++) {
-		struct tracecmd_input *b = tracecmd_buffer_instance_handle(c->dat, i);
-		if (!b)
-			continue;
-		flush_all(c);
-		tracecmd_iterate_events(b, NULL, 0, dat_count, c);
-		tracecmd_close(b);
-	}
+	while (dp_datin_feed(&c->dat, &c->sink) > 0)
+		;
 	flush_all(c);
 	return 1;
 }
@@ -776,12 +772,11 @@ struct tstate {
 	uint64_t frames[MAXFRAMES];
 };
 
+/* The stack being collected (if any) counted with its event. */
 static void text_stack_end(struct counter *c, struct tstate *t)
 {
-	if (t->cpu >= 0 && t->cpu < c->npend && c->pend[t->cpu].waiting) {
-		c->pend[t->cpu].waiting = 0;
-		dp_ctable_add(&c->t, c->pend[t->cpu].k, dp_ctable_stack(&c->t, t->frames, t->n), c->pend[t->cpu].v);
-	}
+	if (t->cpu >= 0)
+		count_waiting(c, t->cpu, dp_ctable_stack(&c->t, t->frames, t->n));
 	t->cpu = -1;
 }
 
@@ -799,18 +794,16 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 	if (k == DP_LINE_LOST && ln.lost > 0)
 		c->lost += ln.lost;
 	if (k == DP_LINE_STACK) {
-		if (c->stack_key && pend_room(c, ln.cpu) == 0 && c->pend[ln.cpu].waiting) {
-			t->cpu = ln.cpu;
+		/* its frames follow: collected for the event waiting on its CPU */
+		if (c->stack_key && (t->cpu = dp_waits_take(&c->waits, ln.cpu)) >= 0)
 			t->n = 0;
-		}
 		return;
 	}
 	if (k != DP_LINE_EVENT)
 		return;
 	if (ln.name.n != strlen(c->tname) || memcmp(ln.name.p, c->tname, ln.name.n) != 0) {
 		c->other++;
-		if (c->stack_key)
-			flush_cpu(c, ln.cpu);
+		count_waiting(c, dp_waits_end(&c->waits, ln.cpu), 0);
 		return;
 	}
 	{
@@ -835,16 +828,7 @@ static void text_line(struct counter *c, struct tstate *t, const char *p, size_t
 			}
 		}
 	}
-	if (!c->stack_key) {
-		dp_ctable_add(&c->t, key, 0, val);
-		return;
-	}
-	if (pend_room(c, ln.cpu) < 0)
-		return;
-	flush_cpu(c, ln.cpu);
-	memcpy(c->pend[ln.cpu].k, key, sizeof(key));
-	memcpy(c->pend[ln.cpu].v, val, sizeof(val));
-	c->pend[ln.cpu].waiting = 1;
+	count_or_wait(c, ln.cpu, key, val);
 }
 
 /* Keys of a text counter: fields by their printed labels. */

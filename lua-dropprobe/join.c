@@ -8,6 +8,59 @@
 
 #include "record.h"
 
+void dp_waits_free(struct dp_waits *w)
+{
+	free(w->h);
+	w->h = NULL;
+	w->n = 0;
+}
+
+int dp_waits_room(struct dp_waits *w, int cpu)
+{
+	int n;
+	int *nh;
+	if (cpu < 0 || cpu > 65535)
+		return -1;
+	if (cpu < w->n)
+		return 0;
+	n = w->n ? w->n : 4;
+	while (n <= cpu)
+		n *= 2;
+	nh = realloc(w->h, sizeof(int) * (size_t)n);
+	if (!nh)
+		return -1;
+	for (int c = w->n; c < n; c++)
+		nh[c] = -1;
+	w->h = nh;
+	w->n = n;
+	return 0;
+}
+
+int dp_waits_put(struct dp_waits *w, int cpu, int h)
+{
+	int was = w->h[cpu];
+	w->h[cpu] = h;
+	return was;
+}
+
+int dp_waits_take(struct dp_waits *w, int cpu)
+{
+	int h = dp_waits_end(w, cpu);
+	if (h < 0)
+		w->orphans++;
+	return h;
+}
+
+int dp_waits_end(struct dp_waits *w, int cpu)
+{
+	int h;
+	if (cpu < 0 || cpu >= w->n)
+		return -1;
+	h = w->h[cpu];
+	w->h[cpu] = -1;
+	return h;
+}
+
 void dp_join_init(struct dp_join *j)
 {
 	memset(j, 0, sizeof(*j));
@@ -16,7 +69,7 @@ void dp_join_init(struct dp_join *j)
 
 void dp_join_free(struct dp_join *j)
 {
-	free(j->pending);
+	dp_waits_free(&j->waits);
 	free(j->lost_cpu);
 	free(j->mark_cpu);
 	free(j->read_cpu);
@@ -39,12 +92,12 @@ void dp_join_cpus(lua_State *L, struct dp_join *j, int ncpu)
 		return;
 	if (ncpu > 65536)
 		luaL_error(L, "CPU number %d out of range", ncpu - 1);
-	j->pending = grow(L, j->pending, sizeof(int), ncpu);
+	if (dp_waits_room(&j->waits, ncpu - 1) < 0)
+		luaL_error(L, "out of memory");
 	j->lost_cpu = grow(L, j->lost_cpu, sizeof(long long), ncpu);
 	j->mark_cpu = grow(L, j->mark_cpu, sizeof(long long), ncpu);
 	j->read_cpu = grow(L, j->read_cpu, sizeof(long long), ncpu);
 	for (int c = j->ncpu; c < ncpu; c++) {
-		j->pending[c] = LUA_NOREF;
 		j->lost_cpu[c] = j->mark_cpu[c] = j->read_cpu[c] = 0;
 	}
 	j->ncpu = ncpu;
@@ -114,7 +167,7 @@ int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu,
 	j->read_cpu[cpu]++;
 	/* a record that may get a stack holds the queue until the CPU's next
 	 * entry, or release */
-	j->pending[cpu] = hold ? ref : LUA_NOREF;
+	dp_waits_put(&j->waits, cpu, hold ? ref : -1);
 	return ref;
 }
 
@@ -122,14 +175,8 @@ int dp_join_record(lua_State *L, struct dp_join *j, int refs, int keys, int cpu,
  * (an orphan stack, counted) when none does. */
 static int take_pending(struct dp_join *j, int cpu)
 {
-	int ref;
-	if (cpu < 0 || cpu >= j->ncpu || j->pending[cpu] == LUA_NOREF) {
-		j->orphan_stacks++;
-		return LUA_NOREF;
-	}
-	ref = j->pending[cpu];
-	j->pending[cpu] = LUA_NOREF; /* its stack came */
-	return ref;
+	int ref = dp_waits_take(&j->waits, cpu);
+	return ref < 0 ? LUA_NOREF : ref;
 }
 
 int dp_join_stack(lua_State *L, struct dp_join *j, int refs, int keys, int cpu)
@@ -191,7 +238,7 @@ int dp_join_pop(lua_State *L, struct dp_join *j, int refs)
 		return 0;
 	ref = j->q[j->qhead].ref;
 	cpu = j->q[j->qhead].cpu;
-	if (ref == j->open_ref || j->pending[cpu] == ref)
+	if (ref == j->open_ref || dp_waits_is(&j->waits, cpu, ref))
 		return 0; /* its stack may still come: records stay in order */
 	j->qhead = (j->qhead + 1) % j->qcap;
 	j->qlen--;
@@ -206,16 +253,16 @@ int dp_join_waiting(const struct dp_join *j)
 {
 	if (j->open_ref != LUA_NOREF)
 		return 1;
-	for (int c = 0; c < j->ncpu; c++)
-		if (j->pending[c] != LUA_NOREF)
+	for (int c = 0; c < j->waits.n; c++)
+		if (j->waits.h[c] >= 0)
 			return 1;
 	return 0;
 }
 
 void dp_join_release(struct dp_join *j)
 {
-	for (int c = 0; c < j->ncpu; c++)
-		j->pending[c] = LUA_NOREF;
+	for (int c = 0; c < j->waits.n; c++)
+		dp_waits_end(&j->waits, c);
 	j->open_ref = LUA_NOREF;
 }
 
@@ -225,7 +272,7 @@ void dp_join_stats(lua_State *L, const struct dp_join *j)
 	lua_setfield(L, -2, "read");
 	lua_pushinteger(L, j->lost);
 	lua_setfield(L, -2, "lost_marked");
-	lua_pushinteger(L, j->orphan_stacks);
+	lua_pushinteger(L, j->waits.orphans);
 	lua_setfield(L, -2, "orphan_stacks");
 	lua_newtable(L);
 	for (int c = 0; c < j->ncpu; c++)

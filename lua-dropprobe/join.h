@@ -13,6 +13,36 @@
 
 #include "util.h"
 
+/*
+ * Per CPU, what waits for the stack that may follow it on that CPU: a
+ * handle (a record's ref in the joiner, a counter's CPU slot) or -1. The
+ * one rule of joining a stack, for records and counts alike: a stack
+ * belongs to the last waiting entry of its CPU; the CPU's next entry ends
+ * the wait; a stack with nothing waiting is an orphan. No Lua here.
+ */
+struct dp_waits {
+	int n;     /* CPUs 0..n-1 have a slot */
+	int *h;    /* per CPU: the handle waiting, or -1 */
+	long long orphans; /* stacks that came with nothing waiting */
+};
+
+void dp_waits_free(struct dp_waits *w);
+/* Room for cpu (0..65535): 0, or -1 (out of range, out of memory). */
+int dp_waits_room(struct dp_waits *w, int cpu);
+/* h now waits on cpu (which has room); returns what waited there before
+ * (its wait over, without a stack), or -1. */
+int dp_waits_put(struct dp_waits *w, int cpu, int h);
+/* A stack came on cpu: the handle it belongs to (no longer waiting), or
+ * -1 (an orphan, counted). */
+int dp_waits_take(struct dp_waits *w, int cpu);
+/* The CPU moved on without a stack: what waited there (no longer), or -1. */
+int dp_waits_end(struct dp_waits *w, int cpu);
+/* Whether h waits on cpu. */
+static inline int dp_waits_is(const struct dp_waits *w, int cpu, int h)
+{
+	return cpu >= 0 && cpu < w->n && w->h[cpu] == h;
+}
+
 struct dp_qent {
 	int ref; /* in the refs table */
 	int cpu;
@@ -20,14 +50,14 @@ struct dp_qent {
 
 struct dp_join {
 	int ncpu;            /* size of the per-CPU arrays */
-	int *pending;        /* per CPU: the record that may still get a stack */
+	struct dp_waits waits; /* per CPU: the record (its ref) that may still get a stack */
 	long long *lost_cpu; /* per CPU: events the kernel reported lost */
 	long long *mark_cpu; /* per CPU: lost count for that CPU's next record */
 	long long *read_cpu; /* per CPU: records */
 	int open_ref;        /* record whose stack frames are still arriving */
 	struct dp_qent *q;   /* records in order */
 	size_t qhead, qlen, qcap;
-	long long nread, lost, orphan_stacks;
+	long long nread, lost;
 	int raw_stacks;      /* keep stacks as given (else dp_stack_trim) */
 	/* slots of the refs table: 1..top used or free, the free ones listed
 	 * (a record in and out costs two table writes, not luaL_ref's eight) */

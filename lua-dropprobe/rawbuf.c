@@ -3,6 +3,7 @@
  * format is parsed here: kbuffer does that with the kernel's header_page.
  */
 #include "rawbuf.h"
+#include "sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -189,7 +190,9 @@ static void forget_maps_after_fork(struct dp_rawbuf *rb)
 	rb->mapped = 0;
 }
 
-int dp_rawbuf_load(struct dp_rawbuf *rb, int ms)
+/* Load what the buffers have; when nothing, wait up to ms and try once
+ * more. Returns the CPUs with events ready, or -1 when a signal came. */
+static int load(struct dp_rawbuf *rb, int ms)
 {
 	forget_maps_after_fork(rb);
 	if (load_all(rb))
@@ -200,8 +203,9 @@ int dp_rawbuf_load(struct dp_rawbuf *rb, int ms)
 	return load_all(rb);
 }
 
-int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
-		   unsigned long long *ts)
+/* The next event in time order among what is loaded; 0 when none. */
+static int next_event(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
+		      unsigned long long *ts)
 {
 	int c;
 	if (!rb->nheap)
@@ -216,6 +220,21 @@ int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
 		rb->heap[0] = rb->heap[--rb->nheap];
 	heap_down(rb, 0);
 	return 1;
+}
+
+int dp_rawbuf_feed(struct dp_rawbuf *rb, int ms, struct dp_sink *k)
+{
+	int cpu, size, n = load(rb, ms);
+	unsigned long long ts;
+	void *data;
+	for (int c = 0; c < rb->ncpu; c++)
+		if (rb->missed[c]) {
+			k->lost(k, c, rb->missed[c]);
+			rb->missed[c] = 0;
+		}
+	while (n > 0 && next_event(rb, &cpu, &data, &size, &ts))
+		k->event(k, cpu, data, size, ts);
+	return n;
 }
 
 /* Every page there is now (at most max a CPU) to the sink. */

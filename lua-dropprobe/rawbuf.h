@@ -3,8 +3,9 @@
  * (per_cpu/cpuN/trace_pipe_raw): whole sub-buffers read without blocking,
  * split into events by kbuffer with the kernel's formats, handed out in
  * timestamp order across CPUs (the CPUs with a loaded page sit in a heap
- * by the time of their next event). What reads them decides what an event
- * becomes: a record (src_raw.c) or a count (count.c).
+ * by the time of their next event) to a sink (sink.h), which decides what
+ * an event becomes: a record (src_raw.c), a count (count.c), a step of a
+ * path (src_path.c).
  *
  * Where the kernel lets a reader map a CPU's buffer (6.10 on: mmap of
  * trace_pipe_raw and its TRACE_MMAP_IOCTL_GET_READER), the events are
@@ -54,13 +55,15 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
  * sub-buffer layout from header_page, no formats, no kallsyms. */
 const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 void dp_rawbuf_close(struct dp_rawbuf *rb);
-/* Load what the buffers have; when nothing, wait up to ms and try once
- * more. Returns the CPUs with events ready, or -1 when a signal came. */
-int dp_rawbuf_load(struct dp_rawbuf *rb, int ms);
-/* The next event in time order among what is loaded; 0 when none. The
- * data stays valid until the next dp_rawbuf_load. */
-int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
-		   unsigned long long *ts);
+/*
+ * Load what the buffers have (when nothing, wait up to ms and try once
+ * more), then hand the sink the lost marks taken and every event loaded,
+ * in time order (a sink's stop is not honoured here: what is loaded is
+ * handed out; the data is valid during its call). Returns the CPUs that
+ * had events, or -1 when a signal came.
+ */
+struct dp_sink;
+int dp_rawbuf_feed(struct dp_rawbuf *rb, int ms, struct dp_sink *k);
 
 /*
  * The sub-buffers themselves, as the kernel wrote them (a trace.dat's
@@ -68,7 +71,7 @@ int dp_rawbuf_next(struct dp_rawbuf *rb, int *cpu, void **data, int *size,
  * per CPU, each handed to sink (which returns 0, or -1 to stop: its errno
  * is kept); when none, wait up to ms and try once more. Returns the pages
  * handed out, -1 when a signal came, -2 when the sink failed. Events are
- * not split: use this or dp_rawbuf_load on one rawbuf, not both.
+ * not split: use this or dp_rawbuf_feed on one rawbuf, not both.
  */
 typedef int (*dp_page_sink)(void *ctx, int cpu, const void *page, int len);
 long dp_rawbuf_pages(struct dp_rawbuf *rb, int ms, int max, dp_page_sink sink, void *ctx);

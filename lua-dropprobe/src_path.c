@@ -40,6 +40,7 @@
 #include "instance.h"
 #include "packet.h"
 #include "rawbuf.h"
+#include "sink.h"
 #include "record.h"
 #include "source.h"
 
@@ -519,27 +520,37 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 	}
 }
 
+/* The tracker as the sink of the buffers: each event to one(). */
+struct path_sink {
+	struct dp_sink sink;
+	lua_State *L;
+	struct src_path *s;
+	struct dp_fill *f;
+	int base;
+};
+
+static int path_event(struct dp_sink *k, int cpu, void *data, int size, unsigned long long ts)
+{
+	struct path_sink *p = (struct path_sink *)k;
+	one(p->L, p->s, p->f, p->base, cpu, data, size, ts);
+	return 0;
+}
+
+static void path_lost(struct dp_sink *k, int cpu, long long n)
+{
+	struct path_sink *p = (struct path_sink *)k;
+	dp_join_lost(p->L, p->f->join, cpu, n);
+	p->s->npend = 0; /* a clone's entry or return may be among the lost */
+}
+
 static int path_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
-	struct src_path *s = src;
-	int base, cpu, size, n = dp_rawbuf_load(&s->rb, ms);
-	unsigned long long ts;
-	void *data;
-	for (int c = 0; c < s->rb.ncpu; c++)
-		if (s->rb.missed[c]) {
-			dp_join_lost(L, f->join, c, s->rb.missed[c]);
-			s->rb.missed[c] = 0;
-			s->npend = 0; /* a clone's entry or return may be among the lost */
-		}
-	if (n < 0)
-		return DP_FILL_INTR;
-	if (n == 0)
-		return DP_FILL_NONE;
-	base = dp_decode_begin(L, &s->dec);
-	while (dp_rawbuf_next(&s->rb, &cpu, &data, &size, &ts))
-		one(L, s, f, base, cpu, data, size, ts);
+	struct path_sink p = {{path_event, path_lost, NULL}, L, src, f, 0};
+	int n;
+	p.base = dp_decode_begin(L, &p.s->dec);
+	n = dp_rawbuf_feed(&p.s->rb, ms, &p.sink);
 	dp_decode_end(L);
-	return DP_FILL_DATA;
+	return n < 0 ? DP_FILL_INTR : n == 0 ? DP_FILL_NONE : DP_FILL_DATA;
 }
 
 static int path_fd(void *src)

@@ -1,7 +1,8 @@
 /*
  * src_raw.c - records from an instance's per-CPU binary ring buffers
- * (rawbuf.c), each event decoded into a record by the decoder (decode.c)
- * with the kernel's formats, in timestamp order across CPUs.
+ * (rawbuf.c) through the record sink (recsink.c: each event decoded into
+ * a record by the decoder with the kernel's formats), in timestamp order
+ * across CPUs.
  */
 
 /***
@@ -21,7 +22,7 @@
 #include "decode.h"
 #include "instance.h"
 #include "rawbuf.h"
-#include "record.h"
+#include "recsink.h"
 #include "source.h"
 
 struct src_raw {
@@ -34,39 +35,12 @@ struct src_raw {
 static int raw_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_raw *s = src;
-	int hold, base, cpu, size, n = dp_rawbuf_load(&s->rb, ms);
-	unsigned long long ts;
-	void *data;
-	for (int c = 0; c < s->rb.ncpu; c++)
-		if (s->rb.missed[c]) {
-			dp_join_lost(L, f->join, c, s->rb.missed[c]);
-			s->rb.missed[c] = 0;
-		}
-	if (n < 0)
-		return DP_FILL_INTR;
-	if (n == 0)
-		return DP_FILL_NONE;
-	hold = dp_instance_stacked(s->inst);
-	base = dp_decode_begin(L, &s->dec);
-	while (dp_rawbuf_next(&s->rb, &cpu, &data, &size, &ts)) {
-		int k = dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts);
-		if (k == DP_DEC_RECORD) {
-			int ref = dp_join_record(L, f->join, f->refs, f->keys, cpu, hold);
-			if (s->dec.missed_pid >= 0) {
-				dp_misses_add(L, &s->misses, ref, s->dec.missed_pid);
-				s->dec.missed_pid = -1;
-			}
-		} else if (k == DP_DEC_STACK) {
-			dp_join_stack(L, f->join, f->refs, f->keys, cpu);
-		}
-	}
-	dp_decode_end(L);
-	if (s->misses.n) {
-		dp_decoder_comms(L, &s->dec);
-		dp_misses_fix(L, &s->misses, s->dec.tep, f->refs, f->keys, lua_gettop(L));
-		lua_pop(L, 1);
-	}
-	return DP_FILL_DATA;
+	struct dp_recsink r;
+	int n;
+	dp_recsink_begin(L, &r, &s->dec, f, &s->misses, dp_instance_stacked(s->inst), 0);
+	n = dp_rawbuf_feed(&s->rb, ms, &r.sink);
+	dp_recsink_end(&r);
+	return n < 0 ? DP_FILL_INTR : n == 0 ? DP_FILL_NONE : DP_FILL_DATA;
 }
 
 static int raw_fd(void *src)

@@ -91,6 +91,32 @@ describe("13 hist", function()
     end
   end)
 
+  it("joins a stack to its drop by the records' rule: as many without a stack, as many orphan stacks", function()
+    local fixtures = { "trace-udp-drops.dat", "trace-hostile.txt", "trace-seed-6.1.txt",
+      "trace-tcp-udp-stacks.txt", "trace-truncated.txt" }
+    local orphans = 0
+    for _, name in ipairs(fixtures) do
+      local path = "spec/fixtures/" .. name
+      local it, s, c0, reader = dp.open(path)
+      local drops, nostack = 0, 0
+      for rec in it, s, c0 do
+        if rec.name == "kfree_skb" then
+          drops = drops + 1
+          if not rec.stack then nostack = nostack + 1 end
+        end
+      end
+      local st = reader:stats()
+      local c <close> = name:match("%.dat$") and dp.core.count_dat(path, { keys = { "stacktrace" } })
+        or dp.core.count_text(path, { keys = { "stacktrace" } })
+      local _, totals = c:rows()
+      assert.are.equal(drops, totals.hits, name)
+      assert.are.equal(nostack, totals.without_stack, name)
+      assert.are.equal(st.orphan_stacks, totals.orphan_stacks, name)
+      orphans = orphans + totals.orphan_stacks
+    end
+    assert.is_true(orphans > 0) -- trace-hostile.txt has a stack after no drop
+  end)
+
   it("refuses what it cannot count, naming it", function()
     local ok, err = pcall(dp.core.count_dat, "spec/fixtures/trace-udp-drops.dat", { keys = { "nosuch" } })
     assert.is_false(ok)
