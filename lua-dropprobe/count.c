@@ -46,6 +46,7 @@
 #include "instance.h"
 #include "join.h"
 #include "ksym.h"
+#include "lines.h"
 #include "packet.h"
 #include "parse.h"
 #include "rawbuf.h"
@@ -767,6 +768,7 @@ static int count_dat(lua_State *L)
 
 /* the state of a text being counted: the stack being collected */
 struct tstate {
+	struct counter *c;
 	int cpu;   /* of the open stack, -1 none */
 	int n;
 	uint64_t frames[MAXFRAMES];
@@ -780,8 +782,10 @@ static void text_stack_end(struct counter *c, struct tstate *t)
 	t->cpu = -1;
 }
 
-static void text_line(struct counter *c, struct tstate *t, const char *p, size_t n)
+static void text_line(void *ctx, const char *p, size_t n)
 {
+	struct tstate *t = ctx;
+	struct counter *c = t->c;
 	struct dp_line ln;
 	enum dp_line_kind k = dp_parse_line(p, n, &ln);
 	uint64_t key[MAXK] = {0}, val[MAXV] = {0};
@@ -856,46 +860,34 @@ static int count_text(lua_State *L)
 	const char *fail;
 	struct counter *c;
 	struct tstate t = {.cpu = -1};
-	char *buf;
-	size_t len = 0, cap = 1 << 20;
+	struct dp_lines b;
 	ssize_t r;
-	int fd;
+	int fd, e;
 	luaL_checktype(L, 2, LUA_TTABLE);
 	dp_check_fields(L, 2, count_opts);
 	c = new_counter(L);
 	c->text = 1;
+	t.c = c;
 	fail = text_keys(L, c, 2);
 	if (fail)
 		return fail_counter(L, c, path, fail);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail_counter(L, c, path, strerror(errno));
-	buf = malloc(cap);
-	if (!buf) {
+	if (dp_lines_init(&b, 1 << 20) < 0) {
 		close(fd);
 		return fail_counter(L, c, path, "out of memory");
 	}
-	while ((r = read(fd, buf + len, cap - len)) > 0 || (r < 0 && errno == EINTR)) {
-		size_t start = 0;
-		if (r < 0)
-			continue;
-		len += (size_t)r;
-		for (size_t i = 0; i < len; i++)
-			if (buf[i] == '\n') {
-				text_line(c, &t, buf + start, i - start);
-				start = i + 1;
-			}
-		memmove(buf, buf + start, len - start);
-		len -= start;
-		if (len == cap) /* a line longer than the buffer is no trace line */
-			len = 0;
-	}
-	if (len)
-		text_line(c, &t, buf, len);
+	while ((r = dp_lines_read(&b, fd)) > 0)
+		dp_lines_each(&b, 0, text_line, &t);
+	e = r < 0 ? errno : 0;
+	dp_lines_each(&b, 1, text_line, &t);
 	text_stack_end(c, &t);
-	free(buf);
+	dp_lines_free(&b);
 	close(fd);
 	flush_all(c);
+	if (e)
+		return fail_counter(L, c, path, strerror(e));
 	return 1;
 }
 

@@ -27,19 +27,9 @@ struct src_file {
 static int file_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_file *s = src;
-	size_t room;
-	char *p = dp_textdec_space(&s->td, &room);
-	ssize_t r;
 	(void)ms;
-	if (!room) {
-		dp_textdec_feed(L, &s->td, f, 1, 0);
-		p = dp_textdec_space(&s->td, &room);
-	}
-	do
-		r = read(s->fd, p, room);
-	while (r < 0 && errno == EINTR);
-	if (r > 0) {
-		dp_textdec_add(&s->td, (size_t)r);
+	/* each read is handed out whole: there is room for the next */
+	if (dp_textdec_read(&s->td, s->fd) > 0) {
 		dp_textdec_feed(L, &s->td, f, 1, 0);
 		return DP_FILL_DATA;
 	}

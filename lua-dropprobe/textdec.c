@@ -48,18 +48,18 @@ int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
 {
 	memset(t, 0, sizeof(*t));
 	t->live = live;
-	t->cap = TEXT_BUF;
-	t->buf = malloc(t->cap);
+	if (dp_lines_init(&t->lines, TEXT_BUF) < 0)
+		return -1;
 	if (formats_dir)
 		t->formats_dir = strdup(formats_dir);
-	if (!t->buf || (formats_dir && !t->formats_dir))
+	if (formats_dir && !t->formats_dir)
 		return -1;
 	return 0;
 }
 
 void dp_textdec_free(struct dp_textdec *t)
 {
-	free(t->buf);
+	dp_lines_free(&t->lines);
 	free(t->frames);
 	free(t->formats_dir);
 	if (t->tep)
@@ -70,18 +70,22 @@ void dp_textdec_free(struct dp_textdec *t)
 
 char *dp_textdec_space(struct dp_textdec *t, size_t *n)
 {
-	*n = t->cap - t->len;
-	return t->buf + t->len;
+	return dp_lines_space(&t->lines, n);
 }
 
 void dp_textdec_add(struct dp_textdec *t, size_t n)
 {
-	t->len += n;
+	dp_lines_add(&t->lines, n);
+}
+
+ssize_t dp_textdec_read(struct dp_textdec *t, int fd)
+{
+	return dp_lines_read(&t->lines, fd);
 }
 
 void dp_textdec_stats(lua_State *L, struct dp_textdec *t)
 {
-	lua_pushinteger(L, t->bad_lines);
+	lua_pushinteger(L, t->bad_lines + t->lines.overlong);
 	lua_setfield(L, -2, "bad_lines");
 }
 
@@ -727,12 +731,26 @@ static int own_table(lua_State *L, int own, const char *name, int create)
 	return lua_gettop(L);
 }
 
+/* what a line of a feed is handed to text_line with */
+struct line_ctx {
+	lua_State *L;
+	struct dp_textdec *t;
+	struct dp_fill *f;
+	struct slots *s;
+	int hold;
+};
+
+static void line_of(void *ctx, const char *p, size_t n)
+{
+	struct line_ctx *c = ctx;
+	text_line(c->L, c->t, c->f, c->s, p, n, c->hold);
+}
+
 void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int hold,
 		     int how)
 {
 	int final = how & DP_TEXT_FINAL;
 	struct slots s;
-	size_t start = 0;
 	int top = lua_gettop(L);
 	s.evtab = own_table(L, f->own, "ev", 1);
 	s.names = own_table(L, f->own, "names", 0);
@@ -752,26 +770,9 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	lua_pushnil(L);
 	s.flags.slot = lua_gettop(L);
 	s.flags.n = sizeof(s.flags.text) + 1;
-	for (;;) {
-		const char *nl = memchr(t->buf + start, '\n', t->len - start);
-		size_t i;
-		if (!nl)
-			break;
-		i = (size_t)(nl - t->buf);
-		text_line(L, t, f, &s, t->buf + start, i - start, hold);
-		start = i + 1;
-	}
-	if (final && start < t->len) {
-		text_line(L, t, f, &s, t->buf + start, t->len - start, hold);
-		start = t->len;
-	}
-	if (start) {
-		memmove(t->buf, t->buf + start, t->len - start);
-		t->len -= start;
-	}
-	if (t->len == t->cap) { /* a line longer than the buffer is no trace line */
-		t->bad_lines++;
-		t->len = 0;
+	{
+		struct line_ctx c = {L, t, f, &s, hold};
+		dp_lines_each(&t->lines, final, line_of, &c);
 	}
 	if ((how & (DP_TEXT_ENTRIES | DP_TEXT_FINAL)) && t->collecting) {
 		/* trace_pipe reads end on entry boundaries; a file at its end */

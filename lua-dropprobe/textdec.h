@@ -14,13 +14,13 @@
 #include <stddef.h>
 
 #include "comm.h"
+#include "lines.h"
 #include "source.h"
 
 struct tep_handle;
 
 struct dp_textdec {
-	char *buf;
-	size_t len, cap;
+	struct dp_lines lines; /* what was read, handed out line by line */
 	int collecting; /* a stack's frames are arriving */
 	char *frames;   /* its frames so far, one a line */
 	size_t frames_len, frames_cap;
@@ -40,6 +40,8 @@ void dp_textdec_free(struct dp_textdec *t);
 char *dp_textdec_space(struct dp_textdec *t, size_t *n);
 /* The n bytes just read are in. */
 void dp_textdec_add(struct dp_textdec *t, size_t n);
+/* Read once from fd (a saved file): as dp_lines_read. */
+ssize_t dp_textdec_read(struct dp_textdec *t, int fd);
 /* how a feed ends: the last partial line is a line too (end of input);
  * what was read ends on an entry boundary (a trace_pipe read) */
 #define DP_TEXT_FINAL 1

@@ -1,0 +1,77 @@
+/*
+ * lines.c - trace text as it is read (see lines.h).
+ */
+#include "lines.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int dp_lines_init(struct dp_lines *b, size_t cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->buf = malloc(cap);
+	if (!b->buf)
+		return -1;
+	b->cap = cap;
+	return 0;
+}
+
+void dp_lines_free(struct dp_lines *b)
+{
+	free(b->buf);
+	memset(b, 0, sizeof(*b));
+}
+
+char *dp_lines_space(struct dp_lines *b, size_t *n)
+{
+	*n = b->cap - b->len;
+	return b->buf + b->len;
+}
+
+void dp_lines_add(struct dp_lines *b, size_t n)
+{
+	b->len += n;
+}
+
+ssize_t dp_lines_read(struct dp_lines *b, int fd)
+{
+	size_t room;
+	char *p = dp_lines_space(b, &room);
+	ssize_t r;
+	if (!room)
+		return 0;
+	do
+		r = read(fd, p, room);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		dp_lines_add(b, (size_t)r);
+	return r;
+}
+
+void dp_lines_each(struct dp_lines *b, int final, dp_line_fn fn, void *ctx)
+{
+	size_t start = 0;
+	for (;;) {
+		const char *nl = memchr(b->buf + start, '\n', b->len - start);
+		size_t i;
+		if (!nl)
+			break;
+		i = (size_t)(nl - b->buf);
+		fn(ctx, b->buf + start, i - start);
+		start = i + 1;
+	}
+	if (final && start < b->len) {
+		fn(ctx, b->buf + start, b->len - start);
+		start = b->len;
+	}
+	if (start) {
+		memmove(b->buf, b->buf + start, b->len - start);
+		b->len -= start;
+	}
+	if (b->len == b->cap) { /* a line longer than the buffer is no trace line */
+		b->overlong++;
+		b->len = 0;
+	}
+}

@@ -1,0 +1,37 @@
+/*
+ * lines.h - trace text as it is read: a buffer that reads fill and that
+ * hands out each complete line, for every reader of text (a live
+ * trace_pipe and a saved file into records, textdec.c; a saved file into
+ * counts, count.c). Plain C, no Lua.
+ */
+#ifndef DROPPROBE_LINES_H
+#define DROPPROBE_LINES_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct dp_lines {
+	char *buf;
+	size_t len, cap;
+	long long overlong; /* lines longer than the buffer, left out */
+};
+
+/* 0, or -1 (out of memory). */
+int dp_lines_init(struct dp_lines *b, size_t cap);
+void dp_lines_free(struct dp_lines *b);
+/* Where the next read goes: *n bytes free (0 when the buffer is full:
+ * hand the lines out first). */
+char *dp_lines_space(struct dp_lines *b, size_t *n);
+/* The n bytes just read are in. */
+void dp_lines_add(struct dp_lines *b, size_t n);
+/* Read once from fd into the free space (EINTR retried): bytes read, 0
+ * at the end (or no space), -1 (errno). Hand the lines out after each
+ * read: that always leaves space for the next. */
+ssize_t dp_lines_read(struct dp_lines *b, int fd);
+typedef void (*dp_line_fn)(void *ctx, const char *p, size_t n);
+/* Hand fn each complete line (without its '\n'), and with final the
+ * partial one at the end too; what is left waits for more. A line that
+ * fills the whole buffer is no trace line: left out, counted. */
+void dp_lines_each(struct dp_lines *b, int final, dp_line_fn fn, void *ctx);
+
+#endif
