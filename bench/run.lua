@@ -142,7 +142,8 @@ local function dp_reader(name, kind, count, senders)
       or ": pages copied with read()")
   end
   row(name, { kernel = kernel, got = int(res.got), lost = int(res.lost), cpu = r.cpu, wall = (r.wall or 0) - 2,
-    rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil, senders = senders, bounded = BOUNDED[kind] })
+    rss = r.rss, extra = res, note = r.err ~= "" and r.err or nil, senders = senders, bounded = BOUNDED[kind],
+    kind = kind, startup = count == 1 or nil })
 end
 
 io.stderr:write(("bench: %d UDP drops to 127.0.0.1:%d per row\n"):format(COUNT, PORT))
@@ -159,6 +160,10 @@ dp_reader("dropprobe `stacks` recipe (a stack per drop, counted in C here)", "st
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here)", "count")
 dp_reader("dropprobe count by reason and location (`dp.hist`, in C here), `map = false`", "count-copy")
 dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
+-- what the readers above cost before and after the flood: one drop, so
+-- that the rest of each row is the per-drop cost
+dp_reader("start-up and close alone (one drop): dropprobe raw mode", "raw", 1)
+dp_reader("start-up and close alone (one drop): dropprobe count (`dp.hist`, in C here)", "count", 1)
 
 -- recording to a trace.dat (dropprobe record: the kernel's pages into the
 -- file, nothing decoded) against cat of the same trace_pipe into a file
@@ -452,6 +457,27 @@ end
 if mismatches > 0 then
   t[#t + 1] = ""
   t[#t + 1] = ("**%d rows do not add up**: what the reader got and lost is not the kernel's count."):format(mismatches)
+end
+-- per drop: a reader's CPU less its start-up and close (the one-drop rows)
+do
+  local startup, full = {}, {}
+  for _, r in ipairs(rows) do
+    if r.kind and not r.senders and r.cpu then
+      if r.startup then startup[r.kind] = r.cpu elseif not full[r.kind] then full[r.kind] = r.cpu end
+    end
+  end
+  local parts = {}
+  for _, k in ipairs({ "raw", "raw-copy", "count", "count-copy" }) do
+    local base = startup[k:gsub("%-copy$", "")]
+    if full[k] and base and cat[1] and cat[1] > 0 then
+      parts[#parts + 1] = ("%s %.2f"):format(k, (full[k] - base) / cat[1])
+    end
+  end
+  if #parts > 0 then
+    t[#t + 1] = ""
+    t[#t + 1] = ("Per drop (CPU less the one-drop row's start-up and close), against `cat`: %s.")
+      :format(table.concat(parts, ", "))
+  end
 end
 t[#t + 1] = ""
 t[#t + 1] = ("Offline parse of a saved %d-line trace: `dp.open` %.0f lines/s, naive Lua parser %.0f lines/s: "

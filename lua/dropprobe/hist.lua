@@ -157,48 +157,32 @@ function M.open(opts)
   end
   local cond = opts.condition
   if cond == nil and event == defaults.drop_event then cond = format.drop_condition() end
-  if cond == false then cond = nil end -- none: every event
-  if packet then
-    -- the probe also fires for kfree_skb(NULL), which frees nothing
-    cond = cond and ("skb != 0 && (" .. cond .. ")") or "skb != 0"
-  end
 
   local self = setmetatable({ where = where, keys = ordered, stack = stack, values = values,
-    event = event, condition = cond, packet = packet }, Hist)
-  self.inst = instance.instance{ buffer_kb = where == "c" and (opts.buffer_kb or defaults.buffer_kb)
-    or nil }
-  local ok, err = pcall(function()
-    local ev = self.inst:event(packet and require("dropprobe.kprobe").packet_probe() or event)
-    self.ev = ev
-    self.system, self.name = ev:info().system, ev:info().name
-    self.symbols = format.event_symbols(ev) or {}
-    check_keys(ev, ordered, values)
-    if where == "kernel" then
-      local ks = {}
-      for _, k in ipairs(ordered) do ks[#ks + 1] = k end
-      if stack then ks[#ks + 1] = "stacktrace" end
-      local vals = { "hitcount" }
-      for _, v in ipairs(values) do vals[#vals + 1] = v end
-      self.spec = fmt("hist:keys=%s:vals=%s:sort=hitcount.descending:size=%d",
-        table.concat(ks, ","), table.concat(vals, ","), size)
-      -- a trigger fires on a disabled event too (soft-enabled): nothing
-      -- goes to the ring buffer, the kernel only counts
-      ev:trigger(format.trigger_if(self.spec, cond))
-    else
-      if cond then ev:filter(cond) end
-      if stack then ev:trigger(format.trigger_if("stacktrace", cond)) end
-      ev:enable()
-      local ks = {}
-      for _, k in ipairs(ordered) do ks[#ks + 1] = k end
-      if stack then ks[#ks + 1] = "stacktrace" end
-      self.counter = core.counter(self.inst, { system = self.system, event = self.name,
-        keys = ks, values = values, size = size, systems = { self.system }, map = opts.map })
-    end
-  end)
-  if not ok then
-    self.inst:close()
-    error(err, 2)
+    event = event, packet = packet }, Hist)
+  local ks = {}
+  for _, k in ipairs(ordered) do ks[#ks + 1] = k end
+  if stack then ks[#ks + 1] = "stacktrace" end
+  local count = { keys = ks, values = values, size = size, map = opts.map,
+    check = function(ev) check_keys(ev, ordered, values) end }
+  if where == "kernel" then
+    local vals = { "hitcount" }
+    for _, v in ipairs(values) do vals[#vals + 1] = v end
+    self.spec = fmt("hist:keys=%s:vals=%s:sort=hitcount.descending:size=%d",
+      table.concat(ks, ","), table.concat(vals, ","), size)
+    count = { trigger = self.spec, check = count.check }
   end
+  -- the hunt every recipe opens: the instance, the event (or the drop
+  -- probe, for packet keys: it adds skb != 0), the condition, a stack
+  -- trigger for a stack key, and here the counter or the hist trigger
+  local ok, h = pcall(require("dropprobe.hunt").open, { event = not packet and event or nil,
+    packets = packet or nil, condition = cond or false, stacks = stack and where == "c" or nil,
+    buffer_kb = opts.buffer_kb, count = count })
+  if not ok then error(h, 2) end
+  self.hunt, self.inst, self.ev, self.counter = h, h.inst, h.ev, h.counter
+  self.condition = h.condition or nil
+  self.system, self.name = h.ev:info().system, h.ev:info().name
+  self.symbols = format.event_symbols(h.ev) or {}
   return self
 end
 
@@ -325,49 +309,11 @@ end
 -- or tracefs unmounted (noticed within a quarter of a second; `self.last`
 -- keeps the counts as last read)
 function Hist:run(opts)
-  opts = util.check_options(opts, { "duration", "idle", "tick", "on_tick", "ready" }, "hist:run")
-  local now = core.now()
-  local deadline = opts.duration and now + opts.duration
-  local next_tick = opts.tick and now + opts.tick
-  local quiet_since, last_hits = now, -1
-  local function ended(why)
-    if opts.on_tick then opts.on_tick(core.now()) end
-    return why
-  end
-  if opts.ready then opts.ready(self:describe()) end
-  while true do
-    now = core.now()
-    if next_tick and now >= next_tick then
-      opts.on_tick(now)
-      next_tick = now + opts.tick
-    end
-    if deadline and now >= deadline then return ended("duration") end
-    local wait = 0.25
-    if deadline then wait = math.min(wait, deadline - now) end
-    if next_tick then wait = math.min(wait, next_tick - now) end
-    wait = math.max(wait, 0)
-    local got
-    if self.counter then
-      local n, why = self.counter:poll(math.floor(wait * 1000))
-      if not n then return ended(why) end
-      got = n > 0
-    else
-      local ok, why = core.sleep(wait)
-      if not ok then return ended(why) end
-      -- the kernel counts in the instance: gone (rmdir, tracefs
-      -- unmounted), the counts are out of reach; say so at once
-      local gone = instance.gone_message(self.inst)
-      if gone then error(gone, 0) end
-      if opts.idle then
-        local hits = self:read().hits
-        got = hits ~= last_hits
-        last_hits = hits
-      end
-    end
-    if core.signal() then return ended("interrupted") end
-    if got then quiet_since = core.now()
-    elseif opts.idle and core.now() - quiet_since >= opts.idle then return ended("idle") end
-  end
+  opts = util.check_options(opts, require("dropprobe.hunt").COUNT_RUN_OPTIONS, "hist:run")
+  local ready = opts.ready
+  return self.hunt:run({ duration = opts.duration, idle = opts.idle, tick = opts.tick,
+    on_tick = opts.on_tick, ready = ready and function() ready(self:describe()) end },
+    function() return self:read().hits end)
 end
 
 --- What the histogram counts, in a line: the event, where, the keys and
@@ -424,8 +370,8 @@ end
 --- Remove the histogram (its trigger, or the counter and its events) and the instance.
 -- @function Hist:close
 function Hist:close()
-  if self.counter then self.counter:close() end
-  if self.inst then self.inst:close() end
+  if self.hunt then self.hunt:close() end
+  if self.counter then self.counter:close() end -- a file's
 end
 Hist.__close = Hist.close
 

@@ -147,15 +147,27 @@ end
 -- (`DEVICE_EVENTS`) by skb address, nearest before on the same CPU: `rec.dev`
 -- where the join is exact, none elsewhere; with `dev` only the drops on that
 -- device are handed on (`other_dev`, `no_dev` count the rest); `devices`
--- lists the tracepoints read. `netns` has no such join: refused there
--- @treturn Hunt with `inst`, `pipe`, `condition` (what the kernel was
+-- lists the tracepoints read. `netns` has no such join: refused there.
+-- `event` ("system:name") hunts that event in place of the drop event.
+-- `count` makes a hunt that counts instead of handing out records (what
+-- `dropprobe.hist` opens): `{ trigger = "hist:keys=..." }` (the kernel
+-- counts, the trigger set with the condition, the event not enabled, the
+-- instance's buffer left as the kernel sizes it) or `{ keys =, values =,
+-- size =, map = }` (a C counter over the raw buffers, `core.counter`);
+-- `check`, a function given the Event before anything is written (it
+-- raises to refuse)
+-- @treturn Hunt with `inst`, `ev` (the drop event or probe), `pipe` or
+-- `counter` (a C count), `condition` (what the kernel was
 -- given), `drop_name` (the drop records' name), `packets` (whether they
 -- carry the packet), `packets_why` and `left_out` (reason -> drops left
 -- out, see `Hunt:run`); close it (or `<close>`)
 -- @raise not root, no tracefs, a refused condition
 function M.open(opts)
   opts = util.check_options(opts, { "condition", "filter", "all_reasons", "stacks", "events", "mode",
-    "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc", "devices" }, "hunt.open")
+    "buffer_kb", "packets", "port", "host", "match", "dev", "netns", "qdisc", "devices", "event", "count" },
+    "hunt.open")
+  local count = opts.count
+  if count ~= nil and type(count) ~= "table" then error("hunt.open: count is a table", 2) end
   if opts.match ~= nil and not opts.packets then
     error("hunt.open: a packet filter (match) needs the packet of each drop (packets = true)", 2)
   end
@@ -169,10 +181,11 @@ function M.open(opts)
       and (math.type(opts.stacks) ~= "integer" or opts.stacks < 1) then
     error("hunt.open: stacks is true, false or a whole number of stacks >= 1", 2)
   end
-  local h = setmetatable({ condition = cond, left_out = {}, mode = opts.mode or M.DEFAULTS.mode,
+  local h = setmetatable({ condition = cond, left_out = {}, mode = opts.mode or M.DEFAULTS.mode, count = count,
     buffer_kb = opts.buffer_kb or M.DEFAULTS.buffer_kb,
     keep_all = opts.condition ~= nil or format.keeps_teardown(opts.filter, opts.all_reasons) }, Hunt)
-  h.inst = instance.instance{ buffer_kb = h.buffer_kb }
+  -- a kernel hist trigger counts without the buffer: the kernel's size
+  h.inst = instance.instance{ buffer_kb = not (count and count.trigger) and h.buffer_kb or nil }
   if opts.packets then h.packets, h.packets_why = M.packets_for(opts) end
   local ok, err = pcall(function()
     local ev
@@ -195,7 +208,7 @@ function M.open(opts)
         error("hunt.open: netns needs the packet of each drop (packets = true, where the kernel allows): "
           .. "no tracepoint carries a packet's namespace", 0)
       end
-      ev = h.inst:event(M.DEFAULTS.drop_event)
+      ev = h.inst:event(opts.event or M.DEFAULTS.drop_event)
       h.drop_name = ev:info().name
       if opts.dev or opts.devices then
         -- no probe reads the device: the tracepoints that name it, joined by skb address
@@ -213,6 +226,14 @@ function M.open(opts)
         end
         h.want_dev, h.other_dev, h.no_dev = opts.dev, 0, 0
       end
+    end
+    h.ev = ev
+    if count and count.check then count.check(ev) end
+    if count and count.trigger then
+      -- a trigger fires on a disabled event too (soft-enabled): nothing
+      -- goes to the ring buffer, the kernel only counts
+      ev:trigger(format.trigger_if(count.trigger, cond))
+      return
     end
     if cond then ev:filter(cond) end
     if opts.stacks then
@@ -234,6 +255,12 @@ function M.open(opts)
       else
         h.qdisc_why = "this kernel has no qdisc:qdisc_drop tracepoint: a QDISC_DROP shows where its packet was freed"
       end
+    end
+    if count then
+      local info = ev:info()
+      h.counter = core.counter(h.inst, { system = info.system, event = info.name, keys = count.keys,
+        values = count.values, size = count.size, systems = { info.system }, map = count.map })
+      return
     end
     -- a packet condition is checked in C, before any record is made
     h.pipe = h.inst:pipe{ mode = opts.mode or M.DEFAULTS.mode,
@@ -264,7 +291,9 @@ function M.run_options(opts)
 end
 
 --- Read until `duration`, `idle`, a signal or the end, calling fn with each
--- record. See `dropprobe.pipe.each` for opts (`duration`, `idle`, `tick`,
+-- record. A counting hunt (`count`) takes `COUNT_RUN_OPTIONS` and counts
+-- until then; its fn, where the kernel counts, gives the hits so far (for
+-- `idle`). See `dropprobe.pipe.each` for opts (`duration`, `idle`, `tick`,
 -- `on_tick`, `progress`, `every`; `ready` is called with `describe()` once
 -- everything is armed); any other key is refused (`run_options` picks
 -- these out of a recipe's options). Unless the hunt keeps every
@@ -369,7 +398,62 @@ local function device_join(self, fn)
   end
 end
 
+-- The read loop of a counting hunt (`count`): the C counter reads the
+-- buffers, or the kernel counts and this only waits; idle asks hits().
+local function count_loop(self, opts, hits)
+  local now = core.now()
+  local deadline = opts.duration and now + opts.duration
+  local next_tick = opts.tick and now + opts.tick
+  local quiet_since, last_hits = now, -1
+  local function ended(why)
+    if opts.on_tick then opts.on_tick(core.now()) end
+    return why
+  end
+  if opts.ready then opts.ready(self:describe()) end
+  while true do
+    now = core.now()
+    if next_tick and now >= next_tick then
+      opts.on_tick(now)
+      next_tick = now + opts.tick
+    end
+    if deadline and now >= deadline then return ended("duration") end
+    local wait = 0.25
+    if deadline then wait = math.min(wait, deadline - now) end
+    if next_tick then wait = math.min(wait, next_tick - now) end
+    wait = math.max(wait, 0)
+    local got
+    if self.counter then
+      local n, why = self.counter:poll(math.floor(wait * 1000))
+      if not n then return ended(why) end
+      got = n > 0
+    else
+      local ok, why = core.sleep(wait)
+      if not ok then return ended(why) end
+      -- the kernel counts in the instance: gone (rmdir, tracefs
+      -- unmounted), the counts are out of reach; say so at once
+      local gone = instance.gone_message(self.inst)
+      if gone then error(gone, 0) end
+      if opts.idle and hits then
+        local n = hits()
+        got = n ~= last_hits
+        last_hits = n
+      end
+    end
+    if core.signal() then return ended("interrupted") end
+    if got then quiet_since = core.now()
+    elseif opts.idle and core.now() - quiet_since >= opts.idle then return ended("idle") end
+  end
+end
+
+--- The options a counting hunt's `run` takes (of `RUN_OPTIONS`: counting
+-- makes no records to report progress by).
+M.COUNT_RUN_OPTIONS = { "duration", "idle", "tick", "on_tick", "ready" }
+
 function Hunt:run(opts, fn)
+  if self.count then
+    -- fn: where the kernel counts, what idle asks for the hits so far
+    return count_loop(self, util.check_options(opts, M.COUNT_RUN_OPTIONS, "hunt:run"), fn)
+  end
   opts = util.check_options(opts, M.RUN_OPTIONS, "hunt:run")
   if self.qdisc then fn = qdisc_join(self, fn) end
   if self.devices then fn = device_join(self, fn) end
@@ -431,6 +515,7 @@ end
 -- @function Hunt:close
 function Hunt:close()
   if self.pipe then self.pipe:close() end
+  if self.counter then self.counter:close() end
   self.inst:close()
 end
 Hunt.__close = Hunt.close
