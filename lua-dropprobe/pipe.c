@@ -29,8 +29,7 @@ struct dp_pipe {
 	void *src;
 	struct dp_join join;
 	double grace; /* seconds a record waits for its stack */
-	double drain_until; /* after a signal: the buffer read until then */
-	int draining;
+	double drain_until; /* after a signal: the buffer read until then (0: no drain) */
 	int eof;
 	int closed;
 };
@@ -104,16 +103,14 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 			if (g < ms)
 				ms = g;
 		}
-		if (dp_signal_caught && !p->draining) {
+		if (dp_signal_caught && !p->drain_until)
 			/* noticed before the buffers run dry: a storm that never
 			 * pauses still ends in half a second */
-			p->draining = 1;
 			p->drain_until = now + DRAIN_SECONDS;
-		}
-		if (ms < 0 || p->draining)
+		if (ms < 0 || p->drain_until)
 			ms = 0;
-		if (p->draining && now >= p->drain_until) {
-			p->draining = 0; /* a later read (the signal forgotten) waits again */
+		if (p->drain_until && now >= p->drain_until) {
+			p->drain_until = 0; /* a later read (the signal forgotten) waits again */
 			return fail2(L, "interrupted");
 		}
 		r = p->ops->fill(L, p->src, &f, ms);
@@ -125,15 +122,14 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 			p->eof = 1;
 			continue;
 		}
-		if (p->draining) { /* all read: what waits for a stack goes too */
+		if (p->drain_until) { /* all read: what waits for a stack goes too */
 			dp_join_release(&p->join);
 			if (dp_join_pop(L, &p->join, f.refs))
 				return 1;
-			p->draining = 0;
+			p->drain_until = 0;
 			return fail2(L, "interrupted");
 		}
 		if (r == DP_FILL_INTR) { /* (a caught signal starts the drain above) */
-			p->draining = 1;
 			p->drain_until = now_mono() + DRAIN_SECONDS;
 			continue;
 		}

@@ -233,6 +233,11 @@ describe("06 raw records", function()
       ev:filter(cond)
       ev:enable()
       assert.has_error(function() inst:pipe{ mode = "raw", map = "yes" } end, "inst:pipe: map is true or false")
+      -- what only the binary buffers have is refused in text mode, not ignored
+      for _, k in ipairs({ "map", "port", "buffer_percent" }) do
+        assert.has_error(function() inst:pipe{ mode = "text", [k] = k == "map" and map or 9 } end,
+          ("inst:pipe: %s needs raw mode (mode = \"raw\")"):format(k))
+      end
       local pipe <close> = inst:pipe{ mode = "raw", map = map }
       local done = flood()
       local n = 0

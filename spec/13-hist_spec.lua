@@ -286,6 +286,9 @@ describe("13 hist", function()
     assert.has_error(function()
       hist.open{ keys = { "reason", "location", "protocol", "stacktrace" }, where = "kernel" }
     end, "hist.open: a kernel hist trigger takes at most 3 keys (stacktrace included): count with where = \"c\"")
+    -- nor does it read the buffers, so it has nothing to copy
+    assert.has_error(function() hist.open{ where = "kernel", map = false } end,
+      "hist.open: map = false copies the buffers C counting reads: the kernel counts without them (where = \"c\")")
     state.assert_same(before)
     local cond = kernel.cond("reason == NO_SOCKET", "protocol == 2048")
     local keysets = dp.has_reasons() and { { "reason", "location.sym" }, { "reason", "stacktrace" } }

@@ -152,6 +152,10 @@ function M.open(opts)
       error(fmt("hist.open: bad value %q", tostring(v)), 2)
     end
   end
+  if where == "kernel" and opts.map == false then
+    error("hist.open: map = false copies the buffers C counting reads: the kernel counts without them "
+      .. "(where = \"c\")", 2)
+  end
   if where == "kernel" and #ordered + (stack and 1 or 0) > 3 then
     error("hist.open: a kernel hist trigger takes at most 3 keys (stacktrace included): count with where = \"c\"", 2)
   end

@@ -214,12 +214,19 @@ end
 -- kernel gave them, the tracing machinery's frames at the top included),
 -- `map` (raw, default true: read each CPU's buffer in place where the
 -- kernel lets it be mapped, 6.10 on; false: copy every page out with
--- read(); `stats().mapped` is the CPUs read in place)
+-- read(); `stats().mapped` is the CPUs read in place); the raw options
+-- in text mode are refused
 -- @treturn Pipe with `read(timeout)`, `fd()`, `stats()`, `close()`
 function Instance:pipe(opts)
   opts = check_options(opts, { "mode", "grace", "buffer_percent", "port", "host", "match", "raw_stacks",
     "map" }, "inst:pipe")
   if opts.map ~= nil and type(opts.map) ~= "boolean" then error("inst:pipe: map is true or false", 2) end
+  if (opts.mode or "text") == "text" then
+    -- what only the binary buffers have: refused, not ignored
+    for _, k in ipairs({ "buffer_percent", "port", "host", "map" }) do
+      if opts[k] ~= nil then error(fmt("inst:pipe: %s needs raw mode (mode = \"raw\")", k), 2) end
+    end
+  end
   if opts.match ~= nil then
     local ok, why = core.check_packet_filter(tostring(opts.match))
     if not ok then error(fmt("inst:pipe: packet filter '%s': %s", tostring(opts.match), why), 2) end
