@@ -234,8 +234,8 @@ describe("06 raw records", function()
       ev:enable()
       assert.has_error(function() inst:pipe{ mode = "raw", map = "yes" } end, "inst:pipe: map is true or false")
       -- what only the binary buffers have is refused in text mode, not ignored
-      for _, k in ipairs({ "map", "port", "buffer_percent" }) do
-        assert.has_error(function() inst:pipe{ mode = "text", [k] = k == "map" and map or 9 } end,
+      for k, v in pairs({ map = map, port = 9, buffer_percent = 1 }) do
+        assert.has_error(function() inst:pipe{ mode = "text", [k] = v } end,
           ("inst:pipe: %s needs raw mode (mode = \"raw\")"):format(k))
       end
       local pipe <close> = inst:pipe{ mode = "raw", map = map }
