@@ -233,6 +233,22 @@ static void push_value(lua_State *L, struct dp_span v, int hex)
 	long long i;
 	unsigned long long u;
 	char h[16];
+	if (!hex && v.n == 16) {
+		/* 16 lowercase hex digits, a letter or a leading 0 among them:
+		 * an address, which dp_hex16 would print back as it is */
+		int letter = v.p[0] == '0', ok = 1;
+		for (size_t k = 0; k < 16 && ok; k++) {
+			char c = v.p[k];
+			if (c >= 'a' && c <= 'f')
+				letter = 1;
+			else if (c < '0' || c > '9')
+				ok = 0;
+		}
+		if (ok && letter) {
+			lua_pushlstring(L, v.p, 16);
+			return;
+		}
+	}
 	if (hex && dp_span_hex(v, &u)) {
 		if (u > (unsigned long long)LLONG_MAX) {
 			dp_hex16(h, u);
@@ -298,6 +314,54 @@ static void name_fields(lua_State *L, int uv)
 	lua_pop(L, 1);
 }
 
+/* The start of lit in p[0..n), or NULL (parse.c's find_span, by memchr). */
+static const char *find_lit(const char *p, size_t n, struct dp_span lit)
+{
+	const char *end = p + n, *q = p;
+	if (lit.n == 0 || lit.n > n)
+		return NULL;
+	while ((q = memchr(q, lit.p[0], (size_t)(end - q) - lit.n + 1))) {
+		if (memcmp(q + 1, lit.p + 1, lit.n - 1) == 0)
+			return q;
+		q++;
+		if ((size_t)(end - q) < lit.n)
+			break;
+	}
+	return NULL;
+}
+
+/* parse.c's dp_template_match, the same rules: the payload is the
+ * literals with values between them, the tail at its end */
+static int match_template(struct dp_span payload, const struct dp_span *lits, int n,
+			  struct dp_span tail, struct dp_span *vals)
+{
+	const char *s = payload.p, *end = payload.p + payload.n;
+	if (n <= 0)
+		return 0;
+	if (tail.n) {
+		if (tail.n > payload.n || memcmp(end - tail.n, tail.p, tail.n) != 0)
+			return 0;
+		end -= tail.n;
+	}
+	for (int i = 0; i < n; i++) {
+		const char *v;
+		if (lits[i].n > (size_t)(end - s) || memcmp(s, lits[i].p, lits[i].n) != 0)
+			return 0;
+		s += lits[i].n;
+		if (i + 1 == n) {
+			v = end;
+		} else {
+			v = find_lit(s, (size_t)(end - s), lits[i + 1]);
+			if (!v)
+				return 0;
+		}
+		vals[i].p = s;
+		vals[i].n = (size_t)(v - s);
+		s = v;
+	}
+	return 1;
+}
+
 /* Push the fields table of a payload printed by the event of entry e (its
  * uservalue at uv): the values matched against the event's print format,
  * else the payload's "label=value" pairs. t: the decoder, for code
@@ -307,7 +371,7 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
 {
 	struct dp_span vals[DP_CONV_MAX];
 	lua_createtable(L, 0, 6);
-	if (e->n > 0 && dp_template_match(payload, e->lit, e->n, e->tail, vals)) {
+	if (e->n > 0 && match_template(payload, e->lit, e->n, e->tail, vals)) {
 		for (int i = 0; i < e->n; i++) {
 			if (!e->named[i])
 				continue;
@@ -361,6 +425,10 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
  * (raw_stacks) and the frames, one a line; outside the record, so that
  * next() and a serializer see only the record's own keys */
 #define UP_FRAMES lua_upvalueindex(6)
+/* the event name a record decoded last, and its entry: records of one
+ * event in a row skip the lookup in own.ev */
+#define UP_LASTNAME lua_upvalueindex(7)
+#define UP_LASTENTRY lua_upvalueindex(8)
 
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
  * or nil; a stack the user set first stays */
@@ -404,8 +472,18 @@ static int decode_fields(lua_State *L)
 	size_t n;
 	const char *p;
 	lua_pushvalue(L, UP_NAME);
-	if (lua_rawget(L, 1) != LUA_TSTRING || lua_rawget(L, UP_EVTAB) != LUA_TUSERDATA)
+	if (lua_rawget(L, 1) != LUA_TSTRING)
 		return 0;
+	if (lua_rawequal(L, -1, UP_LASTNAME)) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, UP_LASTENTRY);
+	} else {
+		lua_pushvalue(L, -1);
+		if (lua_rawget(L, UP_EVTAB) != LUA_TUSERDATA)
+			return 0;
+		lua_copy(L, -2, UP_LASTNAME);
+		lua_copy(L, -1, UP_LASTENTRY);
+	}
 	e = lua_touserdata(L, -1);
 	lua_getiuservalue(L, -1, 1);
 	lua_pushvalue(L, UP_PAYLOAD);
@@ -454,7 +532,7 @@ static int text_record_pairs(lua_State *L)
 	lua_settop(L, 1);
 	make_stack(L);
 	lua_settop(L, 1);
-	lua_pushvalue(L, lua_upvalueindex(7));
+	lua_pushvalue(L, lua_upvalueindex(9));
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
@@ -491,12 +569,14 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
 	lua_rawgeti(L, keys, DP_K_PAYLOAD);
 	lua_rawgeti(L, keys, DP_K_STACK);
 	frames_table(L, own);
-	for (int i = 0; i < 6; i++)
-		lua_pushvalue(L, -6);
-	lua_pushcclosure(L, text_record_index, 6);
-	lua_setfield(L, -8, "__index");
+	lua_pushnil(L); /* UP_LASTNAME, UP_LASTENTRY */
+	lua_pushnil(L);
+	for (int i = 0; i < 8; i++)
+		lua_pushvalue(L, -8);
+	lua_pushcclosure(L, text_record_index, 8);
+	lua_setfield(L, -10, "__index");
 	lua_pushcfunction(L, text_record_next);
-	lua_pushcclosure(L, text_record_pairs, 7);
+	lua_pushcclosure(L, text_record_pairs, 9);
 	lua_setfield(L, -2, "__pairs");
 	lua_pushvalue(L, -1);
 	lua_setfield(L, own, "meta");
@@ -508,6 +588,7 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
  * skip the lookup) */
 struct slots {
 	int evtab, names, syms, stack, meta, frames, cur;
+	int key0; /* the record keys DP_K_NAME..DP_K_FIELDS at key0 + k */
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
@@ -537,14 +618,14 @@ static void push_again(lua_State *L, struct lastval *lv, const char *p, size_t n
 }
 
 /* t[key k] = value: the key pushed first (record.h's dp_setkey, without
- * moving the value under it) */
-#define KEY(k) lua_rawgeti(L, keys, (k))
+ * moving the value under it), from the feed's stack slots */
+#define KEY(k) lua_pushvalue(L, s->key0 + (k))
 
 static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s,
 		       struct dp_line *ln, int hold)
 {
 	struct tev *e;
-	int nameidx, uv, ref, keys = f->keys, rec;
+	int nameidx, uv, ref, rec;
 	if (s->last_len && ln->name.n == s->last_len && memcmp(ln->name.p, s->last, s->last_len) == 0 &&
 	    !ln->fn_ip.n) {
 		e = s->last_e; /* the same event as the record before */
@@ -744,6 +825,9 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.frames = lua_gettop(L);
 	lua_pushnil(L);
 	s.cur = lua_gettop(L);
+	s.key0 = lua_gettop(L) + 1 - DP_K_NAME;
+	for (int k = DP_K_NAME; k <= DP_K_FIELDS; k++)
+		lua_rawgeti(L, f->keys, k);
 	s.last_len = 0;
 	s.last_e = NULL;
 	lua_pushnil(L);
