@@ -597,6 +597,7 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
 struct slots {
 	int evtab, names, syms, stack, meta, frames, cur;
 	int key0; /* the record keys DP_K_NAME..DP_K_FIELDS at key0 + k */
+	int cname, csys; /* cur's event name and system (or nil) */
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
@@ -638,8 +639,8 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 	    !ln->fn_ip.n) {
 		e = s->last_e; /* the same event as the record before */
 		uv = s->cur;
-		nameidx = lua_gettop(L) + 1;
-		lua_rawgeti(L, uv, 0);
+		lua_pushvalue(L, s->cname);
+		nameidx = lua_gettop(L);
 	} else {
 		lua_pushlstring(L, ln->name.p, ln->name.n);
 		nameidx = lua_gettop(L);
@@ -653,6 +654,10 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 		lua_replace(L, s->cur);
 		lua_pop(L, 1);
 		uv = s->cur;
+		lua_rawgeti(L, uv, 0);
+		lua_replace(L, s->cname);
+		lua_rawgeti(L, uv, -1);
+		lua_replace(L, s->csys);
 		s->last_len = 0;
 		if (ln->name.n < sizeof(s->last) && !ln->fn_ip.n) {
 			memcpy(s->last, ln->name.p, ln->name.n);
@@ -669,11 +674,11 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 	KEY(DP_K_NAME);
 	lua_pushvalue(L, nameidx);
 	lua_rawset(L, rec);
-	KEY(DP_K_SYSTEM);
-	if (lua_rawgeti(L, uv, -1) == LUA_TSTRING)
+	if (lua_type(L, s->csys) == LUA_TSTRING) {
+		KEY(DP_K_SYSTEM);
+		lua_pushvalue(L, s->csys);
 		lua_rawset(L, rec);
-	else
-		lua_pop(L, 2);
+	}
 	KEY(DP_K_COMM);
 	push_again(L, &s->comm, ln->comm.p, ln->comm.n);
 	lua_rawset(L, rec);
@@ -833,6 +838,10 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.frames = lua_gettop(L);
 	lua_pushnil(L);
 	s.cur = lua_gettop(L);
+	lua_pushnil(L);
+	s.cname = lua_gettop(L);
+	lua_pushnil(L);
+	s.csys = lua_gettop(L);
 	s.key0 = lua_gettop(L) + 1 - DP_K_NAME;
 	for (int k = DP_K_NAME; k <= DP_K_FIELDS; k++)
 		lua_rawgeti(L, f->keys, k);
