@@ -8,9 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-int dp_lines_init(struct dp_lines *b, size_t cap)
+int dp_lines_init(struct dp_lines *b, size_t cap, size_t read_max)
 {
 	memset(b, 0, sizeof(*b));
+	b->read_max = read_max;
 	b->buf = malloc(cap);
 	if (!b->buf)
 		return -1;
@@ -27,6 +28,8 @@ void dp_lines_free(struct dp_lines *b)
 char *dp_lines_space(struct dp_lines *b, size_t *n)
 {
 	*n = b->cap - b->len;
+	if (b->read_max && *n > b->read_max)
+		*n = b->read_max;
 	return b->buf + b->len;
 }
 

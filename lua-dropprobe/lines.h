@@ -14,13 +14,15 @@ struct dp_lines {
 	char *buf;
 	size_t len, cap;
 	long long overlong; /* lines longer than the buffer, left out */
+	size_t read_max;    /* what one read may add (0: all the space) */
 };
 
-/* 0, or -1 (out of memory). */
-int dp_lines_init(struct dp_lines *b, size_t cap);
+/* A buffer of cap bytes whose reads add at most read_max (0: all the
+ * space); 0, or -1 (out of memory). */
+int dp_lines_init(struct dp_lines *b, size_t cap, size_t read_max);
 void dp_lines_free(struct dp_lines *b);
-/* Where the next read goes: *n bytes free (0 when the buffer is full:
- * hand the lines out first). */
+/* Where the next read goes: *n bytes to read (the free space, at most
+ * read_max; 0 when the buffer is full: hand the lines out first). */
 char *dp_lines_space(struct dp_lines *b, size_t *n);
 /* The n bytes just read are in. */
 void dp_lines_add(struct dp_lines *b, size_t n);

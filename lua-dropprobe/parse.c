@@ -405,10 +405,7 @@ static const char *find_span(const char *p, size_t n, struct dp_span lit)
 {
 	if (lit.n == 0 || lit.n > n)
 		return NULL;
-	for (size_t i = 0; i + lit.n <= n; i++)
-		if (p[i] == lit.p[0] && memcmp(p + i, lit.p, lit.n) == 0)
-			return p + i;
-	return NULL;
+	return memmem(p, n, lit.p, lit.n); /* (glibc's, _GNU_SOURCE) */
 }
 
 int dp_template_match(struct dp_span payload, const struct dp_span *lits, int n,

@@ -19,6 +19,12 @@
 #include "record.h"
 
 #define TEXT_BUF 65536
+/* what one read may add: a feed makes the records of at most this much
+ * text (about 50 drops), which the reader takes while they are still in
+ * the CPU's cache, and fewer of them outlive a young collection (64 KB at
+ * once: about 10% slower offline). A longer line still grows to TEXT_BUF
+ * over several reads; a trace_pipe read gives one page at most anyway. */
+#define TEXT_READ 8192
 #define FORMAT_MAX (256 * 1024)
 
 #define VALUE_MAX 40
@@ -48,7 +54,7 @@ int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
 {
 	memset(t, 0, sizeof(*t));
 	t->live = live;
-	if (dp_lines_init(&t->lines, TEXT_BUF) < 0)
+	if (dp_lines_init(&t->lines, TEXT_BUF, TEXT_READ) < 0)
 		return -1;
 	if (formats_dir)
 		t->formats_dir = strdup(formats_dir);
@@ -237,6 +243,22 @@ static void push_value(lua_State *L, struct dp_span v, int hex)
 	long long i;
 	unsigned long long u;
 	char h[16];
+	if (!hex && v.n == 16) {
+		/* 16 lowercase hex digits, a letter or a leading 0 among them:
+		 * an address, which dp_hex16 would print back as it is */
+		int letter = v.p[0] == '0', ok = 1;
+		for (size_t k = 0; k < 16 && ok; k++) {
+			char c = v.p[k];
+			if (c >= 'a' && c <= 'f')
+				letter = 1;
+			else if (c < '0' || c > '9')
+				ok = 0;
+		}
+		if (ok && letter) {
+			lua_pushlstring(L, v.p, 16);
+			return;
+		}
+	}
 	if (hex && dp_span_hex(v, &u)) {
 		if (u > (unsigned long long)LLONG_MAX) {
 			dp_hex16(h, u);
@@ -365,6 +387,10 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
  * (raw_stacks) and the frames, one a line; outside the record, so that
  * next() and a serializer see only the record's own keys */
 #define UP_FRAMES lua_upvalueindex(6)
+/* the event name a record decoded last, and its entry: records of one
+ * event in a row skip the lookup in own.ev */
+#define UP_LASTNAME lua_upvalueindex(7)
+#define UP_LASTENTRY lua_upvalueindex(8)
 
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
  * or nil; a stack the user set first stays */
@@ -408,8 +434,18 @@ static int decode_fields(lua_State *L)
 	size_t n;
 	const char *p;
 	lua_pushvalue(L, UP_NAME);
-	if (lua_rawget(L, 1) != LUA_TSTRING || lua_rawget(L, UP_EVTAB) != LUA_TUSERDATA)
+	if (lua_rawget(L, 1) != LUA_TSTRING)
 		return 0;
+	if (lua_rawequal(L, -1, UP_LASTNAME)) {
+		lua_pop(L, 1);
+		lua_pushvalue(L, UP_LASTENTRY);
+	} else {
+		lua_pushvalue(L, -1);
+		if (lua_rawget(L, UP_EVTAB) != LUA_TUSERDATA)
+			return 0;
+		lua_copy(L, -2, UP_LASTNAME);
+		lua_copy(L, -1, UP_LASTENTRY);
+	}
 	e = lua_touserdata(L, -1);
 	lua_getiuservalue(L, -1, 1);
 	lua_pushvalue(L, UP_PAYLOAD);
@@ -458,7 +494,7 @@ static int text_record_pairs(lua_State *L)
 	lua_settop(L, 1);
 	make_stack(L);
 	lua_settop(L, 1);
-	lua_pushvalue(L, lua_upvalueindex(7));
+	lua_pushvalue(L, lua_upvalueindex(9));
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
@@ -495,12 +531,14 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
 	lua_rawgeti(L, keys, DP_K_PAYLOAD);
 	lua_rawgeti(L, keys, DP_K_STACK);
 	frames_table(L, own);
-	for (int i = 0; i < 6; i++)
-		lua_pushvalue(L, -6);
-	lua_pushcclosure(L, text_record_index, 6);
-	lua_setfield(L, -8, "__index");
+	lua_pushnil(L); /* UP_LASTNAME, UP_LASTENTRY */
+	lua_pushnil(L);
+	for (int i = 0; i < 8; i++)
+		lua_pushvalue(L, -8);
+	lua_pushcclosure(L, text_record_index, 8);
+	lua_setfield(L, -10, "__index");
 	lua_pushcfunction(L, text_record_next);
-	lua_pushcclosure(L, text_record_pairs, 7);
+	lua_pushcclosure(L, text_record_pairs, 9);
 	lua_setfield(L, -2, "__pairs");
 	lua_pushvalue(L, -1);
 	lua_setfield(L, own, "meta");
@@ -512,6 +550,8 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
  * skip the lookup) */
 struct slots {
 	int evtab, names, syms, stack, meta, frames, cur;
+	int key0; /* the record keys DP_K_NAME..DP_K_FIELDS at key0 + k */
+	int cname, csys; /* cur's event name and system (or nil) */
 	struct tev *last_e;
 	char last[64];
 	size_t last_len;
@@ -541,20 +581,20 @@ static void push_again(lua_State *L, struct lastval *lv, const char *p, size_t n
 }
 
 /* t[key k] = value: the key pushed first (record.h's dp_setkey, without
- * moving the value under it) */
-#define KEY(k) lua_rawgeti(L, keys, (k))
+ * moving the value under it), from the feed's stack slots */
+#define KEY(k) lua_pushvalue(L, s->key0 + (k))
 
 static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, struct slots *s,
 		       struct dp_line *ln, int hold)
 {
 	struct tev *e;
-	int nameidx, uv, ref, keys = f->keys, rec;
+	int nameidx, uv, ref, rec;
 	if (s->last_len && ln->name.n == s->last_len && memcmp(ln->name.p, s->last, s->last_len) == 0 &&
 	    !ln->fn_ip.n) {
 		e = s->last_e; /* the same event as the record before */
 		uv = s->cur;
-		nameidx = lua_gettop(L) + 1;
-		lua_rawgeti(L, uv, 0);
+		lua_pushvalue(L, s->cname);
+		nameidx = lua_gettop(L);
 	} else {
 		lua_pushlstring(L, ln->name.p, ln->name.n);
 		nameidx = lua_gettop(L);
@@ -568,6 +608,10 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 		lua_replace(L, s->cur);
 		lua_pop(L, 1);
 		uv = s->cur;
+		lua_rawgeti(L, uv, 0);
+		lua_replace(L, s->cname);
+		lua_rawgeti(L, uv, -1);
+		lua_replace(L, s->csys);
 		s->last_len = 0;
 		if (ln->name.n < sizeof(s->last) && !ln->fn_ip.n) {
 			memcpy(s->last, ln->name.p, ln->name.n);
@@ -584,11 +628,11 @@ static void event_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, st
 	KEY(DP_K_NAME);
 	lua_pushvalue(L, nameidx);
 	lua_rawset(L, rec);
-	KEY(DP_K_SYSTEM);
-	if (lua_rawgeti(L, uv, -1) == LUA_TSTRING)
+	if (lua_type(L, s->csys) == LUA_TSTRING) {
+		KEY(DP_K_SYSTEM);
+		lua_pushvalue(L, s->csys);
 		lua_rawset(L, rec);
-	else
-		lua_pop(L, 2);
+	}
 	KEY(DP_K_COMM);
 	push_again(L, &s->comm, ln->comm.p, ln->comm.n);
 	lua_rawset(L, rec);
@@ -762,6 +806,13 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	s.frames = lua_gettop(L);
 	lua_pushnil(L);
 	s.cur = lua_gettop(L);
+	lua_pushnil(L);
+	s.cname = lua_gettop(L);
+	lua_pushnil(L);
+	s.csys = lua_gettop(L);
+	s.key0 = lua_gettop(L) + 1 - DP_K_NAME;
+	for (int k = DP_K_NAME; k <= DP_K_FIELDS; k++)
+		lua_rawgeti(L, f->keys, k);
 	s.last_len = 0;
 	s.last_e = NULL;
 	lua_pushnil(L);

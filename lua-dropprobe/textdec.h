@@ -35,8 +35,8 @@ struct dp_textdec {
 /* 0, or -1 (out of memory). formats_dir may be NULL. */
 int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live);
 void dp_textdec_free(struct dp_textdec *t);
-/* Where the next read goes: *n bytes free at the returned pointer (0 when
- * the buffer is full: feed first). */
+/* Where the next read goes: *n bytes to read at the returned pointer, a
+ * few KB at most (0 when the buffer is full: feed first). */
 char *dp_textdec_space(struct dp_textdec *t, size_t *n);
 /* The n bytes just read are in. */
 void dp_textdec_add(struct dp_textdec *t, size_t n);

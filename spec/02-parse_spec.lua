@@ -136,6 +136,37 @@ describe("02 text parser", function()
     assert.are.equal("rea", recs[1].payload:match("(rea)$"))
   end)
 
+  it("reads a line longer than one read, and counts one longer than its buffer as bad", function()
+    -- the decoder reads a few KB at a time; a longer line grows over several
+    -- reads up to the 64 KB buffer, a longer one still is a bad line
+    local head = "           flood-1001    [001] ..s1.    101.%06d: "
+    local drop = head .. "kfree_skb: skbaddr=ffff888100000100 rx_sk=0000000000000000 protocol=2048 "
+      .. "location=__udp4_lib_rcv+0x4bc/0xd00 reason: NO_SOCKET\n"
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(drop:format(1), (head .. "foo_bar: x=%s y=1\n"):format(2, ("A"):rep(20000)), drop:format(3),
+      (head .. "foo_bar: x=%s y=2\n"):format(4, ("B"):rep(70000)), drop:format(5))
+    for i = 6, 200 do f:write(drop:format(i)) end
+    f:close()
+    local it, _, _, pipe = dp.open(path)
+    local recs = {}
+    for rec in it, pipe do recs[#recs + 1] = rec end
+    local s = pipe:stats()
+    pipe:close()
+    os.remove(path)
+    assert.are.equal(199, #recs)
+    assert.are.equal("foo_bar", recs[2].name)
+    assert.are.equal(20000, #recs[2].fields.x)
+    assert.are.equal(1, recs[2].fields.y)
+    for i = 3, #recs do
+      assert.are.equal("NO_SOCKET", recs[i].fields.reason)
+      assert.are.equal("ffff888100000100", recs[i].fields.skbaddr)
+    end
+    assert.are.equal(101.000003, recs[3].ts)
+    assert.are.equal(101.000005, recs[4].ts)
+    assert.is_true(s.bad_lines >= 1)
+  end)
+
   it("stops at limit and closes the reader when the loop is left", function()
     local n = 0
     local it, s, c, pipe = dp.open("spec/fixtures/trace-tcp-udp-stacks.txt", { limit = 2 })
