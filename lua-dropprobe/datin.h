@@ -19,7 +19,7 @@ struct dp_datin {
 };
 
 /* Open path: NULL, or what failed (the system's word for a file that
- * cannot be opened). The
+ * cannot be opened); dp_datin_close either way. The
  * file's formats are dp_datin_tep's until dp_datin_close. */
 const char *dp_datin_open(struct dp_datin *d, const char *path);
 struct tep_handle *dp_datin_tep(const struct dp_datin *d);

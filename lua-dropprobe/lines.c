@@ -55,23 +55,26 @@ ssize_t dp_lines_read(struct dp_lines *b, int fd)
 
 void dp_lines_each(struct dp_lines *b, int final, dp_line_fn fn, void *ctx)
 {
-	size_t start = 0;
+	size_t start;
 	for (;;) {
-		const char *nl = memchr(b->buf + start, '\n', b->len - start);
+		const char *nl = memchr(b->buf + b->done, '\n', b->len - b->done);
 		size_t i;
 		if (!nl)
 			break;
 		i = (size_t)(nl - b->buf);
+		start = b->done;
+		b->done = i + 1;
 		fn(ctx, b->buf + start, i - start);
-		start = i + 1;
 	}
-	if (final && start < b->len) {
+	if (final && b->done < b->len) {
+		start = b->done;
+		b->done = b->len;
 		fn(ctx, b->buf + start, b->len - start);
-		start = b->len;
 	}
-	if (start) {
-		memmove(b->buf, b->buf + start, b->len - start);
-		b->len -= start;
+	if (b->done) {
+		memmove(b->buf, b->buf + b->done, b->len - b->done);
+		b->len -= b->done;
+		b->done = 0;
 	}
 	if (b->len == b->cap) { /* a line longer than the buffer is no trace line */
 		b->overlong++;

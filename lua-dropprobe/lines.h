@@ -13,6 +13,7 @@
 struct dp_lines {
 	char *buf;
 	size_t len, cap;
+	size_t done;        /* bytes handed out already (a handler that raised) */
 	long long overlong; /* lines longer than the buffer, left out */
 	size_t read_max;    /* what one read may add (0: all the space) */
 };
@@ -32,8 +33,10 @@ void dp_lines_add(struct dp_lines *b, size_t n);
 ssize_t dp_lines_read(struct dp_lines *b, int fd);
 typedef void (*dp_line_fn)(void *ctx, const char *p, size_t n);
 /* Hand fn each complete line (without its '\n'), and with final the
- * partial one at the end too; what is left waits for more. A line that
- * fills the whole buffer is no trace line: left out, counted. */
+ * partial one at the end too; what is left waits for more. A line is
+ * taken before fn sees it: if fn raises (a Lua error), the next call goes
+ * on after it. A line that fills the whole buffer is no trace line: left
+ * out, counted. */
 void dp_lines_each(struct dp_lines *b, int final, dp_line_fn fn, void *ctx);
 
 #endif

@@ -229,8 +229,9 @@ int dp_rawbuf_feed(struct dp_rawbuf *rb, int ms, struct dp_sink *k)
 	void *data;
 	for (int c = 0; c < rb->ncpu; c++)
 		if (rb->missed[c]) {
-			k->lost(k, c, rb->missed[c]);
-			rb->missed[c] = 0;
+			long long n = rb->missed[c];
+			rb->missed[c] = 0; /* taken, also if the sink raises */
+			k->lost(k, c, n);
 		}
 	while (n > 0 && next_event(rb, &cpu, &data, &size, &ts))
 		k->event(k, cpu, data, size, ts);

@@ -21,18 +21,22 @@
 
 struct src_file {
 	int fd;
+	char *path; /* for a read error's message */
 	struct dp_textdec td;
 };
 
 static int file_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_file *s = src;
+	ssize_t r;
 	(void)ms;
 	/* each read is handed out whole: there is room for the next */
-	if (dp_textdec_read(&s->td, s->fd) > 0) {
+	if ((r = dp_textdec_read(&s->td, s->fd)) > 0) {
 		dp_textdec_feed(L, &s->td, f, 1, 0);
 		return DP_FILL_DATA;
 	}
+	if (r < 0) /* not the end: said, not taken for one */
+		return luaL_error(L, "cannot read trace file '%s': %s", s->path ? s->path : "?", strerror(errno));
 	dp_textdec_feed(L, &s->td, f, 1, DP_TEXT_FINAL);
 	return DP_FILL_EOF;
 }
@@ -48,6 +52,7 @@ static void file_close(lua_State *L, void *src)
 	(void)L;
 	if (s->fd >= 0)
 		close(s->fd);
+	free(s->path);
 	dp_textdec_free(&s->td);
 	free(s);
 }
@@ -89,6 +94,7 @@ static int open_text(lua_State *L)
 	dp_pipe_new(L, &file_ops, s, -1, 0);
 	if (dp_textdec_init(&s->td, dir, 0) < 0)
 		return dp_pipe_fail(L, -1, "out of memory");
+	s->path = strdup(path);
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0) {
 		snprintf(msg, sizeof(msg), "cannot open trace file '%s': %s", path, strerror(errno));

@@ -23,7 +23,8 @@
  * text (about 50 drops), which the reader takes while they are still in
  * the CPU's cache, and fewer of them outlive a young collection (64 KB at
  * once: about 10% slower offline). A longer line still grows to TEXT_BUF
- * over several reads; a trace_pipe read gives one page at most anyway. */
+ * over several reads. Saved files only: a live trace_pipe read shorter
+ * than what the kernel has may end inside an entry. */
 #define TEXT_READ 8192
 #define FORMAT_MAX (256 * 1024)
 
@@ -54,7 +55,9 @@ int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
 {
 	memset(t, 0, sizeof(*t));
 	t->live = live;
-	if (dp_lines_init(&t->lines, TEXT_BUF, TEXT_READ) < 0)
+	/* a live trace_pipe read ends on an entry only when it may take
+	 * what the kernel has (a page or two): no cap there */
+	if (dp_lines_init(&t->lines, TEXT_BUF, live ? 0 : TEXT_READ) < 0)
 		return -1;
 	if (formats_dir)
 		t->formats_dir = strdup(formats_dir);
@@ -726,6 +729,8 @@ static void text_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, str
 	k = dp_parse_line(p, n, &ln);
 	if (k != DP_LINE_FRAME && t->collecting)
 		stack_done(L, t, f, s);
+	if (k != DP_LINE_FRAME && ln.cpu > 65535)
+		k = DP_LINE_BAD; /* no CPU has that number: a line of no trace */
 	switch (k) {
 	case DP_LINE_EMPTY:
 	case DP_LINE_COMMENT:
@@ -796,6 +801,8 @@ void dp_textdec_feed(lua_State *L, struct dp_textdec *t, struct dp_fill *f, int 
 	int final = how & DP_TEXT_FINAL;
 	struct slots s;
 	int top = lua_gettop(L);
+	/* the feed's own slots, then what a line pushes on top of them */
+	luaL_checkstack(L, 48, "text decoder");
 	s.evtab = own_table(L, f->own, "ev", 1);
 	s.names = own_table(L, f->own, "names", 0);
 	s.syms = own_table(L, f->own, "syms", 0);

@@ -180,6 +180,23 @@ describe("02 text parser", function()
       "dp.open: cannot open '/nonexistent/trace.txt': /nonexistent/trace.txt: No such file or directory")
     assert.has_error(function() dp.open("spec/fixtures/trace-truncated.txt", { limt = 1 }) end,
       "dp.open: unknown option 'limt' (allowed: limit, raw_stacks)")
+    -- a line of a CPU no kernel has is a bad line, not an error
+    local path = os.tmpname()
+    local line = "            bash-126     [%s] ..s1.     4.282591: kfree_skb: skbaddr=00000000754972ff "
+      .. "protocol=2048 location=00000000d4a41c2d reason: NO_SOCKET\n"
+    local f = assert(io.open(path, "wb"))
+    f:write(line:format("001"), line:format("70000"), line:format("001"))
+    f:close()
+    local it, st, c0, reader = dp.open(path)
+    local n = 0
+    for _ in it, st, c0 do n = n + 1 end
+    assert.are.equal(2, n)
+    assert.are.equal(1, reader:stats().bad_lines)
+    os.remove(path)
+    -- a file that opens but cannot be read is an error, not an empty trace
+    local ok, err = pcall(function() for _ in dp.open("spec/fixtures") do end end)
+    assert.is_false(ok)
+    assert.truthy(err:find("cannot read trace file 'spec/fixtures': Is a directory", 1, true), err)
   end)
 
   it("classifies every line of the fixtures in the C driver, without Lua", function()

@@ -106,6 +106,7 @@ describe("13 hist", function()
         end
       end
       local st = reader:stats()
+      reader:close()
       local c <close> = name:match("%.dat$") and dp.core.count_dat(path, { keys = { "stacktrace" } })
         or dp.core.count_text(path, { keys = { "stacktrace" } })
       local _, totals = c:rows()
@@ -339,4 +340,21 @@ describe("13 hist", function()
     assert.truthy(err:find("CONFIG_HIST_TRIGGERS", 1, true))
     state.assert_same(before)
   end, "!hist")
+
+  -- what keeps every reason gives every drop its stack: the stack trigger
+  -- has no condition (not the one that leaves the teardown reasons out)
+  live_it("a count or a hunt that keeps every drop sets its stack trigger without a condition #live", function()
+    local before = state.snapshot()
+    local h <close> = hist.open{ keys = { "stacktrace" }, where = "c", condition = false }
+    local trig = h.ev:read_file("trigger")
+    assert.truthy(trig:find("stacktrace", 1, true), trig)
+    assert.is_nil(trig:find(" if ", 1, true), trig)
+    h:close()
+    local hu <close> = require("dropprobe.hunt").open{ stacks = true, all_reasons = true }
+    trig = hu.ev:read_file("trigger")
+    assert.truthy(trig:find("stacktrace", 1, true), trig)
+    assert.is_nil(trig:find(" if ", 1, true), trig)
+    hu:close()
+    state.assert_same(before)
+  end)
 end)

@@ -85,7 +85,8 @@ end
 -- ("kernel" or "c"; default the kernel when it has hist triggers),
 -- `buffer_kb` (C counting's ring buffer per CPU; default the hunts'), `map`
 -- (C counting: false copies every page out with read() even where the
--- kernel lets the buffers be mapped and read in place; default true).
+-- kernel lets the buffers be mapped and read in place; default true;
+-- refused where the kernel counts, which reads no buffer).
 --
 -- Packet keys count each drop by its own packet: `packet.proto`,
 -- `packet.dport` (the port a received packet was going to: the local one),

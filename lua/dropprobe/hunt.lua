@@ -154,8 +154,8 @@ end
 -- counts, the trigger set with the condition, the event not enabled, the
 -- instance's buffer left as the kernel sizes it) or `{ keys =, values =,
 -- size =, map = }` (a C counter over the raw buffers, `core.counter`);
--- `check`, a function given the Event before anything is written (it
--- raises to refuse)
+-- `check`, a function given the Event before its filter and triggers are
+-- written (it raises to refuse; the instance, and a probe, are removed)
 -- @treturn Hunt with `inst`, `ev` (the drop event or probe), `pipe` or
 -- `counter` (a C count), `condition` (what the kernel was
 -- given), `drop_name` (the drop records' name), `packets` (whether they
@@ -238,8 +238,11 @@ function M.open(opts)
     if cond then ev:filter(cond) end
     if opts.stacks then
       local spec = opts.stacks == true and "stacktrace" or ("stacktrace:" .. opts.stacks)
-      -- the drops left out get no stack (stacktrace:N is not spent on them)
-      ev:trigger(format.trigger_if(spec, h.keep_all and cond or format.without_teardown(cond)))
+      -- the drops left out get no stack (stacktrace:N is not spent on them);
+      -- a hunt that keeps every reason gives every drop its stack
+      local scond = cond
+      if not h.keep_all then scond = format.without_teardown(cond) end
+      ev:trigger(format.trigger_if(spec, scond))
     end
     ev:enable()
     for _, name in ipairs(opts.events or {}) do
@@ -507,7 +510,9 @@ end
 --- What was read and lost so far (`Pipe:stats()`).
 -- @function Hunt:totals
 -- @treturn table `{ read=, lost=, ... }`
+-- @raise for a counting hunt (`count`): it has no reader
 function Hunt:totals()
+  if not self.pipe then error("hunt:totals: a counting hunt has no reader: its counts are dp.hist's read()", 2) end
   return self.pipe:stats()
 end
 
