@@ -403,9 +403,17 @@ int dp_payload_next(struct dp_span payload, size_t *pos, struct dp_span *key,
 
 static const char *find_span(const char *p, size_t n, struct dp_span lit)
 {
+	const char *end = p + n, *q = p;
 	if (lit.n == 0 || lit.n > n)
 		return NULL;
-	return memmem(p, n, lit.p, lit.n); /* (glibc's, _GNU_SOURCE) */
+	/* the literal's first byte by memchr, then the rest compared */
+	while ((q = memchr(q, lit.p[0], (size_t)(end - q) - lit.n + 1))) {
+		if (memcmp(q + 1, lit.p + 1, lit.n - 1) == 0)
+			return q;
+		if ((size_t)(end - ++q) < lit.n)
+			break;
+	}
+	return NULL;
 }
 
 int dp_template_match(struct dp_span payload, const struct dp_span *lits, int n,
