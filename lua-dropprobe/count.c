@@ -95,6 +95,7 @@ struct counter {
 	int text;
 	char tname[128];
 	long long lost, other, nostack;
+	long long bad; /* a saved text's lines that are no trace line */
 };
 
 static struct counter *check_counter(lua_State *L, int idx)
@@ -366,7 +367,8 @@ static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
  * the packet has none; `stack` = frames, `hitcount`, summed values) and totals (`hits`,
  * `entries`, `dropped` for a full table, `lost` ring-buffer events,
  * `without_stack`, `orphan_stacks`: stacks that came after no counted event,
- * `mapped`: the CPUs whose buffer is read in place).
+ * `bad_lines`: a saved text's lines that are no trace line, as a reader's
+ * `stats()` counts them, `mapped`: the CPUs whose buffer is read in place).
  * @function Counter:rows
  * @treturn table rows
  * @treturn table totals
@@ -455,7 +457,7 @@ static int counter_rows(lua_State *L)
 	}
 	lua_pop(L, 1);
 	lua_remove(L, -2); /* the symbol tables */
-	lua_createtable(L, 0, 5);
+	lua_createtable(L, 0, 8);
 	lua_pushinteger(L, c->t.hits);
 	lua_setfield(L, -2, "hits");
 	lua_pushinteger(L, (lua_Integer)c->t.n);
@@ -468,6 +470,8 @@ static int counter_rows(lua_State *L)
 	lua_setfield(L, -2, "without_stack");
 	lua_pushinteger(L, c->waits.orphans);
 	lua_setfield(L, -2, "orphan_stacks");
+	lua_pushinteger(L, c->bad);
+	lua_setfield(L, -2, "bad_lines");
 	lua_pushinteger(L, c->rb.mapped);
 	lua_setfield(L, -2, "mapped");
 	return 2;
@@ -795,6 +799,8 @@ static void text_line(void *ctx, const char *p, size_t n)
 		return;
 	}
 	text_stack_end(c, t);
+	if (k == DP_LINE_BAD)
+		c->bad++;
 	if (k == DP_LINE_LOST && ln.lost > 0)
 		c->lost += ln.lost;
 	if (k == DP_LINE_STACK) {
@@ -883,6 +889,7 @@ static int count_text(lua_State *L)
 	e = r < 0 ? errno : 0;
 	dp_lines_each(&b, 1, text_line, &t);
 	text_stack_end(c, &t);
+	c->bad += b.overlong;
 	dp_lines_free(&b);
 	close(fd);
 	flush_all(c);

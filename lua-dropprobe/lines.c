@@ -25,7 +25,8 @@ void dp_lines_free(struct dp_lines *b)
 	memset(b, 0, sizeof(*b));
 }
 
-char *dp_lines_space(struct dp_lines *b, size_t *n)
+/* Where the next read goes: *n bytes (the free space, at most read_max). */
+static char *space(struct dp_lines *b, size_t *n)
 {
 	*n = b->cap - b->len;
 	if (b->read_max && *n > b->read_max)
@@ -33,23 +34,20 @@ char *dp_lines_space(struct dp_lines *b, size_t *n)
 	return b->buf + b->len;
 }
 
-void dp_lines_add(struct dp_lines *b, size_t n)
-{
-	b->len += n;
-}
-
 ssize_t dp_lines_read(struct dp_lines *b, int fd)
 {
 	size_t room;
-	char *p = dp_lines_space(b, &room);
+	char *p = space(b, &room);
 	ssize_t r;
-	if (!room)
-		return 0;
+	if (!room) { /* dp_lines_each always leaves room: a caller that did not */
+		errno = ENOBUFS;
+		return -1;
+	}
 	do
 		r = read(fd, p, room);
 	while (r < 0 && errno == EINTR);
 	if (r > 0)
-		dp_lines_add(b, (size_t)r);
+		b->len += (size_t)r;
 	return r;
 }
 

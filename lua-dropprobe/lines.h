@@ -22,14 +22,10 @@ struct dp_lines {
  * space); 0, or -1 (out of memory). */
 int dp_lines_init(struct dp_lines *b, size_t cap, size_t read_max);
 void dp_lines_free(struct dp_lines *b);
-/* Where the next read goes: *n bytes to read (the free space, at most
- * read_max; 0 when the buffer is full: hand the lines out first). */
-char *dp_lines_space(struct dp_lines *b, size_t *n);
-/* The n bytes just read are in. */
-void dp_lines_add(struct dp_lines *b, size_t n);
 /* Read once from fd into the free space (EINTR retried): bytes read, 0
- * at the end (or no space), -1 (errno). Hand the lines out after each
- * read: that always leaves space for the next. */
+ * at the end, -1 (errno; ENOBUFS: no space, the lines were not handed
+ * out). Hand the lines out after each read: that always leaves space for
+ * the next. */
 ssize_t dp_lines_read(struct dp_lines *b, int fd);
 typedef void (*dp_line_fn)(void *ctx, const char *p, size_t n);
 /* Hand fn each complete line (without its '\n'), and with final the

@@ -224,7 +224,7 @@ static size_t parse_ts(const char *s, size_t n, size_t i, uint64_t *ns)
 	return i + 1;
 }
 
-enum dp_line_kind dp_parse_line(const char *s, size_t n, struct dp_line *out)
+static enum dp_line_kind parse_line(const char *s, size_t n, struct dp_line *out)
 {
 	size_t i, dash, after, c0;
 	memset(out, 0, sizeof(*out));
@@ -469,4 +469,13 @@ int dp_span_hex(struct dp_span s, unsigned long long *u)
 	}
 	*u = v;
 	return 1;
+}
+
+enum dp_line_kind dp_parse_line(const char *s, size_t n, struct dp_line *out)
+{
+	enum dp_line_kind k = parse_line(s, n, out);
+	if ((k == DP_LINE_EVENT || k == DP_LINE_STACK || k == DP_LINE_USTACK || k == DP_LINE_LOST) &&
+	    out->cpu > DP_CPU_MAX)
+		return out->kind = DP_LINE_BAD; /* no CPU has that number: a line of no trace */
+	return k;
 }

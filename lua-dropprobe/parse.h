@@ -41,7 +41,11 @@ struct dp_line {
 	long long lost;       /* DP_LINE_LOST; -1 when the kernel gave no count */
 };
 
-/* Parse one line (without its '\n'; a trailing '\r' is ignored). */
+/* The highest CPU number a trace line may carry. */
+#define DP_CPU_MAX 65535
+
+/* Parse one line (without its '\n'; a trailing '\r' is ignored). A line
+ * whose CPU is above DP_CPU_MAX is DP_LINE_BAD. */
 enum dp_line_kind dp_parse_line(const char *s, size_t n, struct dp_line *out);
 
 /*

@@ -38,6 +38,7 @@
 #include "util.h"
 #include "decode.h"
 #include "instance.h"
+#include "join.h"
 #include "packet.h"
 #include "rawbuf.h"
 #include "sink.h"
@@ -94,8 +95,9 @@ struct src_path {
 	int limit, max_steps;
 	int *buckets, nbuckets;
 	int free_head, lru_head, lru_tail, live;
-	int *emitted; /* per CPU: the last event there became a record (its stack may follow) */
-	int nemitted;
+	/* per CPU: the last event there became a drop's record, so the stack
+	 * that follows is its (a filter in front of the joiner) */
+	struct dp_waits emitted;
 	struct pending pend[DP_PENDING];
 	int npend;
 	/* counts */
@@ -435,11 +437,9 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 {
 	int id = tep_data_type(s->rb.tep, &(struct tep_record){ .data = data, .size = size });
 	struct evkind *k = kind_of(L, s, f->own, id);
-	int was = cpu >= 0 && cpu < s->nemitted ? s->emitted[cpu] : 0;
+	int was = dp_waits_end(&s->emitted, cpu) >= 0;
 	uint64_t skb;
 	int i;
-	if (cpu >= 0 && cpu < s->nemitted)
-		s->emitted[cpu] = 0;
 	if (!k || k->kind == K_OTHER)
 		return;
 	if (k->kind == K_STACK) {
@@ -511,8 +511,8 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 						s->paths++;
 					else
 						s->delivered++;
-					if (cpu >= 0 && cpu < s->nemitted)
-						s->emitted[cpu] = drop;
+					if (drop && dp_waits_room(&s->emitted, cpu) == 0)
+						dp_waits_put(&s->emitted, cpu, 0);
 				}
 			}
 		}
@@ -599,7 +599,7 @@ static void path_close(lua_State *L, void *src)
 	free(s->t);
 	free(s->buckets);
 	free(s->kinds);
-	free(s->emitted);
+	dp_waits_free(&s->emitted);
 	free(s);
 }
 
@@ -620,9 +620,7 @@ static const char *table_setup(struct src_path *s)
 	s->nbuckets = nb;
 	s->buckets = malloc(sizeof(int) * (size_t)nb);
 	s->t = calloc((size_t)s->limit, sizeof(*s->t));
-	s->nemitted = s->rb.ncpu;
-	s->emitted = calloc((size_t)(s->nemitted ? s->nemitted : 1), sizeof(int));
-	if (!s->buckets || !s->t || !s->emitted)
+	if (!s->buckets || !s->t)
 		return "out of memory";
 	for (int i = 0; i < nb; i++)
 		s->buckets[i] = -1;

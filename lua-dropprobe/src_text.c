@@ -34,23 +34,16 @@ static int holding(struct src_text *s)
 	return dp_instance_stacked(s->inst);
 }
 
-/* 1: read something, 0: nothing there, -1: error */
+/* 1: read something, 0: nothing there, -1: error. Each read is handed
+ * out whole: there is room for the next. */
 static int read_some(lua_State *L, struct src_text *s, struct dp_fill *f)
 {
-	size_t room;
-	char *p = dp_textdec_space(&s->td, &room);
-	ssize_t r;
-	if (!room) { /* a partial line filled the buffer: the decoder drops it */
-		dp_textdec_feed(L, &s->td, f, holding(s), 0);
-		p = dp_textdec_space(&s->td, &room);
-	}
-	r = read(s->fd, p, room);
+	ssize_t r = dp_textdec_read(&s->td, s->fd);
 	if (r > 0) {
-		dp_textdec_add(&s->td, (size_t)r);
 		dp_textdec_feed(L, &s->td, f, holding(s), DP_TEXT_ENTRIES);
 		return 1;
 	}
-	if (r < 0 && errno != EAGAIN && errno != EINTR)
+	if (r < 0 && errno != EAGAIN)
 		return -1;
 	return 0;
 }

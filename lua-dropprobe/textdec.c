@@ -77,16 +77,6 @@ void dp_textdec_free(struct dp_textdec *t)
 	memset(t, 0, sizeof(*t));
 }
 
-char *dp_textdec_space(struct dp_textdec *t, size_t *n)
-{
-	return dp_lines_space(&t->lines, n);
-}
-
-void dp_textdec_add(struct dp_textdec *t, size_t n)
-{
-	dp_lines_add(&t->lines, n);
-}
-
 ssize_t dp_textdec_read(struct dp_textdec *t, int fd)
 {
 	return dp_lines_read(&t->lines, fd);
@@ -729,8 +719,6 @@ static void text_line(lua_State *L, struct dp_textdec *t, struct dp_fill *f, str
 	k = dp_parse_line(p, n, &ln);
 	if (k != DP_LINE_FRAME && t->collecting)
 		stack_done(L, t, f, s);
-	if (k != DP_LINE_FRAME && ln.cpu > 65535)
-		k = DP_LINE_BAD; /* no CPU has that number: a line of no trace */
 	switch (k) {
 	case DP_LINE_EMPTY:
 	case DP_LINE_COMMENT:

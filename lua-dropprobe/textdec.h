@@ -35,12 +35,7 @@ struct dp_textdec {
 /* 0, or -1 (out of memory). formats_dir may be NULL. */
 int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live);
 void dp_textdec_free(struct dp_textdec *t);
-/* Where the next read goes: *n bytes to read at the returned pointer, a
- * few KB at most (0 when the buffer is full: feed first). */
-char *dp_textdec_space(struct dp_textdec *t, size_t *n);
-/* The n bytes just read are in. */
-void dp_textdec_add(struct dp_textdec *t, size_t n);
-/* Read once from fd (a saved file): as dp_lines_read. */
+/* Read once from fd (a live trace_pipe, a saved file): as dp_lines_read. */
 ssize_t dp_textdec_read(struct dp_textdec *t, int fd);
 /* how a feed ends: the last partial line is a line too (end of input);
  * what was read ends on an entry boundary (a trace_pipe read) */

@@ -252,4 +252,24 @@ describe("02 text parser", function()
     rec = { fields = { location = "__udp4_lib_rcv+0x4bc/0xd00" } }
     assert.are.equal("__udp4_lib_rcv+0x4bc/0xd00", dp.where(rec))
   end)
+  it("ends a read loop on a quiet spell also when it ticks, and a record starts the spell again", function()
+    local pipe = require "dropprobe.pipe"
+    local reads, ticks, got, record_at = 0, 0, 0, nil
+    local quiet = { read = function(_, wait)
+      reads = reads + 1
+      if reads > 200 then return nil, "eof" end -- the loop never ended on idle
+      if reads == 3 then
+        record_at = dp.core.now()
+        return { name = "kfree_skb" }
+      end
+      dp.core.sleep(wait)
+      return nil, "timeout"
+    end }
+    local why = pipe.each(quiet, { idle = 0.3, tick = 0.05, on_tick = function() ticks = ticks + 1 end },
+      function() got = got + 1 end)
+    assert.are.equal("idle", why)
+    assert.are.equal(1, got)
+    assert.is_true(dp.core.now() - record_at >= 0.3)
+    assert.is_true(ticks >= 5)
+  end)
 end)

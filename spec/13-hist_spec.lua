@@ -91,10 +91,10 @@ describe("13 hist", function()
     end
   end)
 
-  it("joins a stack to its drop by the records' rule: as many without a stack, as many orphan stacks", function()
+  it("joins a stack to its drop by the records' rule: as many without a stack, orphan stacks, bad lines", function()
     local fixtures = { "trace-udp-drops.dat", "trace-hostile.txt", "trace-seed-6.1.txt",
       "trace-tcp-udp-stacks.txt", "trace-truncated.txt" }
-    local orphans = 0
+    local orphans, bad = 0, 0
     for _, name in ipairs(fixtures) do
       local path = "spec/fixtures/" .. name
       local it, s, c0, reader = dp.open(path)
@@ -113,9 +113,12 @@ describe("13 hist", function()
       assert.are.equal(drops, totals.hits, name)
       assert.are.equal(nostack, totals.without_stack, name)
       assert.are.equal(st.orphan_stacks, totals.orphan_stacks, name)
+      assert.are.equal(st.bad_lines or 0, totals.bad_lines, name)
       orphans = orphans + totals.orphan_stacks
+      bad = bad + totals.bad_lines
     end
     assert.is_true(orphans > 0) -- trace-hostile.txt has a stack after no drop
+    assert.is_true(bad > 0) -- and lines of no trace
   end)
 
   it("refuses what it cannot count, naming it", function()

@@ -275,7 +275,10 @@ end
 -- @treturn table `{ rows = {{<key> = value, stack = {...}, hitcount = n, <value> = sum}...}
 -- (most first), where = "kernel"|"c", hits =, entries =, dropped = (no room
 -- in the table), lost = (C: events the ring buffer lost), mapped = (C: the
--- CPUs whose buffer was read in place, 0 where every page was copied) }`
+-- CPUs whose buffer was read in place, 0 where every page was copied),
+-- without_stack, orphan_stacks = (C, counting by stack: drops whose stack
+-- never came, stacks that came after no counted drop), bad_lines = (a
+-- saved text: lines that are no trace line) }`
 -- @raise the instance was removed under this process, or tracefs
 -- unmounted (`dropprobe.instance.gone_message`: the instance is named)
 function Hist:read()
@@ -299,7 +302,8 @@ function Hist:read()
   if self.stack then rows = merge_stacks(self, rows) end
   table.sort(rows, function(a, b) return (a.hitcount or 0) > (b.hitcount or 0) end)
   self.last = { rows = rows, where = self.where, hits = totals.hits or 0, entries = totals.entries or #rows,
-    dropped = totals.dropped or 0, lost = totals.lost or 0, mapped = totals.mapped }
+    dropped = totals.dropped or 0, lost = totals.lost or 0, mapped = totals.mapped,
+    without_stack = totals.without_stack, orphan_stacks = totals.orphan_stacks, bad_lines = totals.bad_lines }
   return self.last
 end
 
@@ -375,8 +379,11 @@ end
 --- Remove the histogram (its trigger, or the counter and its events) and the instance.
 -- @function Hist:close
 function Hist:close()
-  if self.hunt then self.hunt:close() end
-  if self.counter then self.counter:close() end -- a file's
+  if self.hunt then
+    self.hunt:close() -- its counter with it
+  elseif self.counter then
+    self.counter:close() -- a file's
+  end
 end
 Hist.__close = Hist.close
 

@@ -401,37 +401,21 @@ local function device_join(self, fn)
   end
 end
 
--- The read loop of a counting hunt (`count`): the C counter reads the
--- buffers, or the kernel counts and this only waits; idle asks hits().
+-- The read loop of a counting hunt (`count`), on `pipe.clock`: the C
+-- counter reads the buffers, or the kernel counts and this only waits;
+-- idle asks hits() whether the kernel's counts moved.
 local function count_loop(self, opts, hits)
-  local now = core.now()
-  local deadline = opts.duration and now + opts.duration
-  local next_tick = opts.tick and now + opts.tick
-  local quiet_since, last_hits = now, -1
-  local function ended(why)
-    if opts.on_tick then opts.on_tick(core.now()) end
-    return why
-  end
+  local last_hits = -1
   if opts.ready then opts.ready(self:describe()) end
-  while true do
-    now = core.now()
-    if next_tick and now >= next_tick then
-      opts.on_tick(now)
-      next_tick = now + opts.tick
-    end
-    if deadline and now >= deadline then return ended("duration") end
-    local wait = 0.25
-    if deadline then wait = math.min(wait, deadline - now) end
-    if next_tick then wait = math.min(wait, next_tick - now) end
-    wait = math.max(wait, 0)
+  return pipe.clock(opts, function(wait)
     local got
     if self.counter then
       local n, why = self.counter:poll(math.floor(wait * 1000))
-      if not n then return ended(why) end
+      if not n then return nil, why end
       got = n > 0
     else
       local ok, why = core.sleep(wait)
-      if not ok then return ended(why) end
+      if not ok then return nil, why end
       -- the kernel counts in the instance: gone (rmdir, tracefs
       -- unmounted), the counts are out of reach; say so at once
       local gone = instance.gone_message(self.inst)
@@ -442,10 +426,9 @@ local function count_loop(self, opts, hits)
         last_hits = n
       end
     end
-    if core.signal() then return ended("interrupted") end
-    if got then quiet_since = core.now()
-    elseif opts.idle and core.now() - quiet_since >= opts.idle then return ended("idle") end
-  end
+    if core.signal() then return nil, "interrupted" end
+    return got == true
+  end)
 end
 
 --- The options a counting hunt's `run` takes (of `RUN_OPTIONS`: counting

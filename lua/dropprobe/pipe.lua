@@ -58,6 +58,49 @@ local function cpu_stats(inst)
   return out
 end
 
+--- The clock of a reading loop: `duration`, `idle`, `tick`. It calls
+-- `step(wait)` until the time is up, a quiet spell of `idle` seconds has
+-- passed, or `step` ends the loop; `on_tick(now)` runs every `tick`
+-- seconds, whatever comes, and once at the end. `pipe.each` reads records
+-- with it, a counting hunt waits on its counts with it.
+-- @tparam table opts `duration`, `idle`, `tick`, `on_tick`
+-- @tparam function step `step(wait)`: wait up to `wait` seconds; true when
+-- something came, false when nothing did, or nil and why to end the loop
+-- @tparam[opt=0.25] number max_wait the longest wait of one step (the
+-- loop checks the clock at least that often)
+-- @treturn string why it ended: "duration", "idle", or step's why
+function M.clock(opts, step, max_wait)
+  local now = core.now()
+  local deadline = opts.duration and now + opts.duration
+  local tick, on_tick, idle = opts.tick, opts.on_tick, opts.idle
+  local next_tick = tick and now + tick
+  local quiet_since = now
+  local function ended(why)
+    if on_tick then on_tick(core.now()) end
+    return why
+  end
+  while true do
+    now = core.now()
+    quiet_since = quiet_since or now
+    if next_tick and now >= next_tick then
+      on_tick(now)
+      next_tick = now + tick
+    end
+    if deadline and now >= deadline then return ended("duration") end
+    if idle and now - quiet_since >= idle then return ended("idle") end
+    local wait = max_wait or 0.25
+    if deadline and deadline - now < wait then wait = deadline - now end
+    if next_tick and next_tick - now < wait then wait = next_tick - now end
+    if idle and quiet_since + idle - now < wait then wait = quiet_since + idle - now end
+    local came, why = step(math.max(0, wait))
+    if came then
+      quiet_since = nil -- from the next reading of the clock
+    elseif came == nil then
+      return ended(why)
+    end
+  end
+end
+
 --- Read a pipe until a time limit, a quiet spell or a signal, calling fn
 -- for each record. The loop the recipes share (through `dropprobe.hunt`).
 -- @tparam Pipe pipe
@@ -69,15 +112,7 @@ end
 -- @tparam function fn called with each record
 -- @treturn string why it ended: "duration", "idle", "interrupted", "eof"
 function M.each(pipe, opts, fn)
-  local now = core.now()
-  local deadline = opts.duration and now + opts.duration
-  local tick, on_tick = opts.tick, opts.on_tick
-  local next_tick = tick and now + tick
   local progress, every, n = opts.progress, opts.every or 100000, 0
-  local function ended(why)
-    if on_tick then on_tick(core.now()) end
-    return why
-  end
   local got = fn
   if progress then
     got = function(rec)
@@ -88,7 +123,7 @@ function M.each(pipe, opts, fn)
   end
   if opts.ready then opts.ready() end
   local read = pipe.read
-  if not deadline and not next_tick then
+  if not opts.duration and not opts.tick then
     -- nothing to do between records but call fn: no clock read per record
     local wait, idle = opts.idle or 0.25, opts.idle
     while true do
@@ -96,35 +131,21 @@ function M.each(pipe, opts, fn)
       if rec then
         got(rec)
       elseif why == "timeout" then
-        if idle then return ended("idle") end
+        if idle then return "idle" end
       else
-        return ended(why)
+        return why
       end
     end
   end
-  while true do
-    now = core.now()
-    if next_tick and now >= next_tick then
-      on_tick(now)
-      next_tick = now + tick
-    end
-    local wait = opts.idle or 0.25
-    local whole = true -- a quiet spell of the whole idle time
-    if deadline then
-      local left = deadline - now
-      if left <= 0 then return ended("duration") end
-      if left < wait then wait, whole = left, false end
-    end
-    if next_tick and next_tick - now < wait then wait, whole = math.max(0, next_tick - now), false end
+  return M.clock(opts, function(wait)
     local rec, why = read(pipe, wait)
     if rec then
       got(rec)
-    elseif why == "timeout" then
-      if opts.idle and whole then return ended("idle") end
-    else
-      return ended(why)
+      return true
     end
-  end
+    if why == "timeout" then return false end
+    return nil, why
+  end, opts.idle)
 end
 
 --- What the pipe read and what was lost.
