@@ -205,6 +205,40 @@ describe("06 raw records", function()
   -- flood from both CPUs, read while it is written (sub-buffers taken while
   -- the kernel still adds to them), comes out whole, and C counting reads
   -- it the same way.
+  live_it("reads a trickle one drop at a time: each once, though its sub-buffer is read again and again #live",
+    function()
+    -- the sub-buffer being written is read before it is full, many times
+    -- over: a reader that does not go on from where it stopped (mapped:
+    -- the resume offset; copied: the kernel's read position) hands out a
+    -- drop twice
+    local before = state.snapshot()
+    local cond = kernel.cond("reason == NO_SOCKET", "protocol == 2048")
+    for _, map in ipairs({ true, false }) do
+      local inst <close> = dp.instance{ buffer_kb = 1024 }
+      local ev = inst:event("skb:kfree_skb")
+      ev:filter(cond)
+      ev:enable()
+      local pipe <close> = inst:pipe{ mode = "raw", map = map }
+      local port = net.free_udp_port()
+      local s0 = snmp.read()
+      local seen = {}
+      for i = 1, 25 do
+        net.udp_closed(port, 1, 4, { counted = false })
+        local rec = pipe:read(3)
+        assert.truthy(rec, ("map = %s: drop %d not read"):format(map, i))
+        local key = rec.fields.skbaddr .. "@" .. rec.ts
+        assert.is_nil(seen[key], ("map = %s: drop %d handed out twice"):format(map, i))
+        seen[key] = true
+        assert.is_nil(pipe:read(0.05), ("map = %s: a record after drop %d"):format(map, i))
+      end
+      assert.are.equal(25, snmp.delta(s0, snmp.read(), "Udp.NoPorts"), ("map = %s"):format(map))
+      assert.are.equal(0, pipe:stats().lost)
+      pipe:close()
+      inst:close()
+    end
+    state.assert_same(before)
+  end)
+
   live_it("reads the buffers mapped where the kernel lets it, copied elsewhere: a flood read whole #live", function()
     local before = state.snapshot()
     local can_map = kernel.has("ring_buffer_map_get_reader")
