@@ -77,6 +77,7 @@ struct counter {
 	struct dp_rawbuf rb;
 	struct dp_datin dat;      /* a trace.dat's, or none (dat.ninputs 0) */
 	struct tep_handle *tep;
+	struct dp_ksyms *syms; /* tep's symbols: its reader's or its file's */
 	struct tep_event *ev;
 	int event_id;
 	int stack_key;
@@ -356,7 +357,7 @@ static int counter_poll(lua_State *L)
 static void push_sym(lua_State *L, struct counter *c, uint64_t a, int offset)
 {
 	char buf[512];
-	dp_ksym_format(c->tep, a, offset, buf, sizeof(buf));
+	dp_ksym_format(c->syms, a, offset, buf, sizeof(buf));
 	lua_pushstring(L, buf);
 }
 
@@ -734,6 +735,7 @@ static int counter_new(lua_State *L)
 	if (fail)
 		return fail_counter(L, c, "counter", errno ? strerror(errno) : fail);
 	c->tep = c->rb.tep;
+	c->syms = &c->rb.syms;
 	fail = setup_keys(L, c, 2);
 	if (fail)
 		return fail_counter(L, c, "counter", fail);
@@ -761,6 +763,7 @@ static int count_dat(lua_State *L)
 	if (fail)
 		return fail_counter(L, c, path, fail);
 	c->tep = dp_datin_tep(&c->dat);
+	c->syms = &c->dat.syms;
 	fail = setup_keys(L, c, 2);
 	if (fail)
 		return fail_counter(L, c, path, fail);

@@ -17,6 +17,7 @@ const char *dp_datin_open(struct dp_datin *d, const char *path)
 	int n;
 	d->inputs = NULL;
 	d->ninputs = d->cur = 0;
+	dp_ksyms_init(&d->syms, NULL, 0);
 	errno = 0;
 	top = tracecmd_open(path, 0);
 	if (!top)
@@ -36,6 +37,7 @@ const char *dp_datin_open(struct dp_datin *d, const char *path)
 	tep = tracecmd_get_tep(top);
 	if (!tep)
 		return "no event formats in the file";
+	dp_ksyms_init(&d->syms, tep, 0);
 	if (tep_get_cpus(tep) <= 0 || tep_get_cpus(tep) > 65536)
 		return "bad CPU count";
 	return NULL;
@@ -87,4 +89,5 @@ void dp_datin_close(struct dp_datin *d)
 	free(d->inputs);
 	d->inputs = NULL;
 	d->ninputs = d->cur = 0;
+	dp_ksyms_init(&d->syms, NULL, 0);
 }

@@ -8,6 +8,7 @@
 #ifndef DROPPROBE_DATIN_H
 #define DROPPROBE_DATIN_H
 
+#include "ksym.h"
 #include "sink.h"
 
 struct tracecmd_input;
@@ -16,6 +17,7 @@ struct tep_handle;
 struct dp_datin {
 	struct tracecmd_input **inputs; /* the top buffer, then its instances */
 	int ninputs, cur;
+	struct dp_ksyms syms; /* the file's symbols (the kallsyms it saved) */
 };
 
 /* Open path: NULL, or what failed (the system's word for a file that

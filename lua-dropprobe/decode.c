@@ -68,12 +68,14 @@ struct dp_evinfo {
 /* stack positions of the working tables from dp_decode_begin */
 enum { W_SYM, W_COMM, W_EV, W_META, W_N };
 
-const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct tep_handle *tep,
+const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct dp_ksyms *syms,
 			    int own_tep, int symbols)
 {
+	struct tep_handle *tep = syms->tep;
 	struct tep_event *kst, *any;
 	memset(d, 0, sizeof(*d));
 	d->tep = tep;
+	d->syms = syms;
 	d->own_tep = own_tep;
 	d->cache_ref = LUA_NOREF;
 	d->missed_pid = -1;
@@ -375,7 +377,7 @@ static void push_symbol(lua_State *L, struct dp_decoder *d, int symtab, unsigned
 	if (lua_rawgeti(L, symtab, (lua_Integer)addr) != LUA_TNIL)
 		return;
 	lua_pop(L, 1);
-	dp_ksym_format(d->tep, addr, 1, buf, sizeof(buf));
+	dp_ksym_format(d->syms, addr, 1, buf, sizeof(buf));
 	lua_pushstring(L, buf);
 	lua_pushvalue(L, -1);
 	lua_rawseti(L, symtab, (lua_Integer)addr);

@@ -14,11 +14,13 @@
 
 struct tep_handle;
 struct tep_format_field;
+struct dp_ksyms;
 struct dp_evinfo;
 struct dp_pktfilter;
 
 struct dp_decoder {
 	struct tep_handle *tep;
+	struct dp_ksyms *syms; /* tep's symbols (its owner's: kallsyms read once per tep) */
 	int own_tep;   /* freed with the decoder (live); a trace.dat's is libtracecmd's */
 	int from_file; /* pids of another time or host: no /proc, no saved_cmdlines */
 	int stack_id;
@@ -60,11 +62,12 @@ void dp_packet_push(lua_State *L, const struct dp_packet *p);
 enum { DP_DEC_SKIP = 0, DP_DEC_RECORD, DP_DEC_STACK };
 
 /*
- * Set up a decoder over tep; symbols (a stack index, or 0) is
+ * Set up a decoder over the tep of syms (whose owner keeps syms as long
+ * as the decoder lives; addresses are named through it); symbols (a stack index, or 0) is
  * { event = { field = {[n]=name} } } for fields the formats name nothing
  * for (a kprobe's reason). Returns NULL, or what the formats lack.
  */
-const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct tep_handle *tep,
+const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct dp_ksyms *syms,
 			    int own_tep, int symbols);
 void dp_decoder_free(lua_State *L, struct dp_decoder *d);
 

@@ -10,11 +10,32 @@
 
 struct tep_handle;
 
+/*
+ * The symbols of one tep. A tep built from this kernel's formats without
+ * its kallsyms (a live reader's, rawbuf.c) has /proc/kallsyms read into it
+ * at the first lookup, so a reader that never names an address does not
+ * pay for it; a trace.dat's tep holds the file's own and is used as is.
+ * Every lookup of that tep must go through dp_ksym_format: libtraceevent
+ * sorts the symbols at its first lookup and ignores any added after it.
+ */
+struct dp_ksyms {
+	struct tep_handle *tep;
+	int pending; /* 1: /proc/kallsyms still to be read into tep */
+};
+
+/* Set k up over tep; with lazy, /proc/kallsyms is read into tep at the
+ * first dp_ksym_format (tep must hold no symbols yet). */
+void dp_ksyms_init(struct dp_ksyms *k, struct tep_handle *tep, int lazy);
+/* Read the symbols k still waits for now: before the tep names an
+ * address other than through dp_ksym_format (a libtraceevent filter
+ * comparing a pointer field with a string names it by tep_find_function). */
+void dp_ksyms_need(struct dp_ksyms *k);
 /* "sym+0xoff/0xsize" (or "sym" without offset) of addr into buf; 1 when
  * the tep's kallsyms names it, else 0 and "0x<addr>". */
-int dp_ksym_format(struct tep_handle *tep, unsigned long long addr, int offset, char *buf, size_t len);
-/* Load /proc/kallsyms into the tep (once per tep is the caller's to keep);
- * 0, or -1 where it cannot be read. */
+int dp_ksym_format(struct dp_ksyms *k, unsigned long long addr, int offset, char *buf, size_t len);
+/* Load /proc/kallsyms into the tep (once per tep is the caller's to keep),
+ * the symbols libtraceevent's tep_parse_kallsyms takes, registered in the
+ * same order; 0, or -1 where it cannot be read. */
 int dp_ksym_load(struct tep_handle *tep);
 
 #endif

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <event-parse.h>
 #include <kbuffer.h>
@@ -346,6 +347,119 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 
 static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 
+/* The whole of file path (tracefs files stat as empty: read to the end),
+ * NUL-terminated, its length in *len; NULL where it cannot be read. */
+static char *read_file(const char *path, int *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t n = 0, cap = 8192;
+	char *buf;
+	ssize_t r;
+	if (fd < 0)
+		return NULL;
+	buf = malloc(cap);
+	while (buf && (r = read(fd, buf + n, cap - n - 1)) > 0) {
+		n += (size_t)r;
+		if (cap - n < 4096) {
+			char *nb = cap > (1u << 26) ? NULL : realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	if (buf)
+		buf[n] = 0;
+	*len = (int)n;
+	return buf;
+}
+
+static int listed(const char *name, const char *const *names)
+{
+	for (; names && *names; names++)
+		if (strcmp(name, *names) == 0)
+			return 1;
+	return 0;
+}
+
+/* Every event format of system sys (events/<sys>/<event>/format) into
+ * tep; one that cannot be read or parsed is left out. */
+static void load_system(struct tep_handle *tep, const char *tdir, const char *sys)
+{
+	char **events = tracefs_system_events(tdir, sys);
+	char path[4096];
+	for (int i = 0; events && events[i]; i++) {
+		int len = 0;
+		char *fmt;
+		if ((size_t)snprintf(path, sizeof(path), "%s/events/%s/%s/format", tdir, sys,
+				     events[i]) >= sizeof(path))
+			continue;
+		fmt = read_file(path, &len);
+		if (fmt && len > 0)
+			tep_parse_event(tep, fmt, (unsigned long)len, sys);
+		free(fmt);
+	}
+	tracefs_list_free(events);
+}
+
+/*
+ * A tep with this kernel's formats of the wanted systems, as
+ * tracefs_local_events_system builds it but without its kallsyms (about
+ * 0.07 s of sscanf on 120k symbols, read at the first lookup instead:
+ * ksym.h): header_page (none: NULL), the formats of each wanted system
+ * that has an enable file and of ftrace (which has none) if wanted,
+ * printk_formats where there is one, the CPUs the buffers exist for, the
+ * long size of the header page. tdir: the tracing directory.
+ */
+static struct tep_handle *load_formats(const char *tdir, const char *const *wanted)
+{
+	char **systems = tdir ? tracefs_event_systems(tdir) : NULL;
+	struct tep_handle *tep = systems ? tep_alloc() : NULL;
+	char path[4096];
+	char *buf = NULL;
+	int len = 0, cpus, max_cpu = 0;
+	if (tep) {
+		snprintf(path, sizeof(path), "%s/events/header_page", tdir);
+		buf = read_file(path, &len);
+	}
+	if (!buf || len <= 0) {
+		free(buf);
+		tracefs_list_free(systems);
+		if (tep)
+			tep_free(tep);
+		return NULL;
+	}
+	tep_parse_header_page(tep, buf, len, sizeof(long));
+	free(buf);
+	for (int i = 0; systems[i]; i++)
+		if (listed(systems[i], wanted))
+			load_system(tep, tdir, systems[i]);
+	tracefs_list_free(systems);
+	if (listed("ftrace", wanted))
+		load_system(tep, tdir, "ftrace");
+	snprintf(path, sizeof(path), "%s/printk_formats", tdir);
+	if ((buf = read_file(path, &len)) && len > 0)
+		tep_parse_printk_formats(tep, buf);
+	free(buf);
+	/* the buffers that exist (per_cpu/cpuN), up to the CPUs configured */
+	cpus = (int)sysconf(_SC_NPROCESSORS_CONF);
+	for (int i = 0; !cpus || i < cpus; i++) {
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/per_cpu/cpu%d", tdir, i);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			max_cpu = i + 1;
+		else if (i >= cpus)
+			break;
+	}
+	tep_set_cpus(tep, max_cpu ? max_cpu : cpus);
+	tep_set_long_size(tep, tep_get_header_page_size(tep));
+	return tep;
+}
+
 const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 			   const char *const *systems, const char *dir, int map)
 {
@@ -357,9 +471,10 @@ const char *dp_rawbuf_open(struct dp_rawbuf *rb, struct tracefs_instance *ti,
 		sys[ns] = systems[ns];
 	sys[ns++] = "ftrace";
 	sys[ns] = NULL;
-	rb->tep = tracefs_local_events_system(dir, sys);
+	rb->tep = load_formats(dir ? dir : tracefs_tracing_dir(), sys);
 	if (!rb->tep)
 		return "cannot load the event formats (events/header_page, formats)";
+	dp_ksyms_init(&rb->syms, rb->tep, 1);
 	tracefs_load_cmdlines(dir, rb->tep);
 	fail = open_buffers(rb, ti);
 	if (fail || !map)

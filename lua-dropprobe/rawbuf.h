@@ -18,6 +18,8 @@
 
 #include <poll.h>
 
+#include "ksym.h"
+
 struct tracefs_instance;
 struct tep_handle;
 struct kbuffer;
@@ -25,6 +27,7 @@ struct dp_rbmap;
 
 struct dp_rawbuf {
 	struct tep_handle *tep; /* the formats of the systems asked for, and ftrace */
+	struct dp_ksyms syms;   /* tep's symbols: /proc/kallsyms, read at the first lookup */
 	int ncpu;
 	int *fds;
 	struct pollfd *pfd;

@@ -70,7 +70,7 @@ static const char *dat_setup(lua_State *L, struct src_dat *s, const char *path)
 	const char *fail = dp_datin_open(&s->in, path);
 	if (fail)
 		return fail;
-	fail = dp_decoder_init(L, &s->dec, dp_datin_tep(&s->in), 0, 0);
+	fail = dp_decoder_init(L, &s->dec, &s->in.syms, 0, 0);
 	s->dec.from_file = 1;
 	return fail;
 }

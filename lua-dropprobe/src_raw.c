@@ -108,7 +108,7 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 	if (fail)
 		return fail;
 	lua_getfield(L, opts, "symbols");
-	fail = dp_decoder_init(L, &s->dec, s->rb.tep, 0, lua_istable(L, -1) ? lua_gettop(L) : 0);
+	fail = dp_decoder_init(L, &s->dec, &s->rb.syms, 0, lua_istable(L, -1) ? lua_gettop(L) : 0);
 	lua_pop(L, 1);
 	if (fail)
 		return fail;

@@ -284,10 +284,9 @@ static int push_code(lua_State *L, struct dp_textdec *t, struct dp_span v)
 	char buf[512];
 	if (!t || !t->live || !t->tep || !dp_span_hex(v, &a) || a < 0xffff800000000000ULL)
 		return 0;
-	if (!t->kallsyms) {
-		t->kallsyms = dp_ksym_load(t->tep) == 0 ? 1 : -1;
-	}
-	if (t->kallsyms < 0 || !dp_ksym_format(t->tep, a, 1, buf, sizeof(buf)))
+	if (!t->syms.tep)
+		dp_ksyms_init(&t->syms, t->tep, 1);
+	if (!dp_ksym_format(&t->syms, a, 1, buf, sizeof(buf)))
 		return 0;
 	lua_pushstring(L, buf);
 	return 1;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "comm.h"
+#include "ksym.h"
 #include "lines.h"
 #include "source.h"
 
@@ -27,7 +28,7 @@ struct dp_textdec {
 	int live;       /* a live pipe: unknown comms are looked up after the batch */
 	long long bad_lines;
 	struct tep_handle *tep; /* the formats read so far */
-	int kallsyms;           /* loaded into tep: 1, failed: -1, not yet: 0 */
+	struct dp_ksyms syms;   /* tep's symbols, from /proc/kallsyms at the first code address */
 	char *formats_dir;      /* tracefs directory to read them from, or NULL */
 	struct dp_misses misses;
 };
