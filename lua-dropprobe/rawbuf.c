@@ -410,7 +410,8 @@ static void load_system(struct tep_handle *tep, const char *tdir, const char *sy
  * A tep with this kernel's formats of the wanted systems, as
  * tracefs_local_events_system builds it but without its kallsyms (about
  * 0.07 s of sscanf on 120k symbols, read at the first lookup instead:
- * ksym.h): header_page (none: NULL), the formats of each wanted system
+ * ksym.h): header_page (none: NULL; an empty one is no failure, as
+ * there), the formats of each wanted system
  * that has an enable file and of ftrace (which has none) if wanted,
  * printk_formats where there is one, the CPUs the buffers exist for, the
  * long size of the header page. tdir: the tracing directory.
@@ -419,21 +420,21 @@ static struct tep_handle *load_formats(const char *tdir, const char *const *want
 {
 	char **systems = tdir ? tracefs_event_systems(tdir) : NULL;
 	struct tep_handle *tep = systems ? tep_alloc() : NULL;
+	struct stat st;
 	char path[4096];
 	char *buf = NULL;
 	int len = 0, cpus, max_cpu = 0;
-	if (tep) {
+	if (tep)
 		snprintf(path, sizeof(path), "%s/events/header_page", tdir);
-		buf = read_file(path, &len);
-	}
-	if (!buf || len <= 0) {
-		free(buf);
+	if (!tep || stat(path, &st) < 0) {
 		tracefs_list_free(systems);
 		if (tep)
 			tep_free(tep);
 		return NULL;
 	}
-	tep_parse_header_page(tep, buf, len, sizeof(long));
+	/* one that exists but reads empty (a fake tree's) is no failure */
+	if ((buf = read_file(path, &len)) && len > 0)
+		tep_parse_header_page(tep, buf, len, sizeof(long));
 	free(buf);
 	for (int i = 0; systems[i]; i++)
 		if (listed(systems[i], wanted))
@@ -448,7 +449,6 @@ static struct tep_handle *load_formats(const char *tdir, const char *const *want
 	/* the buffers that exist (per_cpu/cpuN), up to the CPUs configured */
 	cpus = (int)sysconf(_SC_NPROCESSORS_CONF);
 	for (int i = 0; !cpus || i < cpus; i++) {
-		struct stat st;
 		snprintf(path, sizeof(path), "%s/per_cpu/cpu%d", tdir, i);
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			max_cpu = i + 1;
