@@ -3,11 +3,15 @@
  */
 #include "ksym.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event-parse.h>
+
+#include "lines.h"
 
 void dp_ksyms_init(struct dp_ksyms *k, struct tep_handle *tep, int lazy)
 {
@@ -50,91 +54,90 @@ static int blank(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
+/* What the lines of /proc/kallsyms go into, and whether one was no
+ * kallsyms line (those after it are left, as tep_parse_kallsyms stops). */
+struct kread {
+	struct tep_handle *tep;
+	int bad;
+};
+
 /*
- * The lines of kallsyms text (buf, len bytes, changed in place) into tep:
- * "addr type name[\t[mod]]", as tep_parse_kallsyms reads them (its sscanf
- * "%llx %c %s\t[%s" costs twice as much): the name is the word after the
- * type, the module the word after a tab and '[' less its last character
- * (']'), and absolute symbols ('A', 'a': per-CPU offsets on x86-64) and
- * names starting with '$' (arm's mapping symbols) are left out. Symbols
- * are registered in the order of the text, as tep_parse_kallsyms does, so
- * that of several at one address the same one names it. 0, or -1 at a
- * line that is not kallsyms (those before it are kept, as there).
+ * One line of kallsyms text into tep: "addr type name[\t[mod]]", as
+ * tep_parse_kallsyms reads it (its sscanf "%llx %c %s\t[%s" costs twice
+ * as much): the name is the word after the type, the module the word
+ * after a tab and '[' less its last character (']'), and absolute symbols
+ * ('A', 'a': per-CPU offsets on x86-64) and names starting with '$'
+ * (arm's mapping symbols) are left out. Lines are taken in the order of
+ * the text, as there, so that of several symbols at one address the same
+ * one names it. An empty line is skipped (strtok_r skips it there).
  */
-static int parse_kallsyms(struct tep_handle *tep, char *buf, size_t len)
+static void kallsyms_line(void *ctx, const char *text, size_t n)
 {
-	char *p = buf, *end = buf + len;
-	while (p < end) {
-		char *nl = memchr(p, '\n', (size_t)(end - p));
-		char *q, *name, *name_end, *mod = NULL;
-		unsigned long long addr;
-		char type;
-		if (!nl)
-			nl = end;
-		*nl = 0;
-		if (nl == p) { /* an empty line, skipped as strtok_r skips it */
-			p = nl + 1;
-			continue;
-		}
-		addr = strtoull(p, &q, 16);
-		if (q == p)
-			return -1;
-		while (blank(*q))
-			q++;
-		type = *q;
-		if (!type)
-			return -1;
-		q++;
-		while (blank(*q))
-			q++;
-		name = q;
-		while (*q && !blank(*q))
-			q++;
-		if (q == name)
-			return -1;
-		name_end = q;
-		if (q[0] == '\t' && q[1] == '[') {
-			char *m = q + 2, *e = m;
-			while (*e && !blank(*e))
-				e++;
-			if (e > m) {
-				e[-1] = 0;
-				mod = m;
-			}
-		}
-		*name_end = 0;
-		if (name[0] != '$' && type != 'A' && type != 'a')
-			tep_register_function(tep, name, addr, mod);
-		p = nl + 1;
+	struct kread *k = ctx;
+	char line[1024], *p = line, *q, *name, *name_end, *mod = NULL;
+	unsigned long long addr;
+	char type;
+	if (k->bad || n == 0)
+		return;
+	if (n >= sizeof(line)) { /* a name is at most 512 bytes there */
+		k->bad = 1;
+		return;
 	}
-	return 0;
+	memcpy(line, text, n);
+	line[n] = 0;
+	addr = strtoull(p, &q, 16);
+	if (q == p)
+		goto bad;
+	while (blank(*q))
+		q++;
+	type = *q;
+	if (!type)
+		goto bad;
+	q++;
+	while (blank(*q))
+		q++;
+	name = q;
+	while (*q && !blank(*q))
+		q++;
+	if (q == name)
+		goto bad;
+	name_end = q;
+	if (q[0] == '\t' && q[1] == '[') {
+		char *m = q + 2, *e = m;
+		while (*e && !blank(*e))
+			e++;
+		if (e > m) {
+			e[-1] = 0;
+			mod = m;
+		}
+	}
+	*name_end = 0;
+	if (name[0] != '$' && type != 'A' && type != 'a')
+		tep_register_function(k->tep, name, addr, mod);
+	return;
+bad:
+	k->bad = 1;
 }
 
 int dp_ksym_load(struct tep_handle *tep)
 {
-	FILE *f = fopen("/proc/kallsyms", "re");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-	int rc = -1;
-	if (!f)
+	/* read and taken a line at a time through one small buffer: the
+	 * text (5 MB on a distribution kernel) is never held whole */
+	struct kread k = {.tep = tep};
+	struct dp_lines b;
+	ssize_t r;
+	int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return -1;
-	for (;;) {
-		if (cap - len < 65536) {
-			char *nb = realloc(buf, cap ? cap * 2 : 1 << 20);
-			if (!nb)
-				goto out;
-			buf = nb;
-			cap = cap ? cap * 2 : 1 << 20;
-		}
-		n = fread(buf + len, 1, cap - len - 1, f);
-		if (n == 0)
-			break;
-		len += n;
+	if (dp_lines_init(&b, 1 << 16, 0) < 0) {
+		close(fd);
+		return -1;
 	}
-	buf[len] = 0;
-	rc = parse_kallsyms(tep, buf, len);
-out:
-	free(buf);
-	fclose(f);
-	return rc;
+	while ((r = dp_lines_read(&b, fd)) > 0)
+		dp_lines_each(&b, 0, kallsyms_line, &k);
+	if (r == 0)
+		dp_lines_each(&b, 1, kallsyms_line, &k);
+	dp_lines_free(&b);
+	close(fd);
+	return r < 0 || k.bad ? -1 : 0;
 }
