@@ -26,10 +26,11 @@ DEB_PACKAGES = lua5.4 liblua5.4-dev libtracefs-dev libtraceevent-dev libtracecmd
 all: build
 
 # the module in place (build/dropprobe/core.so) for tests and the demo,
-# the C test drivers of the text parser and of the counting table, and the
+# the C test drivers of the text parser, of the counting table and of
+# the kallsyms reader, and the
 # loopback flood (bench/flood.c: senders pinned to every CPU) of the storm
 # specs and the bench
-build: build/dropprobe/core.so build/parse_driver build/ctable_driver build/flood
+build: build/dropprobe/core.so build/parse_driver build/ctable_driver build/ksym_driver build/flood
 
 build/dropprobe/core.so: $(SRC) $(HDR)
 	@pkg-config --exists --print-errors lua$(LUA_VERSION) $(PC_LIBS)
@@ -47,6 +48,11 @@ build/parse_driver: spec/c/parse_driver.c lua-dropprobe/parse.c lua-dropprobe/pa
 build/ctable_driver: spec/c/ctable_driver.c lua-dropprobe/ctable.c lua-dropprobe/ctable.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -g -Ilua-dropprobe -o $@ spec/c/ctable_driver.c lua-dropprobe/ctable.c
+
+build/ksym_driver: spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/ksym.h lua-dropprobe/lines.c lua-dropprobe/lines.h
+	@mkdir -p build
+	$(CC) $(CFLAGS_W) -O2 -g -Ilua-dropprobe $(shell pkg-config --cflags libtraceevent) -o $@ \
+		spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/lines.c $(shell pkg-config --libs libtraceevent)
 
 # the C core's dependency picture from its object files (nm): each file's
 # layer and what it uses; fails on a dependency circle

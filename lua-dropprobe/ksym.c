@@ -121,12 +121,17 @@ bad:
 
 int dp_ksym_load(struct tep_handle *tep)
 {
+	return dp_ksym_load_file(tep, "/proc/kallsyms");
+}
+
+int dp_ksym_load_file(struct tep_handle *tep, const char *path)
+{
 	/* read and taken a line at a time through one small buffer: the
 	 * text (5 MB on a distribution kernel) is never held whole */
 	struct kread k = {.tep = tep};
 	struct dp_lines b;
 	ssize_t r;
-	int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	if (dp_lines_init(&b, 1 << 16, 0) < 0) {

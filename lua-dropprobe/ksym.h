@@ -37,5 +37,7 @@ int dp_ksym_format(struct dp_ksyms *k, unsigned long long addr, int offset, char
  * the symbols libtraceevent's tep_parse_kallsyms takes, registered in the
  * same order; 0, or -1 where it cannot be read. */
 int dp_ksym_load(struct tep_handle *tep);
+/* The same from a file of kallsyms text (spec/c/ksym_driver.c). */
+int dp_ksym_load_file(struct tep_handle *tep, const char *path);
 
 #endif

@@ -272,4 +272,19 @@ describe("02 text parser", function()
     assert.is_true(dp.core.now() - record_at >= 0.3)
     assert.is_true(ticks >= 5)
   end)
+  it("reads kallsyms as libtraceevent does: the same name, start and size at every address", function()
+    -- ksym.c's own reader against tep_parse_kallsyms, on odd lines
+    -- (absolute symbols, '$' names, modules, an empty line, no last
+    -- newline) and on this kernel's /proc/kallsyms
+    for _, path in ipairs({ "spec/fixtures/kallsyms-odd.txt", "/proc/kallsyms" }) do
+      local p = assert(io.popen("build/ksym_driver " .. path .. " 2>&1"))
+      local out = p:read("a")
+      local ok = p:close()
+      assert.is_true(ok, out)
+      local a, b, n, d = out:match("symbols (%d+) (%d+) lookups (%d+) differ (%d+)")
+      assert.are.equal(a, b, out)
+      assert.are.equal("0", d, out)
+      assert.is_true(tonumber(a) > 0 and tonumber(n) > 0, out)
+    end
+  end)
 end)

@@ -1,0 +1,89 @@
+/*
+ * ksym_driver.c - ksym.c's reading of kallsyms against libtraceevent's
+ * own (tep_parse_kallsyms): the same symbols, and for every address of
+ * the file and a few bytes past it, the same name, start and size.
+ *
+ *   build/ksym_driver FILE   (a kallsyms text, /proc/kallsyms too)
+ *
+ * Prints "symbols A B lookups N differ D"; exits 1 when they differ.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event-parse.h>
+
+#include "ksym.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	size_t cap = 1 << 16, n;
+	char *buf = malloc(cap);
+	*len = 0;
+	if (!f || !buf) {
+		free(buf);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	while ((n = fread(buf + *len, 1, cap - *len - 1, f)) > 0) {
+		*len += n;
+		if (cap - *len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb)
+				break;
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	buf[*len] = 0;
+	fclose(f);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	struct tep_handle *lib = tep_alloc(), *own = tep_alloc();
+	long lookups = 0, differ = 0;
+	size_t len;
+	char *text, *p;
+	int rl, ro;
+	if (argc != 2 || !lib || !own) {
+		fprintf(stderr, "usage: ksym_driver FILE\n");
+		return 2;
+	}
+	text = slurp(argv[1], &len);
+	if (!text) {
+		perror(argv[1]);
+		return 2;
+	}
+	rl = tep_parse_kallsyms(lib, text);
+	ro = dp_ksym_load_file(own, argv[1]);
+	for (p = text; *p;) {
+		char *nl = strchr(p, '\n');
+		unsigned long long a = strtoull(p, NULL, 16);
+		for (int off = 0; off <= 14; off += 7) {
+			const char *n1 = NULL, *n2 = NULL;
+			unsigned long long s1 = 0, s2 = 0;
+			unsigned long z1 = 0, z2 = 0;
+			int f1 = tep_find_function_info(lib, a + off, &n1, &s1, &z1);
+			int f2 = tep_find_function_info(own, a + off, &n2, &s2, &z2);
+			lookups++;
+			if (f1 != f2 || (f1 && (strcmp(n1, n2) != 0 || s1 != s2 || z1 != z2))) {
+				if (differ++ < 5)
+					fprintf(stderr, "%llx: %s+%llx/%lx against %s+%llx/%lx\n", a + off,
+						n1 ? n1 : "-", s1, z1, n2 ? n2 : "-", s2, z2);
+			}
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	printf("symbols %d %d lookups %ld differ %ld status %d %d\n", tep_get_function_count(lib),
+	       tep_get_function_count(own), lookups, differ, rl, ro);
+	free(text);
+	tep_free(lib);
+	tep_free(own);
+	return differ || rl != ro || tep_get_function_count(lib) != tep_get_function_count(own) ? 1 : 0;
+}
