@@ -24,6 +24,8 @@ void dp_ksyms_need(struct dp_ksyms *k)
 	if (k && k->tep && k->pending) {
 		k->pending = 0; /* once, whether it could be read or not */
 		dp_ksym_load(k->tep);
+		/* libtraceevent sorts its symbols at the first lookup: now */
+		tep_find_function(k->tep, 0);
 	}
 }
 

@@ -26,9 +26,11 @@ struct dp_ksyms {
 /* Set k up over tep; with lazy, /proc/kallsyms is read into tep at the
  * first dp_ksym_format (tep must hold no symbols yet). */
 void dp_ksyms_init(struct dp_ksyms *k, struct tep_handle *tep, int lazy);
-/* Read the symbols k still waits for now: before the tep names an
- * address other than through dp_ksym_format (a libtraceevent filter
- * comparing a pointer field with a string names it by tep_find_function). */
+/* Read (and sort) the symbols k still waits for now: before the tep
+ * names an address other than through dp_ksym_format (a libtraceevent
+ * filter comparing a pointer field with a string names it by
+ * tep_find_function), and before a live reader's first read, so that a
+ * flood is not held up at its first record (about 0.07 s). */
 void dp_ksyms_need(struct dp_ksyms *k);
 /* "sym+0xoff/0xsize" (or "sym" without offset) of addr into buf; 1 when
  * the tep's kallsyms names it, else 0 and "0x<addr>". */

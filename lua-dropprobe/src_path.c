@@ -653,6 +653,9 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
 	fail = dp_rawbuf_open(&s->rb, s->inst->ti, systems, dp_tracing_dir_arg(), 1);
 	if (fail)
 		return fail;
+	/* the symbols before the first read (a drop's location, and a
+	 * condition on a pointer field against a string names it by them) */
+	dp_ksyms_need(&s->rb.syms);
 	fail = dp_decoder_init(L, &s->dec, &s->rb.syms, 0, 0);
 	if (fail)
 		return fail;
@@ -669,9 +672,6 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
 	if (cond && *cond) {
 		enum tep_errno r;
 		char *expr;
-		/* a condition on a pointer field against a string ("location ~
-		 * \"udp*\"") names it from the tep's kallsyms */
-		dp_ksyms_need(&s->rb.syms);
 		s->drop_filter = tep_filter_alloc(s->rb.tep);
 		if (!s->drop_filter || asprintf(&expr, "skb/kfree_skb:%s", cond) < 0)
 			return "out of memory";

@@ -107,6 +107,9 @@ static const char *raw_setup(lua_State *L, struct src_raw *s, int opts)
 			      dp_opt_boolean(L, opts, "map", 1));
 	if (fail)
 		return fail;
+	/* a record names its addresses (a drop's location): the symbols are
+	 * read now, not in the middle of the first burst of events */
+	dp_ksyms_need(&s->rb.syms);
 	lua_getfield(L, opts, "symbols");
 	fail = dp_decoder_init(L, &s->dec, &s->rb.syms, 0, lua_istable(L, -1) ? lua_gettop(L) : 0);
 	lua_pop(L, 1);
