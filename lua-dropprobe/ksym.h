@@ -13,10 +13,12 @@ struct tep_handle;
 /*
  * The symbols of one tep. A tep built from this kernel's formats without
  * its kallsyms (a live reader's, rawbuf.c) has /proc/kallsyms read into it
- * at the first lookup, so a reader that never names an address does not
- * pay for it; a trace.dat's tep holds the file's own and is used as is.
- * Every lookup of that tep must go through dp_ksym_format: libtraceevent
- * sorts the symbols at its first lookup and ignores any added after it.
+ * at the first lookup (a counter's) or by dp_ksyms_need (a record
+ * reader's, when it opens), so a counter that never names an address does
+ * not pay for it; a trace.dat's tep holds the file's own and is used as
+ * is. Every lookup of that tep must go through dp_ksym_format or come
+ * after dp_ksyms_need: libtraceevent sorts the symbols at its first lookup
+ * and ignores any added after it.
  */
 struct dp_ksyms {
 	struct tep_handle *tep;
