@@ -883,7 +883,7 @@ static int count_text(lua_State *L)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return fail_counter(L, c, path, strerror(errno));
-	if (dp_lines_init(&b, 1 << 20, 0) < 0) {
+	if (dp_lines_init(&b, DP_LINES_BUF, 0) < 0) {
 		close(fd);
 		return fail_counter(L, c, path, "out of memory");
 	}

@@ -10,6 +10,11 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The buffer of every reader of trace text: a longer line is no trace
+ * line (the kernel prints an entry into one page), and every reader of
+ * the same text leaves the same lines out. */
+#define DP_LINES_BUF 65536
+
 struct dp_lines {
 	char *buf;
 	size_t len, cap;

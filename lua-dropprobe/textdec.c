@@ -18,11 +18,10 @@
 #include "parse.h"
 #include "record.h"
 
-#define TEXT_BUF 65536
 /* what one read may add: a feed makes the records of at most this much
  * text (about 50 drops), which the reader takes while they are still in
  * the CPU's cache, and fewer of them outlive a young collection (64 KB at
- * once: about 10% slower offline). A longer line still grows to TEXT_BUF
+ * once: about 10% slower offline). A longer line still grows to DP_LINES_BUF
  * over several reads. Saved files only: a live trace_pipe read shorter
  * than what the kernel has may end inside an entry. */
 #define TEXT_READ 8192
@@ -57,7 +56,7 @@ int dp_textdec_init(struct dp_textdec *t, const char *formats_dir, int live)
 	t->live = live;
 	/* a live trace_pipe read ends on an entry only when it may take
 	 * what the kernel has (a page or two): no cap there */
-	if (dp_lines_init(&t->lines, TEXT_BUF, live ? 0 : TEXT_READ) < 0)
+	if (dp_lines_init(&t->lines, DP_LINES_BUF, live ? 0 : TEXT_READ) < 0)
 		return -1;
 	if (formats_dir)
 		t->formats_dir = strdup(formats_dir);

@@ -271,12 +271,21 @@ describe("02 text parser", function()
     assert.are.equal(1, got)
     assert.is_true(dp.core.now() - record_at >= 0.3)
     assert.is_true(ticks >= 5)
+    -- on_tick without tick: once, at the end
+    reads, ticks = 0, 0
+    assert.are.equal("idle", pipe.each(quiet, { idle = 0.1, on_tick = function() ticks = ticks + 1 end },
+      function() end))
+    assert.are.equal(1, ticks)
   end)
   it("reads kallsyms as libtraceevent does: the same name, start and size at every address", function()
     -- ksym.c's own reader against tep_parse_kallsyms, on odd lines
     -- (absolute symbols, '$' names, modules, an empty line, no last
     -- newline) and on this kernel's /proc/kallsyms
-    for _, path in ipairs({ "spec/fixtures/kallsyms-odd.txt", "/proc/kallsyms" }) do
+    local paths = { "spec/fixtures/kallsyms-odd.txt" }
+    -- this kernel's, where its addresses are shown (root, kptr_restrict)
+    local first = io.open("/proc/kallsyms"):read("l") or ""
+    if not first:match("^0+ ") then paths[2] = "/proc/kallsyms" end
+    for _, path in ipairs(paths) do
       local p = assert(io.popen("build/ksym_driver " .. path .. " 2>&1"))
       local out = p:read("a")
       local ok = p:close()

@@ -233,6 +233,7 @@ describe("06 raw records", function()
       end
       assert.are.equal(25, snmp.delta(s0, snmp.read(), "Udp.NoPorts"), ("map = %s"):format(map))
       assert.are.equal(0, pipe:stats().lost)
+      assert.are.equal(map and kernel.has("ring_buffer_map_get_reader"), pipe:stats().mapped > 0)
       pipe:close()
       inst:close()
     end

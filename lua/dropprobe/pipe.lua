@@ -73,8 +73,8 @@ function M.clock(opts, step, max_wait)
   local now = core.now()
   local deadline = opts.duration and now + opts.duration
   local tick, on_tick, idle = opts.tick, opts.on_tick, opts.idle
-  local next_tick = tick and now + tick
-  local quiet_since = now
+  local next_tick = tick and on_tick and now + tick
+  local quiet_since, stepped = now, false
   local function ended(why)
     if on_tick then on_tick(core.now()) end
     return why
@@ -87,12 +87,13 @@ function M.clock(opts, step, max_wait)
       next_tick = now + tick
     end
     if deadline and now >= deadline then return ended("duration") end
-    if idle and now - quiet_since >= idle then return ended("idle") end
+    if idle and stepped and now - quiet_since >= idle then return ended("idle") end
     local wait = max_wait or 0.25
     if deadline and deadline - now < wait then wait = deadline - now end
     if next_tick and next_tick - now < wait then wait = next_tick - now end
     if idle and quiet_since + idle - now < wait then wait = quiet_since + idle - now end
     local came, why = step(math.max(0, wait))
+    stepped = true
     if came then
       quiet_since = nil -- from the next reading of the clock
     elseif came == nil then
@@ -123,7 +124,7 @@ function M.each(pipe, opts, fn)
   end
   if opts.ready then opts.ready() end
   local read = pipe.read
-  if not opts.duration and not opts.tick then
+  if not opts.duration and not opts.tick and not opts.on_tick then
     -- nothing to do between records but call fn: no clock read per record
     local wait, idle = opts.idle or 0.25, opts.idle
     while true do
