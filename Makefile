@@ -75,7 +75,7 @@ build/fuzz_parse: fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/parse.h 
 	@mkdir -p build/fuzz-corpus
 	$(FUZZ_CC) -o $@ fuzz/fuzz_parse.c lua-dropprobe/parse.c lua-dropprobe/packet.c lua-dropprobe/pcapng.c
 
-RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/ksym.c lua-dropprobe/parse.c \
+RAW_SRC = lua-dropprobe/decode.c lua-dropprobe/format.c lua-dropprobe/ksym.c lua-dropprobe/lines.c lua-dropprobe/parse.c \
 	lua-dropprobe/record.c lua-dropprobe/join.c lua-dropprobe/packet.c lua-dropprobe/pktfilter.c
 build/fuzz_raw: fuzz/fuzz_raw.c $(RAW_SRC) $(HDR)
 	@mkdir -p build/fuzz-raw-corpus

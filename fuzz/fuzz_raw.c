@@ -21,12 +21,14 @@
 
 #include "../lua-dropprobe/decode.h"
 #include "../lua-dropprobe/join.h"
+#include "../lua-dropprobe/ksym.h"
 #include "../lua-dropprobe/record.h"
 
 #define PAGE 4096
 
 static lua_State *L;
 static struct tep_handle *tep;
+static struct dp_ksyms syms; /* none: addresses stay hex, as a tep without kallsyms gives them */
 static struct dp_decoder dec;
 
 static char *slurp(const char *path, size_t *n)
@@ -78,7 +80,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	lua_newtable(L);
 	dp_record_open(L);
 	lua_pop(L, 1);
-	if (dp_decoder_init(L, &dec, tep, 0, 0)) {
+	dp_ksyms_init(&syms, tep, 0);
+	if (dp_decoder_init(L, &dec, &syms, 0, 0)) {
 		fprintf(stderr, "fuzz_raw: decoder refused the fixture formats\n");
 		exit(1);
 	}
@@ -137,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (++runs % 20000 == 0) { /* the caches grow with random pids and addresses */
 		dp_decoder_free(L, &dec);
 		lua_gc(L, LUA_GCCOLLECT);
-		if (dp_decoder_init(L, &dec, tep, 0, 0))
+		if (dp_decoder_init(L, &dec, &syms, 0, 0))
 			abort();
 	}
 	memset(page, 0, sizeof(page));
