@@ -347,37 +347,6 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 
 static const char *open_buffers(struct dp_rawbuf *rb, struct tracefs_instance *ti);
 
-/* The whole of file path (tracefs files stat as empty: read to the end),
- * NUL-terminated, its length in *len; NULL where it cannot be read. */
-static char *read_file(const char *path, int *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t n = 0, cap = 8192;
-	char *buf;
-	ssize_t r;
-	if (fd < 0)
-		return NULL;
-	buf = malloc(cap);
-	while (buf && (r = read(fd, buf + n, cap - n - 1)) > 0) {
-		n += (size_t)r;
-		if (cap - n < 4096) {
-			char *nb = cap > (1u << 26) ? NULL : realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	close(fd);
-	if (buf)
-		buf[n] = 0;
-	*len = (int)n;
-	return buf;
-}
-
 static int listed(const char *name, const char *const *names)
 {
 	for (; names && *names; names++)
@@ -391,14 +360,9 @@ static int listed(const char *name, const char *const *names)
 static void load_system(struct tep_handle *tep, const char *tdir, const char *sys)
 {
 	char **events = tracefs_system_events(tdir, sys);
-	char path[4096];
 	for (int i = 0; events && events[i]; i++) {
 		int len = 0;
-		char *fmt;
-		if ((size_t)snprintf(path, sizeof(path), "%s/events/%s/%s/format", tdir, sys,
-				     events[i]) >= sizeof(path))
-			continue;
-		fmt = read_file(path, &len);
+		char *fmt = tracefs_event_file_read(NULL, sys, events[i], "format", &len);
 		if (fmt && len > 0)
 			tep_parse_event(tep, fmt, (unsigned long)len, sys);
 		free(fmt);
@@ -414,7 +378,9 @@ static void load_system(struct tep_handle *tep, const char *tdir, const char *sy
  * there), the formats of each wanted system
  * that has an enable file and of ftrace (which has none) if wanted,
  * printk_formats where there is one, the CPUs the buffers exist for, the
- * long size of the header page. tdir: the tracing directory.
+ * long size of the header page. tdir: the tracing directory, which
+ * libtracefs's readers follow (the fake tree is set with
+ * tracefs_set_tracing_dir).
  */
 static struct tep_handle *load_formats(const char *tdir, const char *const *wanted)
 {
@@ -433,7 +399,7 @@ static struct tep_handle *load_formats(const char *tdir, const char *const *want
 		return NULL;
 	}
 	/* one that exists but reads empty (a fake tree's) is no failure */
-	if ((buf = read_file(path, &len)) && len > 0)
+	if ((buf = tracefs_instance_file_read(NULL, "events/header_page", &len)) && len > 0)
 		tep_parse_header_page(tep, buf, len, sizeof(long));
 	free(buf);
 	for (int i = 0; systems[i]; i++)
@@ -442,8 +408,7 @@ static struct tep_handle *load_formats(const char *tdir, const char *const *want
 	tracefs_list_free(systems);
 	if (listed("ftrace", wanted))
 		load_system(tep, tdir, "ftrace");
-	snprintf(path, sizeof(path), "%s/printk_formats", tdir);
-	if ((buf = read_file(path, &len)) && len > 0)
+	if ((buf = tracefs_instance_file_read(NULL, "printk_formats", &len)) && len > 0)
 		tep_parse_printk_formats(tep, buf);
 	free(buf);
 	/* the buffers that exist (per_cpu/cpuN), up to the CPUs configured */
