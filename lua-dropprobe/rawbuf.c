@@ -340,6 +340,7 @@ void dp_rawbuf_close(struct dp_rawbuf *rb)
 	free(rb->missed);
 	free(rb->heap);
 	free(rb->map);
+	dp_ksyms_free(&rb->syms); /* the tep's resolver: before the tep */
 	if (rb->tep)
 		tep_free(rb->tep);
 	memset(rb, 0, sizeof(*rb));

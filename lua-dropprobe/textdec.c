@@ -70,6 +70,7 @@ void dp_textdec_free(struct dp_textdec *t)
 	dp_lines_free(&t->lines);
 	free(t->frames);
 	free(t->formats_dir);
+	dp_ksyms_free(&t->syms); /* the tep's resolver: before the tep */
 	if (t->tep)
 		tep_free(t->tep);
 	dp_misses_free(&t->misses);

@@ -1,7 +1,9 @@
 /*
- * ksym_driver.c - ksym.c's reading of kallsyms against libtraceevent's
+ * ksym_driver.c - ksym.c's table of kallsyms against libtraceevent's
  * own (tep_parse_kallsyms): the same symbols, and for every address of
- * the file and a few bytes past it, the same name, start and size.
+ * the file and a few bytes past it, the same name, start and size; and
+ * the same name and start from a tep that has the table as its function
+ * resolver (what libtraceevent's own lookups see).
  *
  *   build/ksym_driver FILE   (a kallsyms text, /proc/kallsyms too)
  *
@@ -45,6 +47,7 @@ static char *slurp(const char *path, size_t *len)
 int main(int argc, char **argv)
 {
 	struct tep_handle *lib = tep_alloc(), *own = tep_alloc();
+	struct dp_ksyms k;
 	long lookups = 0, differ = 0;
 	size_t len;
 	char *text, *p;
@@ -59,18 +62,21 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	rl = tep_parse_kallsyms(lib, text);
-	ro = dp_ksym_load_file(own, argv[1]);
+	dp_ksyms_init(&k, own, 0);
+	ro = dp_ksym_load_file(&k, argv[1]);
 	for (p = text; *p;) {
 		char *nl = strchr(p, '\n');
 		unsigned long long a = strtoull(p, NULL, 16);
 		for (int off = 0; off <= 14; off += 7) {
-			const char *n1 = NULL, *n2 = NULL;
-			unsigned long long s1 = 0, s2 = 0;
-			unsigned long z1 = 0, z2 = 0;
+			const char *n1 = NULL, *n2 = NULL, *n3 = NULL;
+			unsigned long long s1 = 0, s2 = 0, s3 = 0;
+			unsigned long z1 = 0, z2 = 0, z3 = 0;
 			int f1 = tep_find_function_info(lib, a + off, &n1, &s1, &z1);
-			int f2 = tep_find_function_info(own, a + off, &n2, &s2, &z2);
+			int f2 = dp_ksym_find(&k, a + off, &n2, &s2, &z2);
+			int f3 = tep_find_function_info(own, a + off, &n3, &s3, &z3);
 			lookups++;
-			if (f1 != f2 || (f1 && (strcmp(n1, n2) != 0 || s1 != s2 || z1 != z2))) {
+			if (f1 != f2 || f1 != f3 ||
+			    (f1 && (strcmp(n1, n2) != 0 || s1 != s2 || z1 != z2 || strcmp(n1, n3) != 0 || s1 != s3))) {
 				if (differ++ < 5)
 					fprintf(stderr, "%llx: %s+%llx/%lx against %s+%llx/%lx\n", a + off,
 						n1 ? n1 : "-", s1, z1, n2 ? n2 : "-", s2, z2);
@@ -81,10 +87,11 @@ int main(int argc, char **argv)
 		p = nl + 1;
 	}
 	nl = tep_get_function_count(lib);
-	no = tep_get_function_count(own);
+	no = (int)k.n;
 	printf("symbols %d %d lookups %ld differ %ld status %d %d\n", nl, no, lookups, differ, rl, ro);
 	free(text);
 	tep_free(lib);
+	dp_ksyms_free(&k);
 	tep_free(own);
 	return differ || rl != ro || nl != no ? 1 : 0;
 }
