@@ -159,7 +159,12 @@ build/flood: bench/flood.c
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -o $@ bench/flood.c
 
-bench: deps build
+# the kernel's part of a live reader's start-up and close, without the library
+build/floor: bench/floor.c
+	@mkdir -p build
+	$(CC) $(CFLAGS_W) -O2 -o $@ bench/floor.c
+
+bench: deps build build/floor
 	$(LUA) bench/run.lua $(BENCH_ARGS)
 
 # luarocks builds and installs through these two targets (the rockspec's

@@ -165,6 +165,20 @@ dp_reader("`dropprobe exporter` (textfile every 1 s, in C here)", "exporter")
 dp_reader("start-up and close alone (one drop): dropprobe raw mode", "raw", 1)
 dp_reader("start-up and close alone (one drop): dropprobe count (`dp.hist`, in C here)", "count", 1)
 
+-- the kernel's part of those start-ups and closes, done by a C program
+-- without the library (bench/floor.c): the instance, its buffers, the
+-- filter and the event, /proc/kallsyms read once, the instance removed.
+-- No reader goes below it; it reads no drop.
+do
+  local h = start(("build/floor %s 8192 'reason == %d' 2"):format(dp.tracefs(), NO_SOCKET))
+  h.wait_for("ready")
+  local r = h.finish()
+  assert(r.out:find('"got":0', 1, true), "build/floor failed: " .. r.err)
+  row("the kernel's part of start-up and close alone (`build/floor`: instance, 8 MB buffers, filter, "
+    .. "event, /proc/kallsyms read once; no library, no drop read)", { cpu = r.cpu, wall = (r.wall or 0) - 2,
+    rss = r.rss, nodrops = true })
+end
+
 -- recording to a trace.dat (dropprobe record: the kernel's pages into the
 -- file, nothing decoded) against cat of the same trace_pipe into a file
 do
@@ -442,7 +456,10 @@ for _, r in ipairs(rows) do
   else
     local check = adds_up(r)
     if r.mismatch then mismatches = mismatches + 1 end
-    if r.cpu then
+    if r.nodrops then
+      t[#t + 1] = ("| %s | - | - | - | - | %.2f | %.2f | %.2f | %.1f |"):format(r.name, r.cpu,
+        r.cpu / (cat[1] or r.cpu), r.wall or 0, (r.rss or 0) / 1024)
+    elseif r.cpu then
       local base = cat[r.senders or 1]
       t[#t + 1] = ("| %s | %d | %s | %s | %s | %.2f | %s | %s | %.1f |"):format(r.name, r.kernel or 0,
         tostring(r.got or "?"), tostring(r.lost or "?"), check, r.cpu or 0,

@@ -10,6 +10,8 @@
 #include <event-parse.h>
 #include <trace-cmd.h>
 
+#include "parse.h"
+
 const char *dp_datin_open(struct dp_datin *d, const char *path)
 {
 	struct tracecmd_input *top;
@@ -38,7 +40,7 @@ const char *dp_datin_open(struct dp_datin *d, const char *path)
 	if (!tep)
 		return "no event formats in the file";
 	dp_ksyms_init(&d->syms, tep, 0);
-	if (tep_get_cpus(tep) <= 0 || tep_get_cpus(tep) > 65536)
+	if (tep_get_cpus(tep) <= 0 || tep_get_cpus(tep) > DP_CPU_MAX + 1)
 		return "bad CPU count";
 	return NULL;
 }
@@ -58,7 +60,7 @@ static int one(struct tracecmd_input *h, struct tep_record *rec, int cpu, void *
 {
 	struct feed *f = data;
 	(void)h;
-	if (cpu < 0 || cpu > 65535)
+	if (cpu < 0 || cpu > DP_CPU_MAX)
 		return 0;
 	if (rec->missed_events)
 		f->k->lost(f->k, cpu, rec->missed_events);

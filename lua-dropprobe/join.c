@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parse.h"
 #include "record.h"
 
 void dp_waits_free(struct dp_waits *w)
@@ -19,7 +20,7 @@ int dp_waits_room(struct dp_waits *w, int cpu)
 {
 	int n;
 	int *nh;
-	if (cpu < 0 || cpu > 65535)
+	if (cpu < 0 || cpu > DP_CPU_MAX)
 		return -1;
 	if (cpu < w->n)
 		return 0;
@@ -90,7 +91,7 @@ void dp_join_cpus(lua_State *L, struct dp_join *j, int ncpu)
 {
 	if (ncpu <= j->ncpu)
 		return;
-	if (ncpu > 65536)
+	if (ncpu > DP_CPU_MAX + 1)
 		luaL_error(L, "CPU number %d out of range", ncpu - 1);
 	if (dp_waits_room(&j->waits, ncpu - 1) < 0)
 		luaL_error(L, "out of memory");
