@@ -5,7 +5,8 @@
  * the event enabled; then /proc/kallsyms read once (what names a drop's
  * location), the event disabled and the instance removed. No event is
  * read. Prints "ready" once set up, waits SECONDS (a reader's quiet spell
- * at the end), prints {"got":0,"lost":0}.
+ * at the end), and once the instance is gone prints {"got":0,"lost":0}
+ * (exit 0); anything that fails is said on stderr (exit 1).
  *
  *   floor TRACING_DIR BUFFER_KB FILTER [SECONDS]
  *
@@ -42,8 +43,12 @@ static int put(const char *file, const char *text)
 static int done(int rc)
 {
 	put("events/skb/kfree_skb/enable", "0");
-	if (rmdir(inst) < 0)
+	if (rmdir(inst) < 0) {
 		fprintf(stderr, "floor: rmdir %s: %s\n", inst, strerror(errno));
+		return 1;
+	}
+	if (rc == 0)
+		printf("{\"got\":0,\"lost\":0}\n");
 	return rc;
 }
 
@@ -78,8 +83,5 @@ int main(int argc, char **argv)
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		;
 	close(fd);
-	if (n < 0)
-		return done(1);
-	printf("{\"got\":0,\"lost\":0}\n");
-	return done(0);
+	return done(n < 0 ? 1 : 0);
 }

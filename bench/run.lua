@@ -58,6 +58,9 @@ local function start(cmd)
     local t = dp.now() + (timeout or 30)
     while not h.output():find(text, 1, true) do
       if dp.now() > t then error("timed out waiting for " .. text .. ": " .. (slurp(base .. ".err") or "")) end
+      if h.exited() and not h.output():find(text, 1, true) then
+        error(text .. " never came, it ended: " .. (slurp(base .. ".err") or ""))
+      end
       socket.sleep(0.02)
     end
   end

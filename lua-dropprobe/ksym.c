@@ -310,18 +310,18 @@ int dp_ksym_load_file(struct dp_ksyms *k, const char *path)
 		dp_lines_each(&b, 1, kallsyms_line, &r);
 	dp_lines_free(&b);
 	close(fd);
-	if (r.n) {
+	if (r.n && (!k->tep || tep_set_function_resolver(k->tep, resolve, k) == 0)) {
 		order(r.ent, r.n);
 		r.ent[r.n].addr = 0; /* the entry after the last, as there */
 		r.ent[r.n].name = r.ent[r.n].mod = 0;
 		k->ent = r.ent;
 		k->n = r.n;
 		k->names = r.names;
-		if (k->tep)
-			tep_set_function_resolver(k->tep, resolve, k);
-	} else {
-		free(r.ent);
-		free(r.names);
+		return got < 0 || r.bad ? -1 : 0;
 	}
-	return got < 0 || r.bad ? -1 : 0;
+	/* none, or no resolver: no symbols for the tep nor for k, rather
+	 * than some lookups naming what others do not */
+	free(r.ent);
+	free(r.names);
+	return r.n ? -1 : (got < 0 || r.bad ? -1 : 0);
 }

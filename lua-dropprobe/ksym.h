@@ -55,8 +55,9 @@ int dp_ksym_format(struct dp_ksyms *k, unsigned long long addr, int offset, char
 /* Read a file of kallsyms text (/proc/kallsyms: dp_ksyms_need) into k,
  * the symbols libtraceevent's tep_parse_kallsyms takes, and make the
  * table k->tep's resolver (when k has a tep); 0, or -1 where it cannot
- * be read or a line is no kallsyms line (the lines before it are kept,
- * as there). k must hold no table yet. */
+ * be read, a line is no kallsyms line or memory ran out (the lines before
+ * it are kept: there a bad line ends the reading too), or the resolver
+ * cannot be set (then nothing is kept). k must hold no table yet. */
 int dp_ksym_load_file(struct dp_ksyms *k, const char *path);
 
 #endif

@@ -294,4 +294,21 @@ describe("06 raw records", function()
     end
     state.assert_same(before)
   end)
+
+  live_it("names this kernel's addresses as libtraceevent does: the same name, start and size #live", function()
+    -- ksym.c's table of /proc/kallsyms (what names a record's location and
+    -- stack) against tep_parse_kallsyms over the same text, at every
+    -- symbol's address and two past it; a distribution kernel's modules
+    -- come after its own symbols, out of order, and sort here
+    local before = state.snapshot()
+    local p = assert(io.popen("build/ksym_driver /proc/kallsyms 2>&1"))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    local a, b, n, d = out:match("symbols (%d+) (%d+) lookups (%d+) differ (%d+)")
+    assert.are.equal(a, b, out)
+    assert.are.equal("0", d, out)
+    assert.is_true(tonumber(a) > 1000 and tonumber(n) > 3000, out)
+    state.assert_same(before)
+  end)
 end)

@@ -78,8 +78,9 @@ int main(int argc, char **argv)
 			if (f1 != f2 || f1 != f3 ||
 			    (f1 && (strcmp(n1, n2) != 0 || s1 != s2 || z1 != z2 || strcmp(n1, n3) != 0 || s1 != s3))) {
 				if (differ++ < 5)
-					fprintf(stderr, "%llx: %s+%llx/%lx against %s+%llx/%lx\n", a + off,
-						n1 ? n1 : "-", s1, z1, n2 ? n2 : "-", s2, z2);
+					fprintf(stderr, "%llx: %s+%llx/%lx against %s+%llx/%lx (resolver %s+%llx)\n",
+						a + off, n1 ? n1 : "-", s1, z1, n2 ? n2 : "-", s2, z2,
+						n3 ? n3 : "-", s3);
 			}
 		}
 		if (!nl)
