@@ -49,10 +49,12 @@ build/ctable_driver: spec/c/ctable_driver.c lua-dropprobe/ctable.c lua-dropprobe
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -g -Ilua-dropprobe -o $@ spec/c/ctable_driver.c lua-dropprobe/ctable.c
 
-build/ksym_driver: spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/ksym.h lua-dropprobe/lines.c lua-dropprobe/lines.h
+build/ksym_driver: spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/ksym.h lua-dropprobe/lines.c lua-dropprobe/lines.h \
+		lua-dropprobe/parse.c lua-dropprobe/parse.h
 	@mkdir -p build
 	$(CC) $(CFLAGS_W) -O2 -g -Ilua-dropprobe $(shell pkg-config --cflags libtraceevent) -o $@ \
-		spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/lines.c $(shell pkg-config --libs libtraceevent)
+		spec/c/ksym_driver.c lua-dropprobe/ksym.c lua-dropprobe/lines.c lua-dropprobe/parse.c \
+		$(shell pkg-config --libs libtraceevent)
 
 # the C core's dependency picture from its object files (nm): each file's
 # layer and what it uses; fails on a dependency circle

@@ -13,6 +13,7 @@
 #include <event-parse.h>
 
 #include "lines.h"
+#include "parse.h"
 
 /* One symbol: its address and where its name (and module: 0, none)
  * start in names */
@@ -119,17 +120,6 @@ static int blank(char c)
 	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* What the lines of /proc/kallsyms go into: the table and its names
  * while they grow, and whether one was no kallsyms line (those after it
  * are left, as tep_parse_kallsyms stops) */
@@ -198,7 +188,7 @@ static void kallsyms_line(void *ctx, const char *text, size_t n)
 	struct kread *r = ctx;
 	char line[1024], *p = line, *q, *name, *name_end, *mod = NULL;
 	unsigned long long addr;
-	size_t modn = 0;
+	size_t modn = 0, d;
 	char type;
 	if (r->bad || n == 0)
 		return;
@@ -208,16 +198,12 @@ static void kallsyms_line(void *ctx, const char *text, size_t n)
 	}
 	memcpy(line, text, n);
 	line[n] = 0;
-	/* up to 16 hex digits and a blank, read here (strtoull is a tenth of
-	 * the reading); anything else as strtoull reads it */
-	addr = 0;
-	for (q = p; q - p < 16; q++) {
-		int v = hex_digit(*q);
-		if (v < 0)
-			break;
-		addr = addr << 4 | (unsigned)v;
-	}
-	if (q == p || !blank(*q))
+	/* up to 16 hex digits and a blank by parse.c (strtoull took a tenth
+	 * of the reading); anything else as strtoull reads it */
+	d = strspn(p, "0123456789abcdefABCDEF");
+	if (d > 0 && blank(p[d]) && dp_span_hex((struct dp_span){p, d}, &addr))
+		q = p + d;
+	else
 		addr = strtoull(p, &q, 16);
 	if (q == p)
 		goto bad;
