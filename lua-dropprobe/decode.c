@@ -80,6 +80,7 @@ const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct dp_ksyms 
 	d->cache_ref = LUA_NOREF;
 	d->missed_pid = -1;
 	d->want_port = -1;
+	d->native = tep_is_file_bigendian(tep) == tep_is_local_bigendian(tep);
 	kst = tep_find_event_by_name(tep, "ftrace", "kernel_stack");
 	d->stack_id = kst ? kst->id : -1;
 	if (kst) {
@@ -462,6 +463,29 @@ static unsigned long long read_num(struct tep_format_field *f, void *data)
 	return v;
 }
 
+/* read_num for the fields of every record: in place where the records
+ * are in this host's byte order (a live buffer; a trace.dat of a host like
+ * this one), else through libtraceevent, which swaps */
+static inline unsigned long long num(const struct dp_decoder *d, struct tep_format_field *f,
+				     const void *data)
+{
+	const unsigned char *p = (const unsigned char *)data + f->offset;
+	if (d->native) {
+		uint8_t b;
+		uint16_t h;
+		uint32_t w;
+		uint64_t q;
+		switch (f->size) {
+		case 1: memcpy(&b, p, 1); return b;
+		case 2: memcpy(&h, p, 2); return h;
+		case 4: memcpy(&w, p, 4); return w;
+		case 8: memcpy(&q, p, 8); return q;
+		default: break;
+		}
+	}
+	return read_num(f, (void *)data);
+}
+
 /* Where an array or __data_loc field's bytes are, bounded by the record. */
 static void field_span(struct tep_format_field *f, void *data, int size, int *off, int *len)
 {
@@ -818,36 +842,47 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 		return DP_DEC_SKIP;
 	}
 	lua_rawgeti(L, base + W_EV, id); /* the event's cache */
-	lua_createtable(L, 0, 9);
+	/* room for the eight keys every record has, the packet where the
+	 * event has one, and what the source adds; a stack or lost_before
+	 * joined later grows it */
+	lua_createtable(L, 0, 8 + (ei->pkt != NULL) + d->extra_keys);
 	lua_pushvalue(L, base + W_META);
 	lua_setmetatable(L, -2);
-	lua_rawgeti(L, -2, 1);
-	dp_setkey(L, keys, DP_K_NAME);
-	lua_rawgeti(L, -2, 2);
-	dp_setkey(L, keys, DP_K_SYSTEM);
-	pid = (int)read_num(d->common_pid, data);
+	/* each key fetched before its value: no value moved under it */
+	lua_rawgeti(L, keys, DP_K_NAME);
+	lua_rawgeti(L, -3, 1);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, keys, DP_K_SYSTEM);
+	lua_rawgeti(L, -3, 2);
+	lua_rawset(L, -3);
+	pid = (int)num(d, d->common_pid, data);
+	lua_rawgeti(L, keys, DP_K_PID);
 	lua_pushinteger(L, pid);
-	dp_setkey(L, keys, DP_K_PID);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, keys, DP_K_COMM);
 	push_comm(L, d, base + W_COMM, pid);
-	dp_setkey(L, keys, DP_K_COMM);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, keys, DP_K_CPU);
 	lua_pushinteger(L, cpu);
-	dp_setkey(L, keys, DP_K_CPU);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, keys, DP_K_TS);
 	lua_pushnumber(L, (lua_Number)ts / 1e9);
-	dp_setkey(L, keys, DP_K_TS);
+	lua_rawset(L, -3);
+	lua_rawgeti(L, keys, DP_K_FLAGS);
 	{
-		unsigned fl = (unsigned)read_num(d->common_flags, data) & 0xff;
-		unsigned pc = (unsigned)read_num(d->common_preempt, data) & 0xff;
+		unsigned fl = (unsigned)num(d, d->common_flags, data) & 0xff;
+		unsigned pc = (unsigned)num(d, d->common_preempt, data) & 0xff;
 		int fk = (int)(fl | pc << 8);
 		if (fk == ei->flags_key) {
-			lua_rawgeti(L, -2, ei->flags_idx); /* as the record before */
+			lua_rawgeti(L, -3, ei->flags_idx); /* as the record before */
 		} else {
 			push_flags(L, fl, pc, d->flag_cols);
 			lua_pushvalue(L, -1);
-			lua_rawseti(L, -4, ei->flags_idx);
+			lua_rawseti(L, -5, ei->flags_idx);
 			ei->flags_key = fk;
 		}
 	}
-	dp_setkey(L, keys, DP_K_FLAGS);
+	lua_rawset(L, -3);
 	lua_createtable(L, 0, ei->nf + 1);
 	for (int i = 0; i < ei->nf; i++) {
 		struct fdesc *fd = &ei->fd[i];
@@ -869,7 +904,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 			push_addr(L, (unsigned char *)data + off, len, fd->addr);
 			break;
 		case FK_ENUM:
-			v = read_num(fd->f, data);
+			v = num(d, fd->f, data);
 			lua_rawgeti(L, -4, fd->syms_idx);
 			if (lua_rawgeti(L, -1, (lua_Integer)v) == LUA_TNIL) {
 				lua_pop(L, 1);
@@ -878,7 +913,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 			lua_remove(L, -2);
 			break;
 		case FK_SYMBOL:
-			v = read_num(fd->f, data);
+			v = num(d, fd->f, data);
 			push_symbol(L, d, base + W_SYM, v);
 			lua_rawset(L, -3);
 			lua_rawgeti(L, -3, fd->addr_idx);
@@ -886,7 +921,7 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 			break;
 		case FK_SIGNED: {
 			long long sv;
-			v = read_num(fd->f, data);
+			v = num(d, fd->f, data);
 			switch (fd->f->size) {
 			case 1: sv = (int8_t)v; break;
 			case 2: sv = (int16_t)v; break;
@@ -897,14 +932,14 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 			break;
 		}
 		case FK_UNSIGNED:
-			v = read_num(fd->f, data);
+			v = num(d, fd->f, data);
 			if (v > (unsigned long long)LLONG_MAX)
 				push_hex(L, v); /* as text records give it */
 			else
 				lua_pushinteger(L, (lua_Integer)v);
 			break;
 		case FK_POINTER:
-			push_hex_kept(L, fd, lua_gettop(L) - 3, read_num(fd->f, data));
+			push_hex_kept(L, fd, lua_gettop(L) - 3, num(d, fd->f, data));
 			break;
 		}
 		lua_rawset(L, -3);

@@ -23,6 +23,8 @@ struct dp_decoder {
 	struct dp_ksyms *syms; /* tep's symbols (its owner's: kallsyms read once per tep) */
 	int own_tep;   /* freed with the decoder (live); a trace.dat's is libtracecmd's */
 	int from_file; /* pids of another time or host: no /proc, no saved_cmdlines */
+	int native;    /* the records are in this host's byte order: numbers read in place */
+	int extra_keys; /* keys the source adds to every record (room made for them) */
 	int stack_id;
 	struct tep_format_field *stack_size, *stack_caller;
 	struct tep_format_field *common_pid, *common_flags, *common_preempt;

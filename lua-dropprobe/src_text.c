@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tracefs.h>
@@ -48,6 +49,13 @@ static int read_some(lua_State *L, struct src_text *s, struct dp_fill *f)
 	return 0;
 }
 
+/* How long a reader that has caught up lets the events that woke it
+ * gather before it reads them (ms). trace_pipe's poll wakes at the first
+ * new event: read at once, a reader faster than the events pays a wakeup,
+ * a poll and two reads for every few of them; after the nap it takes a
+ * page at a time, as trace-cmd does with its sleep between reads. */
+#define NAP_MS 1
+
 static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_text *s = src;
@@ -57,6 +65,11 @@ static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 		return r > 0 ? DP_FILL_DATA : DP_FILL_EOF;
 	if (poll(&pfd, 1, ms) < 0)
 		return errno == EINTR ? DP_FILL_INTR : DP_FILL_NONE;
+	if ((pfd.revents & POLLIN) && ms != 0) {
+		struct timespec nap = {0, (ms > 0 && ms < NAP_MS ? ms : NAP_MS) * 1000000L};
+		if (nanosleep(&nap, NULL) < 0 && errno == EINTR)
+			return DP_FILL_INTR;
+	}
 	r = read_some(L, s, f);
 	return r > 0 ? DP_FILL_DATA : r < 0 ? DP_FILL_EOF : DP_FILL_NONE;
 }
