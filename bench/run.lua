@@ -347,7 +347,7 @@ local function offline_run(kind, path)
   local runs = {}
   for i = 1, 3 do
     local out = sh(ENV .. "lua5.4 bench/offline.lua " .. kind .. " " .. path)
-    runs[i] = cjson.decode(assert(out:match("(%b{})%s*$"), "offline " .. kind .. ": " .. out))
+    runs[i] = cjson.decode((assert(out:match("(%b{})%s*$"), "offline " .. kind .. ": " .. out)))
   end
   table.sort(runs, function(x, y) return x.cpu < y.cpu end)
   return runs[2]

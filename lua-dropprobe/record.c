@@ -35,63 +35,96 @@ void dp_record_meta(lua_State *L)
  * kfree_skb_reason, sk_skb_reason_drop and their like): kind 2; else 0. */
 static int frame_kind(const char *f, size_t n)
 {
-	static const char *const pre[] = {"trace_", "__traceiter", "perf_trace", "kprobe", "aggr_",
-					  "ftrace", "0x", NULL};
-	size_t fn = strcspn(f, "+");
-	size_t hex = strspn(f, "0123456789abcdef");
-	if (fn > n)
-		fn = n;
-	for (size_t i = 0; i + 9 <= fn; i++)
-		if (memcmp(f + i, "kfree_skb", 9) == 0)
-			return 2;
-	for (size_t i = 0; i + 11 <= fn; i++)
-		if (memcmp(f + i, "reason_drop", 11) == 0)
-			return 2;
+	static const struct {
+		const char *s;
+		size_t n;
+	} pre[] = {{"trace_", 6}, {"__traceiter", 11}, {"perf_trace", 10}, {"kprobe", 6},
+		   {"aggr_", 5}, {"ftrace", 6}, {"0x", 2}};
+	const char *plus = memchr(f, '+', n);
+	size_t fn = plus ? (size_t)(plus - f) : n, hex = 0;
+	if (memmem(f, fn, "kfree_skb", 9) || memmem(f, fn, "reason_drop", 11))
+		return 2;
+	while (hex < fn && ((f[hex] >= '0' && f[hex] <= '9') || (f[hex] >= 'a' && f[hex] <= 'f')))
+		hex++;
 	if (hex == fn && fn > 0)
 		return 1; /* a bare address */
-	for (int i = 0; pre[i]; i++)
-		if (strncmp(f, pre[i], strlen(pre[i])) == 0)
+	for (size_t i = 0; i < sizeof(pre) / sizeof(pre[0]); i++)
+		if (n >= pre[i].n && memcmp(f, pre[i].s, pre[i].n) == 0)
 			return 1;
 	return 0;
 }
 
-static int kind_at(lua_State *L, int idx, int i)
+/* The kind of a stack's frame i (1-based), or -1 past its last frame. */
+typedef int (*kind_fn)(void *ctx, int i);
+
+struct table_frames {
+	lua_State *L;
+	int idx;
+};
+
+static int table_kind(void *ctx, int i)
 {
+	struct table_frames *t = ctx;
 	size_t n;
 	const char *f;
 	int k = -1;
-	if (lua_rawgeti(L, idx, i) == LUA_TSTRING) {
-		f = lua_tolstring(L, -1, &n);
+	if (lua_rawgeti(t->L, t->idx, i) == LUA_TSTRING) {
+		f = lua_tolstring(t->L, -1, &n);
 		k = frame_kind(f, n);
 	}
-	lua_pop(L, 1);
+	lua_pop(t->L, 1);
 	return k;
 }
 
-int dp_stack_skip(lua_State *L, int idx)
+/* How many frames at the top are the machinery or the freeing function
+ * (dp_stack_skip's rule), the frames' kinds from kind. */
+static int skip_of(kind_fn kind, void *ctx)
 {
 	int skip = 0, i;
-	idx = lua_absindex(L, idx);
-	if (kind_at(L, idx, 1) <= 0)
+	if (kind(ctx, 1) <= 0)
 		return 0; /* starts at an ordinary frame: trimmed already (or empty) */
 	/* past the last freeing function at the top (a frame between may be an
 	 * ftrace trampoline that kallsyms names after a neighbour), then past
 	 * the machinery that follows */
 	for (i = 1; i <= 12; i++) {
-		int k = kind_at(L, idx, i);
+		int k = kind(ctx, i);
 		if (k < 0)
 			break;
 		if (k == 2)
 			skip = i;
 	}
 	if (!skip) { /* no freeing function: the machinery at the top */
-		while (kind_at(L, idx, skip + 1) == 1 && skip < 12)
+		while (kind(ctx, skip + 1) == 1 && skip < 12)
 			skip++;
 		return skip;
 	}
-	while (kind_at(L, idx, skip + 1) == 1 && skip < 24)
+	while (kind(ctx, skip + 1) == 1 && skip < 24)
 		skip++;
 	return skip;
+}
+
+int dp_stack_skip(lua_State *L, int idx)
+{
+	struct table_frames t = {L, lua_absindex(L, idx)};
+	return skip_of(table_kind, &t);
+}
+
+struct span_frames {
+	const char *const *f;
+	const size_t *n;
+	int count;
+};
+
+static int span_kind(void *ctx, int i)
+{
+	struct span_frames *s = ctx;
+	return i >= 1 && i <= s->count ? frame_kind(s->f[i - 1], s->n[i - 1]) : -1;
+}
+
+int dp_frames_skip(const char *const *f, const size_t *n, int count)
+{
+	struct span_frames s = {f, n, count};
+	return skip_of(span_kind, &s);
 }
 
 void dp_stack_trim(lua_State *L, int idx)

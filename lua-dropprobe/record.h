@@ -42,6 +42,12 @@ void dp_record_meta(lua_State *L);
  * stack does). */
 int dp_stack_skip(lua_State *L, int idx);
 void dp_stack_trim(lua_State *L, int idx);
+/* The same count over frames not yet in a table: frame i at f[i] (not
+ * NUL-terminated at n[i], but ended by a character no frame name has, as
+ * '\n' or NUL), the first count of a stack's frames (those the rule looks
+ * at: DP_FRAMES_SKIP_MAX are enough). */
+#define DP_FRAMES_SKIP_MAX 26
+int dp_frames_skip(const char *const *f, const size_t *n, int count);
 
 /* core.Record, core.drop_frames, the keys table. */
 void dp_record_open(lua_State *L);

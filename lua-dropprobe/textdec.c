@@ -383,6 +383,12 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
  * event in a row skip the lookup in own.ev */
 #define UP_LASTNAME lua_upvalueindex(7)
 #define UP_LASTENTRY lua_upvalueindex(8)
+/* the frames text of the stack made last, and, once a stack came twice in
+ * a row, a private copy of its table: a storm's drops share their stack,
+ * and its frames are then copied, not interned again */
+#define UP_LASTTEXT lua_upvalueindex(9)
+#define UP_LASTSTACK lua_upvalueindex(10)
+#define NUP 10
 
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
  * or nil; a stack the user set first stays */
@@ -390,7 +396,7 @@ static int make_stack(lua_State *L)
 {
 	size_t n, b = 1;
 	const char *p;
-	int k = 0;
+	int k = 0, again;
 	lua_pushvalue(L, 1);
 	if (lua_rawget(L, UP_FRAMES) != LUA_TSTRING)
 		return 0;
@@ -402,6 +408,33 @@ static int make_stack(lua_State *L)
 		return 1;
 	lua_pop(L, 1);
 	p = lua_tolstring(L, -1, &n);
+	again = lua_rawequal(L, -1, UP_LASTTEXT);
+	if (again && lua_istable(L, UP_LASTSTACK)) {
+		lua_Integer m = (lua_Integer)lua_rawlen(L, UP_LASTSTACK);
+		lua_createtable(L, (int)m, 0);
+		for (lua_Integer i = 1; i <= m; i++) {
+			lua_rawgeti(L, UP_LASTSTACK, i);
+			lua_rawseti(L, -2, i);
+		}
+		goto set;
+	}
+	if (p[0] == 't') { /* trimmed: the frames the rule leaves out are not made */
+		const char *f[DP_FRAMES_SKIP_MAX];
+		size_t fn[DP_FRAMES_SKIP_MAX];
+		int count = 0, skip;
+		for (size_t c = 1; c < n && count < DP_FRAMES_SKIP_MAX; count++) {
+			const char *nl = memchr(p + c + 1, '\n', n - c - 1);
+			size_t e = nl ? (size_t)(nl - p) : n;
+			f[count] = p + c + 1;
+			fn[count] = e - c - 1;
+			c = e;
+		}
+		skip = dp_frames_skip(f, fn, count);
+		for (int i = 0; i < skip; i++) { /* to the '\n' before the first frame kept */
+			const char *nl = memchr(p + b + 1, '\n', n - b - 1);
+			b = nl ? (size_t)(nl - p) : n;
+		}
+	}
 	lua_createtable(L, 24, 0);
 	while (b < n) { /* at the '\n' before a frame */
 		const char *nl = memchr(p + b + 1, '\n', n - b - 1);
@@ -410,8 +443,20 @@ static int make_stack(lua_State *L)
 		lua_rawseti(L, -2, ++k);
 		b = e;
 	}
-	if (p[0] == 't')
-		dp_stack_trim(L, -1);
+	if (again) { /* the second time in a row: kept for the next ones */
+		lua_createtable(L, k, 0);
+		for (int i = 1; i <= k; i++) {
+			lua_rawgeti(L, -2, i);
+			lua_rawseti(L, -2, i);
+		}
+		lua_replace(L, UP_LASTSTACK);
+	} else {
+		lua_pushvalue(L, -2);
+		lua_replace(L, UP_LASTTEXT);
+		lua_pushnil(L);
+		lua_replace(L, UP_LASTSTACK);
+	}
+set:
 	lua_pushvalue(L, UP_STACK);
 	lua_pushvalue(L, -2);
 	lua_rawset(L, 1);
@@ -486,7 +531,7 @@ static int text_record_pairs(lua_State *L)
 	lua_settop(L, 1);
 	make_stack(L);
 	lua_settop(L, 1);
-	lua_pushvalue(L, lua_upvalueindex(9));
+	lua_pushvalue(L, lua_upvalueindex(NUP + 1));
 	lua_pushvalue(L, 1);
 	lua_pushnil(L);
 	return 3;
@@ -523,14 +568,14 @@ static int text_meta(lua_State *L, int own, int evtab, int keys)
 	lua_rawgeti(L, keys, DP_K_PAYLOAD);
 	lua_rawgeti(L, keys, DP_K_STACK);
 	frames_table(L, own);
-	lua_pushnil(L); /* UP_LASTNAME, UP_LASTENTRY */
-	lua_pushnil(L);
-	for (int i = 0; i < 8; i++)
-		lua_pushvalue(L, -8);
-	lua_pushcclosure(L, text_record_index, 8);
-	lua_setfield(L, -10, "__index");
+	for (int i = 0; i < NUP - 6; i++)
+		lua_pushnil(L); /* UP_LASTNAME .. UP_LASTSTACK */
+	for (int i = 0; i < NUP; i++)
+		lua_pushvalue(L, -NUP);
+	lua_pushcclosure(L, text_record_index, NUP);
+	lua_setfield(L, -(NUP + 2), "__index");
 	lua_pushcfunction(L, text_record_next);
-	lua_pushcclosure(L, text_record_pairs, 9);
+	lua_pushcclosure(L, text_record_pairs, NUP + 1);
 	lua_setfield(L, -2, "__pairs");
 	lua_pushvalue(L, -1);
 	lua_setfield(L, own, "meta");

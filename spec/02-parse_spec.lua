@@ -87,6 +87,50 @@ describe("02 text parser", function()
     for k, v in pairs(other) do if k == "stack" then assert.are.same({ "mine" }, v) end end
   end)
 
+  it("gives every record a stack of its own when the same stack repeats", function()
+    -- a storm's drops share their stack; the reader copies a repeated one
+    -- rather than making its frames again, and each copy is the record's own
+    local frames = { "trace_event_raw_event_kfree_skb+0xac/0x100", "sk_skb_reason_drop+0x90/0x130",
+      "__udp4_lib_rcv+0x4bc/0xd00", "ip_protocol_deliver_rcu+0xb3/0x180", "ip_local_deliver_finish+0x81/0x100" }
+    local other = { "kfree_skb+0x10/0x20", "tcp_v4_rcv+0x99/0x1400", "ip_local_deliver_finish+0x81/0x100" }
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    local stacks = { frames, frames, frames, frames, other, frames }
+    for i, st in ipairs(stacks) do
+      f:write(("           flood-%d    [000] ..s1.   10%d.000001: kfree_skb: skbaddr=ffff88810000%04x "
+        .. "rx_sk=0000000000000000 protocol=2048 location=__udp4_lib_rcv+0x4bc/0xd00 reason: NO_SOCKET\n")
+        :format(1000 + i, i, i))
+      f:write(("           flood-%d    [000] ..s1.   10%d.000002: <stack trace>\n"):format(1000 + i, i))
+      for _, fr in ipairs(st) do f:write(" => ", fr, "\n") end
+    end
+    f:close()
+    local recs, raw = all(path), {}
+    for rec in dp.open(path, { raw_stacks = true }) do raw[#raw + 1] = rec end
+    os.remove(path)
+    assert.are.equal(#stacks, #recs)
+    -- a record's stack changed by the user changes no other's, made before
+    -- or after it
+    local want = { "__udp4_lib_rcv+0x4bc/0xd00", "ip_protocol_deliver_rcu+0xb3/0x180",
+      "ip_local_deliver_finish+0x81/0x100" }
+    for i = 1, 3 do
+      assert.are.same(want, recs[i].stack)
+      recs[i].stack[1] = "mine"
+      table.remove(recs[i].stack)
+    end
+    assert.are.same(want, recs[4].stack)
+    assert.are.same({ "tcp_v4_rcv+0x99/0x1400", "ip_local_deliver_finish+0x81/0x100" }, recs[5].stack)
+    assert.are.same(want, recs[6].stack)
+    for i = 1, 3 do assert.are.same({ "mine", want[2] }, recs[i].stack) end
+    for i = 1, #recs do
+      for j = i + 1, #recs do assert.are_not.equal(recs[i].stack, recs[j].stack) end
+    end
+    -- trimmed by the one rule, as drop_frames trims the kernel's frames
+    for i, st in ipairs(stacks) do
+      if i > 3 then assert.are.same(dp.core.drop_frames(st), recs[i].stack) end
+      assert.are.same(st, raw[i].stack)
+    end
+  end)
+
   it("prints a record as its trace line", function()
     local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
     local line = tostring(recs[2]):match("^[^\n]+")
