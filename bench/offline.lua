@@ -2,10 +2,12 @@
 -- runs one), so that what the bench process holds does not weigh on it:
 -- Lua's collector walks a process's whole heap, and bench/run.lua's is
 -- some 100 MB by the time it gets here. Prints one line of JSON: what it
--- read and its CPU seconds (os.clock, the reading alone).
+-- read and its CPU seconds (os.clock, the reading alone: the module is
+-- loaded before the clock starts).
 --   lua5.4 bench/offline.lua dp|dp-stacks|naive|naive-stacks|count PATH
 local kind, path = arg[1], arg[2]
 local cjson = require "cjson"
+local dp = require "dropprobe"
 
 -- the naive parser of bench/run.lua's saved traces: io.lines and
 -- string.match into tables; with stacks, the frame lines (" => fn+0x../0x..")
@@ -41,7 +43,6 @@ local out
 if kind == "dp" or kind == "dp-stacks" then
   -- the records' reasons; with stacks, each stack's frames too (the naive
   -- parser collects them)
-  local dp = require "dropprobe"
   local n, stacks, frames = 0, 0, 0
   local with_stacks = kind == "dp-stacks"
   for rec in dp.open(path) do
@@ -57,7 +58,6 @@ elseif kind == "naive" or kind == "naive-stacks" then
   out = { records = n, stacks = stacks }
 elseif kind == "count" then
   -- counting by reason in C: no record made
-  local dp = require "dropprobe"
   local counter <close> = dp.core.count_text(path, { keys = { "reason" } })
   local rows = counter:rows()
   out = { records = #rows == 1 and rows[1].hitcount or -1, rows = #rows }

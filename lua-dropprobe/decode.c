@@ -117,6 +117,11 @@ const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct dp_ksyms 
 	return NULL;
 }
 
+void dp_decoder_room(struct dp_decoder *d, int keys)
+{
+	d->room = keys;
+}
+
 void dp_decoder_free(lua_State *L, struct dp_decoder *d)
 {
 	for (int i = 0; i < d->nbyid; i++)
@@ -843,9 +848,9 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 	}
 	lua_rawgeti(L, base + W_EV, id); /* the event's cache */
 	/* room for the eight keys every record has, the packet where the
-	 * event has one, and what the source adds; a stack or lost_before
-	 * joined later grows it */
-	lua_createtable(L, 0, 8 + (ei->pkt != NULL) + d->extra_keys);
+	 * event has one, and what the source may add (lost_before, rare,
+	 * grows it) */
+	lua_createtable(L, 0, 8 + (ei->pkt != NULL) + d->room);
 	lua_pushvalue(L, base + W_META);
 	lua_setmetatable(L, -2);
 	/* each key fetched before its value: no value moved under it */

@@ -24,7 +24,7 @@ struct dp_decoder {
 	int own_tep;   /* freed with the decoder (live); a trace.dat's is libtracecmd's */
 	int from_file; /* pids of another time or host: no /proc, no saved_cmdlines */
 	int native;    /* the records are in this host's byte order: numbers read in place */
-	int extra_keys; /* keys the source adds to every record (room made for them) */
+	int room;      /* keys a source may add to a record (dp_decoder_room) */
 	int stack_id;
 	struct tep_format_field *stack_size, *stack_caller;
 	struct tep_format_field *common_pid, *common_flags, *common_preempt;
@@ -44,6 +44,10 @@ struct dp_decoder {
 	int flag_cols;
 };
 
+/* Room in every record for keys the source may add to it after decoding
+ * (a stack it joins, a path's steps): a record made with room for all its
+ * keys is not grown. */
+void dp_decoder_room(struct dp_decoder *d, int keys);
 /* The decoder's hosts from the list of prefixes at idx (strings); an
  * error for one that does not parse. */
 void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx);

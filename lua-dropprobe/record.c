@@ -86,7 +86,7 @@ static int skip_of(kind_fn kind, void *ctx)
 	/* past the last freeing function at the top (a frame between may be an
 	 * ftrace trampoline that kallsyms names after a neighbour), then past
 	 * the machinery that follows */
-	for (i = 1; i <= 12; i++) {
+	for (i = 1; i <= DP_SKIP_FREEING; i++) {
 		int k = kind(ctx, i);
 		if (k < 0)
 			break;
@@ -94,11 +94,11 @@ static int skip_of(kind_fn kind, void *ctx)
 			skip = i;
 	}
 	if (!skip) { /* no freeing function: the machinery at the top */
-		while (kind(ctx, skip + 1) == 1 && skip < 12)
+		while (kind(ctx, skip + 1) == 1 && skip < DP_SKIP_FREEING)
 			skip++;
 		return skip;
 	}
-	while (kind(ctx, skip + 1) == 1 && skip < 24)
+	while (kind(ctx, skip + 1) == 1 && skip < DP_SKIP_MAX)
 		skip++;
 	return skip;
 }

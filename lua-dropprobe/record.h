@@ -42,11 +42,15 @@ void dp_record_meta(lua_State *L);
  * stack does). */
 int dp_stack_skip(lua_State *L, int idx);
 void dp_stack_trim(lua_State *L, int idx);
-/* The same count over frames not yet in a table: frame i at f[i] (not
- * NUL-terminated at n[i], but ended by a character no frame name has, as
- * '\n' or NUL), the first count of a stack's frames (those the rule looks
- * at: DP_FRAMES_SKIP_MAX are enough). */
-#define DP_FRAMES_SKIP_MAX 26
+/* The rule looks at most this far: the last freeing function among the
+ * first DP_SKIP_FREEING frames, then at most DP_SKIP_MAX frames left out
+ * in all, and the frame after them. */
+#define DP_SKIP_FREEING 12
+#define DP_SKIP_MAX 24
+/* The same count over frames not yet in a table: frame i is the n[i]
+ * bytes at f[i]; the first count frames of a stack (DP_FRAMES_SKIP_MAX of
+ * them are all the rule looks at). */
+#define DP_FRAMES_SKIP_MAX (DP_SKIP_MAX + 1)
 int dp_frames_skip(const char *const *f, const size_t *n, int count);
 
 /* core.Record, core.drop_frames, the keys table. */

@@ -44,6 +44,7 @@ void dp_recsink_begin(lua_State *L, struct dp_recsink *r, struct dp_decoder *dec
 	r->f = f;
 	r->misses = misses;
 	r->hold = hold;
+	dp_decoder_room(dec, hold); /* a record that may get a stack has room for it */
 	r->batch = batch;
 	r->n = 0;
 	r->base = dp_decode_begin(L, dec);

@@ -659,7 +659,7 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
 	fail = dp_decoder_init(L, &s->dec, &s->rb.syms, 0, 0);
 	if (fail)
 		return fail;
-	s->dec.extra_keys = 3; /* steps, dropped, packet (emit) */
+	dp_decoder_room(&s->dec, 4); /* steps, dropped, packet, a stack (emit) */
 	s->dec.want_port = (int)dp_opt_integer(L, opts, "port", -1);
 	lua_getfield(L, opts, "hosts");
 	dp_decoder_hosts(L, &s->dec, lua_gettop(L));

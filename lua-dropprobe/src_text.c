@@ -56,19 +56,35 @@ static int read_some(lua_State *L, struct src_text *s, struct dp_fill *f)
  * page at a time, as trace-cmd does with its sleep between reads. */
 #define NAP_MS 1
 
+static long long mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_text *s = src;
 	struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
+	long long t0;
 	int r = read_some(L, s, f);
 	if (r)
 		return r > 0 ? DP_FILL_DATA : DP_FILL_EOF;
+	t0 = mono_ns();
 	if (poll(&pfd, 1, ms) < 0)
 		return errno == EINTR ? DP_FILL_INTR : DP_FILL_NONE;
-	if ((pfd.revents & POLLIN) && ms != 0) {
-		struct timespec nap = {0, (ms > 0 && ms < NAP_MS ? ms : NAP_MS) * 1000000L};
-		if (nanosleep(&nap, NULL) < 0 && errno == EINTR)
-			return DP_FILL_INTR;
+	if (pfd.revents & POLLIN) {
+		/* within the wait: pipe.c rounds a timeout up by 1 ms, so a
+		 * wait of 1 ms or less (a read that must not block) gets none */
+		long long left = (long long)(ms - 1) * 1000000LL - (mono_ns() - t0);
+		long long nap = (long long)NAP_MS * 1000000LL;
+		if (ms < 0 || left > nap)
+			left = nap;
+		if (left > 0) { /* a signal cuts it short: what woke us is read */
+			struct timespec ts = {0, (long)left};
+			nanosleep(&ts, NULL);
+		}
 	}
 	r = read_some(L, s, f);
 	return r > 0 ? DP_FILL_DATA : r < 0 ? DP_FILL_EOF : DP_FILL_NONE;

@@ -430,7 +430,7 @@ static int make_stack(lua_State *L)
 			c = e;
 		}
 		skip = dp_frames_skip(f, fn, count);
-		for (int i = 0; i < skip; i++) { /* to the '\n' before the first frame kept */
+		for (int i = 0; i < skip && b < n; i++) { /* to the '\n' before the first frame kept */
 			const char *nl = memchr(p + b + 1, '\n', n - b - 1);
 			b = nl ? (size_t)(nl - p) : n;
 		}
