@@ -2,12 +2,12 @@
 -- runs one), so that what the bench process holds does not weigh on it:
 -- Lua's collector walks a process's whole heap, and bench/run.lua's is
 -- some 100 MB by the time it gets here. Prints one line of JSON: what it
--- read and its CPU seconds (os.clock, the reading alone: the module is
--- loaded before the clock starts).
+-- read and its CPU seconds (os.clock, the reading alone: dropprobe, for
+-- the readers that use it, is loaded before the clock starts).
 --   lua5.4 bench/offline.lua dp|dp-stacks|naive|naive-stacks|count PATH
 local kind, path = arg[1], arg[2]
 local cjson = require "cjson"
-local dp = require "dropprobe"
+local dp = not kind:match("^naive") and require "dropprobe"
 
 -- the naive parser of bench/run.lua's saved traces: io.lines and
 -- string.match into tables; with stacks, the frame lines (" => fn+0x../0x..")

@@ -75,11 +75,12 @@ static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 	if (poll(&pfd, 1, ms) < 0)
 		return errno == EINTR ? DP_FILL_INTR : DP_FILL_NONE;
 	if (pfd.revents & POLLIN) {
-		/* within the wait: pipe.c rounds a timeout up by 1 ms, so a
-		 * wait of 1 ms or less (a read that must not block) gets none */
+		/* within the wait, which is the time left rounded up to the
+		 * next ms (source.h): a wait of 1 ms or less (a read that must
+		 * not block) gets none */
 		long long left = (long long)(ms - 1) * 1000000LL - (mono_ns() - t0);
 		long long nap = (long long)NAP_MS * 1000000LL;
-		if (ms < 0 || left > nap)
+		if (left > nap)
 			left = nap;
 		if (left > 0) { /* a signal cuts it short: what woke us is read */
 			struct timespec ts = {0, (long)left};

@@ -390,6 +390,17 @@ static void push_fields(lua_State *L, struct dp_textdec *t, struct tev *e, int u
 #define UP_LASTSTACK lua_upvalueindex(10)
 #define NUP 10
 
+/* Push a new table of the n first items of the array at idx. */
+static void copy_array(lua_State *L, int idx, lua_Integer n)
+{
+	idx = lua_absindex(L, idx);
+	lua_createtable(L, (int)n, 0);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, idx, i);
+		lua_rawseti(L, -2, i);
+	}
+}
+
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
  * or nil; a stack the user set first stays */
 static int make_stack(lua_State *L)
@@ -410,12 +421,7 @@ static int make_stack(lua_State *L)
 	p = lua_tolstring(L, -1, &n);
 	again = lua_rawequal(L, -1, UP_LASTTEXT);
 	if (again && lua_istable(L, UP_LASTSTACK)) {
-		lua_Integer m = (lua_Integer)lua_rawlen(L, UP_LASTSTACK);
-		lua_createtable(L, (int)m, 0);
-		for (lua_Integer i = 1; i <= m; i++) {
-			lua_rawgeti(L, UP_LASTSTACK, i);
-			lua_rawseti(L, -2, i);
-		}
+		copy_array(L, UP_LASTSTACK, (lua_Integer)lua_rawlen(L, UP_LASTSTACK));
 		goto set;
 	}
 	if (p[0] == 't') { /* trimmed: the frames the rule leaves out are not made */
@@ -430,10 +436,8 @@ static int make_stack(lua_State *L)
 			c = e;
 		}
 		skip = dp_frames_skip(f, fn, count);
-		for (int i = 0; i < skip && b < n; i++) { /* to the '\n' before the first frame kept */
-			const char *nl = memchr(p + b + 1, '\n', n - b - 1);
-			b = nl ? (size_t)(nl - p) : n;
-		}
+		if (skip > 0) /* at the '\n' after the last frame left out */
+			b = (size_t)(f[skip - 1] + fn[skip - 1] - p);
 	}
 	lua_createtable(L, 24, 0);
 	while (b < n) { /* at the '\n' before a frame */
@@ -444,11 +448,7 @@ static int make_stack(lua_State *L)
 		b = e;
 	}
 	if (again) { /* the second time in a row: kept for the next ones */
-		lua_createtable(L, k, 0);
-		for (int i = 1; i <= k; i++) {
-			lua_rawgeti(L, -2, i);
-			lua_rawseti(L, -2, i);
-		}
+		copy_array(L, -1, k);
 		lua_replace(L, UP_LASTSTACK);
 	} else {
 		lua_pushvalue(L, -2);
