@@ -371,6 +371,13 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 	/* someone else removed it (trace-cmd extract -B does): nothing to undo */
 	gone = !dp_instance_exists(in);
 	failed = close_children(L, idx, DP_CHILD_EVENT, "_teardown", !gone, err, errlen);
+	/* removed while its events were undone (a cleanup racing this close):
+	 * what failed went with the directory, so nothing is left to undo */
+	if (failed && !gone && !dp_instance_exists(in)) {
+		failed = 0;
+		err[0] = 0;
+		gone = 1;
+	}
 	if (!gone && in->tracer_set && tracefs_instance_file_write(in->ti, "current_tracer", "nop") < 0 &&
 	    !failed) {
 		snprintf(err, errlen, "cannot set the tracer of '%s' back to nop: %s", in->name,
@@ -413,7 +420,9 @@ destroy:
 /***
  * Close: readers first, then each event's triggers, filter and enable, the
  * tracer, then the instance directory, then the kprobes its events used.
- * Idempotent; also `__close` and `__gc`.
+ * An instance someone else removed, before or during the close, has
+ * nothing left to undo and closes without error. Idempotent; also
+ * `__close` and `__gc`.
  * @function Instance:close
  */
 static int instance_close(lua_State *L)
