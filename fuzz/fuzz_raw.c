@@ -171,7 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *end = (char *)page + PAGE;
 		if (size_ev < 0 || (char *)ev < (char *)page || (char *)ev + size_ev > end)
 			break;
-		switch (dp_decode(L, &dec, base, keys, cpu, ev, size_ev, ts)) {
+		switch (dp_decode(L, &dec, base, keys, cpu, ev, size_ev, ts, 1)) {
 		case DP_DEC_RECORD:
 			dp_join_record(L, &j, refs, keys, cpu, 1);
 			break;

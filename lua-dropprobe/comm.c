@@ -5,12 +5,12 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event-parse.h>
 #include <tracefs.h>
 
 #include "record.h"
+#include "util.h"
 
 void dp_misses_add(lua_State *L, struct dp_misses *m, int ref, int pid)
 {
@@ -27,22 +27,15 @@ void dp_misses_add(lua_State *L, struct dp_misses *m, int ref, int pid)
 	m->n++;
 }
 
-static double mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void dp_misses_fix(lua_State *L, struct dp_misses *m, struct tep_handle *tep, int refs,
 		   int keys, int commtab)
 {
 	if (!m->n)
 		return;
-	if (tep && mono() - m->last_reload > 0.2) {
+	if (tep && dp_mono() - m->last_reload > 0.2) {
 		/* pids new since the last read: the kernel's saved_cmdlines may know them */
 		tracefs_load_cmdlines(dp_tracing_dir_arg(), tep);
-		m->last_reload = mono();
+		m->last_reload = dp_mono();
 	}
 	lua_newtable(L); /* pids looked up in vain in this batch */
 	for (int i = 0; i < m->n; i++) {

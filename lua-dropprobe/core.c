@@ -205,9 +205,7 @@ static int core_check_command(lua_State *L)
  */
 static int core_now(lua_State *L)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+	lua_pushnumber(L, dp_mono());
 	return 1;
 }
 

@@ -117,11 +117,6 @@ const char *dp_decoder_init(lua_State *L, struct dp_decoder *d, struct dp_ksyms 
 	return NULL;
 }
 
-void dp_decoder_room(struct dp_decoder *d, int keys)
-{
-	d->room = keys;
-}
-
 void dp_decoder_free(lua_State *L, struct dp_decoder *d)
 {
 	for (int i = 0; i < d->nbyid; i++)
@@ -461,20 +456,14 @@ static void push_comm(lua_State *L, struct dp_decoder *d, int commtab, int pid)
 	lua_rawseti(L, commtab, pid);
 }
 
-static unsigned long long read_num(struct tep_format_field *f, void *data)
-{
-	unsigned long long v = 0;
-	tep_read_number_field(f, data, &v);
-	return v;
-}
-
-/* read_num for the fields of every record: in place where the records
- * are in this host's byte order (a live buffer; a trace.dat of a host like
- * this one), else through libtraceevent, which swaps */
+/* A number field of a record: read in place where the records are in this
+ * host's byte order (a live buffer; a trace.dat of a host like this one),
+ * else through libtraceevent, which swaps. */
 static inline unsigned long long num(const struct dp_decoder *d, struct tep_format_field *f,
 				     const void *data)
 {
 	const unsigned char *p = (const unsigned char *)data + f->offset;
+	unsigned long long v = 0;
 	if (d->native) {
 		uint8_t b;
 		uint16_t h;
@@ -488,16 +477,18 @@ static inline unsigned long long num(const struct dp_decoder *d, struct tep_form
 		default: break;
 		}
 	}
-	return read_num(f, (void *)data);
+	tep_read_number_field(f, data, &v);
+	return v;
 }
 
 /* Where an array or __data_loc field's bytes are, bounded by the record. */
-static void field_span(struct tep_format_field *f, void *data, int size, int *off, int *len)
+static void field_span(const struct dp_decoder *d, struct tep_format_field *f, void *data, int size,
+		       int *off, int *len)
 {
 	*off = f->offset;
 	*len = f->size;
 	if (f->flags & TEP_FIELD_IS_DYNAMIC) {
-		unsigned int dl = (unsigned int)read_num(f, data);
+		unsigned int dl = (unsigned int)num(d, f, data);
 		*off = (int)(dl & 0xffff);
 		*len = (int)(dl >> 16);
 		if (f->flags & TEP_FIELD_IS_RELATIVE)
@@ -559,7 +550,7 @@ static void push_addr(lua_State *L, const unsigned char *b, int len, int how)
 /* A kernel_stack entry as a table of frames. */
 static void push_stack(lua_State *L, struct dp_decoder *d, int symtab, void *data, int size)
 {
-	long long n = (long long)read_num(d->stack_size, data);
+	long long n = (long long)num(d, d->stack_size, data);
 	int off = d->stack_caller->offset;
 	if (n < 0 || off + n * 8 > size)
 		n = (size - off) / 8;
@@ -662,13 +653,14 @@ void dp_packet_push(lua_State *L, const struct dp_packet *p)
 /* The packet's device and network namespace into the packet table on top,
  * where the probe read them: none when the skb had no device (the kernel
  * gives "(fault)", or nothing, for the name it could not read). */
-static void push_device(lua_State *L, struct dp_evinfo *ei, void *data, int size)
+static void push_device(lua_State *L, const struct dp_decoder *d, struct dp_evinfo *ei, void *data,
+			int size)
 {
 	int off, len;
 	const char *name;
 	if (!ei->dev)
 		return;
-	field_span(ei->dev, data, size, &off, &len);
+	field_span(d, ei->dev, data, size, &off, &len);
 	name = (const char *)data + off;
 	while (len > 0 && name[len - 1] == 0)
 		len--;
@@ -677,7 +669,7 @@ static void push_device(lua_State *L, struct dp_evinfo *ei, void *data, int size
 	lua_pushlstring(L, name, (size_t)len);
 	lua_setfield(L, -2, "dev");
 	if (ei->netns && ei->netns->offset + ei->netns->size <= size) {
-		unsigned long long ino = read_num(ei->netns, data);
+		unsigned long long ino = num(d, ei->netns, data);
 		if (ino) {
 			lua_pushinteger(L, (lua_Integer)ino);
 			lua_setfield(L, -2, "netns");
@@ -693,9 +685,9 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 	struct dp_packet p;
 	int off, len, have;
 	size_t nh = 0;
-	field_span(ei->pkt, data, size, &off, &len);
+	field_span(d, ei->pkt, data, size, &off, &len);
 	if (ei->nh->offset + ei->nh->size <= size)
-		nh = (size_t)read_num(ei->nh, data);
+		nh = (size_t)num(d, ei->nh, data);
 	/* decoded: the network header lies inside the bytes read */
 	have = ei->nh->offset + ei->nh->size <= size &&
 	       dp_packet_decode((unsigned char *)data + off, (size_t)len, nh, &p);
@@ -703,7 +695,7 @@ static int push_packet(lua_State *L, const struct dp_decoder *d, struct dp_evinf
 		return 0;
 	if (have) {
 		packet_table(L, &p);
-		push_device(L, ei, data, size);
+		push_device(L, d, ei, data, size);
 		dp_setkey(L, keys, DP_K_PACKET);
 	}
 	return 1;
@@ -822,7 +814,7 @@ void dp_decode_open(lua_State *L)
 }
 
 int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,
-	      int size, unsigned long long ts)
+	      int size, unsigned long long ts, int more)
 {
 	struct tep_record rec;
 	struct dp_evinfo *ei;
@@ -848,9 +840,9 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 	}
 	lua_rawgeti(L, base + W_EV, id); /* the event's cache */
 	/* room for the eight keys every record has, the packet where the
-	 * event has one, and what the source may add (lost_before, rare,
+	 * event has one, and what the caller may add (lost_before, rare,
 	 * grows it) */
-	lua_createtable(L, 0, 8 + (ei->pkt != NULL) + d->room);
+	lua_createtable(L, 0, 8 + (ei->pkt != NULL) + more);
 	lua_pushvalue(L, base + W_META);
 	lua_setmetatable(L, -2);
 	/* each key fetched before its value: no value moved under it */
@@ -899,13 +891,13 @@ int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, v
 		switch (fd->kind) {
 		case FK_STRING:
 		case FK_BYTES:
-			field_span(fd->f, data, size, &off, &len);
+			field_span(d, fd->f, data, size, &off, &len);
 			lua_pushlstring(L, (char *)data + off,
 					fd->kind == FK_STRING ? strnlen((char *)data + off, (size_t)len)
 							      : (size_t)len);
 			break;
 		case FK_ADDR:
-			field_span(fd->f, data, size, &off, &len);
+			field_span(d, fd->f, data, size, &off, &len);
 			push_addr(L, (unsigned char *)data + off, len, fd->addr);
 			break;
 		case FK_ENUM:

@@ -24,7 +24,6 @@ struct dp_decoder {
 	int own_tep;   /* freed with the decoder (live); a trace.dat's is libtracecmd's */
 	int from_file; /* pids of another time or host: no /proc, no saved_cmdlines */
 	int native;    /* the records are in this host's byte order: numbers read in place */
-	int room;      /* keys a source may add to a record (dp_decoder_room) */
 	int stack_id;
 	struct tep_format_field *stack_size, *stack_caller;
 	struct tep_format_field *common_pid, *common_flags, *common_preempt;
@@ -44,10 +43,6 @@ struct dp_decoder {
 	int flag_cols;
 };
 
-/* Room in every record for keys the source may add to it after decoding
- * (a stack it joins, a path's steps): a record made with room for all its
- * keys is not grown. */
-void dp_decoder_room(struct dp_decoder *d, int keys);
 /* The decoder's hosts from the list of prefixes at idx (strings); an
  * error for one that does not parse. */
 void dp_decoder_hosts(lua_State *L, struct dp_decoder *d, int idx);
@@ -85,10 +80,12 @@ void dp_decode_end(lua_State *L);
 /*
  * Decode one event: DP_DEC_RECORD (the record pushed), DP_DEC_STACK (the
  * stack table pushed), DP_DEC_SKIP (an event of no known format, counted;
- * nothing pushed). keys is the stack index of the keys table.
+ * nothing pushed). keys is the stack index of the keys table; more, the
+ * keys the caller may add to a record after it is made (a stack it joins, a
+ * path's steps), for which the record is made with room: never grown.
  */
 int dp_decode(lua_State *L, struct dp_decoder *d, int base, int keys, int cpu, void *data,
-	      int size, unsigned long long ts);
+	      int size, unsigned long long ts, int more);
 
 /* Push the record metatable of this decoder's records. */
 void dp_decoder_meta(lua_State *L, struct dp_decoder *d);

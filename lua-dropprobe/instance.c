@@ -371,13 +371,6 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 	/* someone else removed it (trace-cmd extract -B does): nothing to undo */
 	gone = !dp_instance_exists(in);
 	failed = close_children(L, idx, DP_CHILD_EVENT, "_teardown", !gone, err, errlen);
-	/* removed while its events were undone (a cleanup racing this close):
-	 * what failed went with the directory, so nothing is left to undo */
-	if (failed && !gone && !dp_instance_exists(in)) {
-		failed = 0;
-		err[0] = 0;
-		gone = 1;
-	}
 	if (!gone && in->tracer_set && tracefs_instance_file_write(in->ti, "current_tracer", "nop") < 0 &&
 	    !failed) {
 		snprintf(err, errlen, "cannot set the tracer of '%s' back to nop: %s", in->name,
@@ -386,6 +379,12 @@ static const char *instance_close_impl(lua_State *L, int idx, struct dp_instance
 	}
 	if (!gone && in->ftrace_filter_set)
 		(void)tracefs_instance_file_clear(in->ti, "set_ftrace_filter");
+	/* removed while it was being undone (a cleanup racing this close):
+	 * what failed went with the directory, so nothing is left to undo */
+	if (failed && !dp_instance_exists(in)) {
+		failed = 0;
+		err[0] = 0;
+	}
 	in->tracer_set = in->ftrace_filter_set = 0;
 	in->closed = 1;
 destroy:

@@ -12,10 +12,10 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "record.h"
 #include "source.h"
+#include "util.h"
 
 /* uservalue slots of a Pipe */
 #define UV_REFS 1 /* records waiting in the joiner */
@@ -40,13 +40,6 @@ static struct dp_pipe *check_pipe(lua_State *L, int idx)
 	if (p->closed)
 		luaL_error(L, "attempt to use a closed pipe");
 	return p;
-}
-
-static double now_mono(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int fail2(lua_State *L, const char *why)
@@ -75,8 +68,8 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 	f.refs = lua_gettop(L);
 	if (dp_join_pop(L, &p->join, f.refs)) /* the common case: one is ready */
 		return 1;
-	deadline = timeout >= 0 ? now_mono() + timeout : -1;
-	last_data = now_mono();
+	deadline = timeout >= 0 ? dp_mono() + timeout : -1;
+	last_data = dp_mono();
 	dp_push_keys(L);
 	f.keys = lua_gettop(L);
 	lua_getiuservalue(L, 1, UV_OWN);
@@ -93,7 +86,7 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 				return 1;
 			return fail2(L, "eof");
 		}
-		now = now_mono();
+		now = dp_mono();
 		waiting = dp_join_waiting(&p->join);
 		ms = deadline < 0 ? p->ops->max_wait_ms : (int)((deadline - now) * 1000) + 1;
 		if (ms > p->ops->max_wait_ms)
@@ -115,7 +108,7 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 		}
 		r = p->ops->fill(L, p->src, &f, ms);
 		if (r == DP_FILL_DATA) {
-			last_data = now_mono();
+			last_data = dp_mono();
 			continue;
 		}
 		if (r == DP_FILL_EOF) {
@@ -130,10 +123,10 @@ static int read_next(lua_State *L, struct dp_pipe *p, double timeout)
 			return fail2(L, "interrupted");
 		}
 		if (r == DP_FILL_INTR) { /* (a caught signal starts the drain above) */
-			p->drain_until = now_mono() + DRAIN_SECONDS;
+			p->drain_until = dp_mono() + DRAIN_SECONDS;
 			continue;
 		}
-		now = now_mono();
+		now = dp_mono();
 		if (waiting && now - last_data >= p->grace) {
 			dp_join_release(&p->join); /* its stack did not come */
 			continue;

@@ -371,6 +371,20 @@ static void load_system(struct tep_handle *tep, const char *tdir, const char *sy
 	tracefs_list_free(events);
 }
 
+/* A tep for this host's own buffers: their records are in the host's byte
+ * order (tep_alloc takes the file's for little-endian, which a big-endian
+ * host's buffers are not). */
+static struct tep_handle *live_tep(void)
+{
+	struct tep_handle *tep = tep_alloc();
+	enum tep_endian e = tep_is_bigendian() ? TEP_BIG_ENDIAN : TEP_LITTLE_ENDIAN;
+	if (tep) {
+		tep_set_file_bigendian(tep, e);
+		tep_set_local_bigendian(tep, e);
+	}
+	return tep;
+}
+
 /*
  * A tep with this kernel's formats of the wanted systems, as
  * tracefs_local_events_system builds it but without its kallsyms (about
@@ -386,7 +400,7 @@ static void load_system(struct tep_handle *tep, const char *tdir, const char *sy
 static struct tep_handle *load_formats(const char *tdir, const char *const *wanted)
 {
 	char **systems = tdir ? tracefs_event_systems(tdir) : NULL;
-	struct tep_handle *tep = systems ? tep_alloc() : NULL;
+	struct tep_handle *tep = systems ? live_tep() : NULL;
 	struct stat st;
 	char path[4096];
 	char *buf = NULL;
@@ -463,7 +477,7 @@ const char *dp_rawbuf_open_pages(struct dp_rawbuf *rb, struct tracefs_instance *
 	memset(rb, 0, sizeof(*rb));
 	/* the sub-buffer layout only: no formats, no kallsyms */
 	hp = tracefs_instance_file_read(NULL, "events/header_page", &size);
-	rb->tep = tep_alloc();
+	rb->tep = live_tep();
 	if (!hp || !rb->tep || tep_parse_header_page(rb->tep, hp, size, sizeof(long long)) < 0) {
 		free(hp);
 		return "cannot read events/header_page";

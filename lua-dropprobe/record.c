@@ -54,77 +54,49 @@ static int frame_kind(const char *f, size_t n)
 	return 0;
 }
 
-/* The kind of a stack's frame i (1-based), or -1 past its last frame. */
-typedef int (*kind_fn)(void *ctx, int i);
-
-struct table_frames {
-	lua_State *L;
-	int idx;
-};
-
-static int table_kind(void *ctx, int i)
+/* The kind of frame i (1-based) of count, or -1 past the last. */
+static inline int kind_at(const char *const *f, const size_t *n, int count, int i)
 {
-	struct table_frames *t = ctx;
-	size_t n;
-	const char *f;
-	int k = -1;
-	if (lua_rawgeti(t->L, t->idx, i) == LUA_TSTRING) {
-		f = lua_tolstring(t->L, -1, &n);
-		k = frame_kind(f, n);
-	}
-	lua_pop(t->L, 1);
-	return k;
+	return i <= count ? frame_kind(f[i - 1], n[i - 1]) : -1;
 }
 
-/* How many frames at the top are the machinery or the freeing function
- * (dp_stack_skip's rule), the frames' kinds from kind. */
-static int skip_of(kind_fn kind, void *ctx)
+int dp_frames_skip(const char *const *f, const size_t *n, int count)
 {
-	int skip = 0, i;
-	if (kind(ctx, 1) <= 0)
+	int skip = 0, limit;
+	if (kind_at(f, n, count, 1) <= 0)
 		return 0; /* starts at an ordinary frame: trimmed already (or empty) */
 	/* past the last freeing function at the top (a frame between may be an
 	 * ftrace trampoline that kallsyms names after a neighbour), then past
-	 * the machinery that follows */
-	for (i = 1; i <= DP_SKIP_FREEING; i++) {
-		int k = kind(ctx, i);
+	 * the machinery that follows; without one, the machinery at the top */
+	for (int i = 1; i <= DP_SKIP_FREEING; i++) {
+		int k = kind_at(f, n, count, i);
 		if (k < 0)
 			break;
 		if (k == 2)
 			skip = i;
 	}
-	if (!skip) { /* no freeing function: the machinery at the top */
-		while (kind(ctx, skip + 1) == 1 && skip < DP_SKIP_FREEING)
-			skip++;
-		return skip;
-	}
-	while (kind(ctx, skip + 1) == 1 && skip < DP_SKIP_MAX)
+	limit = skip ? DP_SKIP_MAX : DP_SKIP_FREEING;
+	while (skip < limit && kind_at(f, n, count, skip + 1) == 1)
 		skip++;
 	return skip;
 }
 
 int dp_stack_skip(lua_State *L, int idx)
 {
-	struct table_frames t = {L, lua_absindex(L, idx)};
-	return skip_of(table_kind, &t);
-}
-
-struct span_frames {
-	const char *const *f;
-	const size_t *n;
-	int count;
-};
-
-static int span_kind(void *ctx, int i)
-{
-	struct span_frames *s = ctx;
-	return i >= 1 && i <= s->count ? frame_kind(s->f[i - 1], s->n[i - 1]) : -1;
-}
-
-int dp_frames_skip(const char *const *f, const size_t *n, int count)
-{
-	struct span_frames s = {f, n, count};
-	return skip_of(span_kind, &s);
+	const char *f[DP_SKIP_MAX];
+	size_t n[DP_SKIP_MAX];
+	int count = 0, skip;
+	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, DP_SKIP_MAX, "stack frames");
+	/* the first frames, up to the first that is no string; kept on the
+	 * Lua stack while the rule reads them */
+	while (count < DP_SKIP_MAX && lua_rawgeti(L, idx, count + 1) == LUA_TSTRING) {
+		f[count] = lua_tolstring(L, -1, &n[count]);
+		count++;
+	}
+	skip = dp_frames_skip(f, n, count);
+	lua_pop(L, count < DP_SKIP_MAX ? count + 1 : count); /* and what ended the loop */
+	return skip;
 }
 
 void dp_stack_trim(lua_State *L, int idx)

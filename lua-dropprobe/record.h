@@ -43,14 +43,13 @@ void dp_record_meta(lua_State *L);
 int dp_stack_skip(lua_State *L, int idx);
 void dp_stack_trim(lua_State *L, int idx);
 /* The rule looks at most this far: the last freeing function among the
- * first DP_SKIP_FREEING frames, then at most DP_SKIP_MAX frames left out
- * in all, and the frame after them. */
+ * first DP_SKIP_FREEING frames, and at most DP_SKIP_MAX frames left out in
+ * all (DP_SKIP_FREEING where there is no freeing function). */
 #define DP_SKIP_FREEING 12
 #define DP_SKIP_MAX 24
 /* The same count over frames not yet in a table: frame i is the n[i]
- * bytes at f[i]; the first count frames of a stack (DP_FRAMES_SKIP_MAX of
- * them are all the rule looks at). */
-#define DP_FRAMES_SKIP_MAX (DP_SKIP_MAX + 1)
+ * bytes at f[i]; the first count frames of a stack (the first DP_SKIP_MAX
+ * are all the rule looks at). */
 int dp_frames_skip(const char *const *f, const size_t *n, int count);
 
 /* core.Record, core.drop_frames, the keys table. */

@@ -8,7 +8,7 @@ static int rec_event(struct dp_sink *k, int cpu, void *data, int size, unsigned 
 	struct dp_recsink *r = (struct dp_recsink *)k;
 	lua_State *L = r->L;
 	struct dp_fill *f = r->f;
-	int d = dp_decode(L, r->dec, r->base, f->keys, cpu, data, size, ts);
+	int d = dp_decode(L, r->dec, r->base, f->keys, cpu, data, size, ts, r->hold);
 	if (d == DP_DEC_RECORD) {
 		int ref = dp_join_record(L, f->join, f->refs, f->keys, cpu, r->hold);
 		if (r->dec->missed_pid >= 0) {
@@ -44,7 +44,6 @@ void dp_recsink_begin(lua_State *L, struct dp_recsink *r, struct dp_decoder *dec
 	r->f = f;
 	r->misses = misses;
 	r->hold = hold;
-	dp_decoder_room(dec, hold); /* a record that may get a stack has room for it */
 	r->batch = batch;
 	r->n = 0;
 	r->base = dp_decode_begin(L, dec);

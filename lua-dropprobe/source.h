@@ -27,8 +27,9 @@ enum {
 
 struct dp_source_ops {
 	const char *mode; /* "text", "file", "raw", "trace.dat" */
-	/* Read what is there, or wait up to ms (>= 0: the time the read
-	 * has left, rounded up to the next ms, or max_wait_ms) for something. */
+	/* Read what is there, or wait up to ms for something: ms >= 0, the
+	 * whole ms the read has left plus one (its timeout, or a joined
+	 * record's grace, the nearer), at most max_wait_ms; 0 to drain. */
 	int (*fill)(lua_State *L, void *src, struct dp_fill *f, int ms);
 	int (*fd)(void *src); /* what to poll, or -1 */
 	/* Add the source's own counters to the stats table on top. */

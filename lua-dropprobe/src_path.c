@@ -318,7 +318,8 @@ static void decide(struct src_path *s, struct track *e, struct evkind *k, void *
 static int emit(lua_State *L, struct src_path *s, struct dp_fill *f, int base, struct track *e,
 		int cpu, void *data, int size, unsigned long long ts, int id, int drop)
 {
-	int r = dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts);
+	/* steps, dropped, packet, a stack: the keys a path record gets */
+	int r = dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts, 4);
 	if (r != DP_DEC_RECORD) {
 		if (r == DP_DEC_STACK)
 			lua_pop(L, 1);
@@ -444,7 +445,7 @@ static void one(lua_State *L, struct src_path *s, struct dp_fill *f, int base, i
 		return;
 	if (k->kind == K_STACK) {
 		if (was) {
-			if (dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts) == DP_DEC_STACK)
+			if (dp_decode(L, &s->dec, base, f->keys, cpu, data, size, ts, 0) == DP_DEC_STACK)
 				dp_join_stack(L, f->join, f->refs, f->keys, cpu);
 			else
 				lua_pop(L, 1);
@@ -659,7 +660,6 @@ static const char *path_setup(lua_State *L, struct src_path *s, int opts, char *
 	fail = dp_decoder_init(L, &s->dec, &s->rb.syms, 0, 0);
 	if (fail)
 		return fail;
-	dp_decoder_room(&s->dec, 4); /* steps, dropped, packet, a stack (emit) */
 	s->dec.want_port = (int)dp_opt_integer(L, opts, "port", -1);
 	lua_getfield(L, opts, "hosts");
 	dp_decoder_hosts(L, &s->dec, lua_gettop(L));

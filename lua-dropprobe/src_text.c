@@ -56,34 +56,26 @@ static int read_some(lua_State *L, struct src_text *s, struct dp_fill *f)
  * page at a time, as trace-cmd does with its sleep between reads. */
 #define NAP_MS 1
 
-static long long mono_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
 static int text_fill(lua_State *L, void *src, struct dp_fill *f, int ms)
 {
 	struct src_text *s = src;
 	struct pollfd pfd = {.fd = s->fd, .events = POLLIN};
-	long long t0;
+	double t0;
 	int r = read_some(L, s, f);
 	if (r)
 		return r > 0 ? DP_FILL_DATA : DP_FILL_EOF;
-	t0 = mono_ns();
+	t0 = dp_mono();
 	if (poll(&pfd, 1, ms) < 0)
 		return errno == EINTR ? DP_FILL_INTR : DP_FILL_NONE;
 	if (pfd.revents & POLLIN) {
-		/* within the wait, which is the time left rounded up to the
-		 * next ms (source.h): a wait of 1 ms or less (a read that must
-		 * not block) gets none */
-		long long left = (long long)(ms - 1) * 1000000LL - (mono_ns() - t0);
-		long long nap = (long long)NAP_MS * 1000000LL;
-		if (left > nap)
-			left = nap;
+		/* within the wait, which is the whole ms left plus one
+		 * (source.h): a wait of 1 ms or less (a read that must not
+		 * block, a drain) gets none */
+		double left = (ms - 1) / 1e3 - (dp_mono() - t0);
+		if (left > NAP_MS / 1e3)
+			left = NAP_MS / 1e3;
 		if (left > 0) { /* a signal cuts it short: what woke us is read */
-			struct timespec ts = {0, (long)left};
+			struct timespec ts = {0, (long)(left * 1e9)};
 			nanosleep(&ts, NULL);
 		}
 	}

@@ -401,6 +401,18 @@ static void copy_array(lua_State *L, int idx, lua_Integer n)
 	}
 }
 
+/* The frame after the '\n' at *b of the frames text p (n bytes): where it
+ * starts, its length in *len; *b moves on to the '\n' after it (or n). */
+static const char *next_frame(const char *p, size_t n, size_t *b, size_t *len)
+{
+	const char *f = p + *b + 1;
+	const char *nl = memchr(f, '\n', n - *b - 1);
+	size_t e = nl ? (size_t)(nl - p) : n;
+	*len = e - *b - 1;
+	*b = e;
+	return f;
+}
+
 /* rec.stack of the text record at 1 made from its frames and set (pushed),
  * or nil; a stack the user set first stays */
 static int make_stack(lua_State *L)
@@ -424,28 +436,25 @@ static int make_stack(lua_State *L)
 		copy_array(L, UP_LASTSTACK, (lua_Integer)lua_rawlen(L, UP_LASTSTACK));
 		goto set;
 	}
-	if (p[0] == 't') { /* trimmed: the frames the rule leaves out are not made */
-		const char *f[DP_FRAMES_SKIP_MAX];
-		size_t fn[DP_FRAMES_SKIP_MAX];
-		int count = 0, skip;
-		for (size_t c = 1; c < n && count < DP_FRAMES_SKIP_MAX; count++) {
-			const char *nl = memchr(p + c + 1, '\n', n - c - 1);
-			size_t e = nl ? (size_t)(nl - p) : n;
-			f[count] = p + c + 1;
-			fn[count] = e - c - 1;
-			c = e;
-		}
-		skip = dp_frames_skip(f, fn, count);
-		if (skip > 0) /* at the '\n' after the last frame left out */
-			b = (size_t)(f[skip - 1] + fn[skip - 1] - p);
-	}
 	lua_createtable(L, 24, 0);
-	while (b < n) { /* at the '\n' before a frame */
-		const char *nl = memchr(p + b + 1, '\n', n - b - 1);
-		size_t e = nl ? (size_t)(nl - p) : n;
-		lua_pushlstring(L, p + b + 1, e - b - 1);
+	if (p[0] == 't') { /* trimmed: the frames the rule leaves out are not made */
+		const char *f[DP_SKIP_MAX];
+		size_t fn[DP_SKIP_MAX];
+		int count = 0;
+		while (b < n && count < DP_SKIP_MAX) {
+			f[count] = next_frame(p, n, &b, &fn[count]);
+			count++;
+		}
+		for (int i = dp_frames_skip(f, fn, count); i < count; i++) {
+			lua_pushlstring(L, f[i], fn[i]);
+			lua_rawseti(L, -2, ++k);
+		}
+	}
+	while (b < n) {
+		size_t len;
+		const char *f = next_frame(p, n, &b, &len);
+		lua_pushlstring(L, f, len);
 		lua_rawseti(L, -2, ++k);
-		b = e;
 	}
 	if (again) { /* the second time in a row: kept for the next ones */
 		copy_array(L, -1, k);

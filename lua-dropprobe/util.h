@@ -57,6 +57,9 @@ int dp_proc_comm(long pid, char *buf, size_t len);
  * after them. */
 void dp_on_close(lua_State *L, const char *key, lua_CFunction fn);
 
+/* Seconds on CLOCK_MONOTONIC (the instances' trace_clock "mono"). */
+double dp_mono(void);
+
 /* Non-zero when the process may change tracefs (root); fake trees are exempt. */
 int dp_is_root(void);
 /* Set once dp.tracefs(dir) pointed the library at a tree of its own. */

@@ -131,6 +131,61 @@ describe("02 text parser", function()
     end
   end)
 
+  it("trims a text stack by drop_frames' rule, also at the rule's limits", function()
+    -- the text reader counts the frames to leave out on the text itself;
+    -- what it keeps must be what drop_frames keeps of the same frames
+    local function rep(frame, n)
+      local t = {}
+      for i = 1, n do t[i] = frame:format(i) end
+      return t
+    end
+    local function cat(...)
+      local t = {}
+      for _, part in ipairs({ ... }) do
+        for _, fr in ipairs(part) do t[#t + 1] = fr end
+      end
+      return t
+    end
+    local tail = { "__udp4_lib_rcv+0x4bc/0xd00", "ip_protocol_deliver_rcu+0xb3/0x180" }
+    local handler = { "trace_event_raw_event_kfree_skb+0xac/0x100" }
+    local stacks = {
+      cat(handler, { "kfree_skb_reason+0x90/0x130" }, tail), -- the usual
+      cat({ "ffffffffc0a01234", "0xffffffffc0a01234" }, { "sk_skb_reason_drop+0x90/0x130" }, tail), -- bare addresses
+      cat(rep("trace_x%d+0x1/0x2", 30), tail), -- machinery, no freeing function: 12 at most
+      cat(rep("trace_x%d+0x1/0x2", 11), { "kfree_skb+0x10/0x20" }, tail), -- freeing as frame 12
+      cat(rep("trace_x%d+0x1/0x2", 12), { "kfree_skb+0x10/0x20" }, tail), -- freeing as frame 13: past the look
+      cat(handler, { "kfree_skb+0x10/0x20" }, rep("perf_trace_x%d+0x1/0x2", 30), tail), -- 24 left out at most
+      cat(handler, { "kfree_skb+0x10/0x20", "aggr_x+0x1/0x2" }), -- nothing after the machinery
+      cat({ "tcp_v4_rcv+0x99/0x1400" }, { "kfree_skb+0x10/0x20" }, tail), -- trimmed already
+      cat({ "trace_x+0x1/0x2", "ip_rcv+0x1/kfree_skb" }, tail), -- a name is what comes before the '+'
+    }
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    for i, st in ipairs(stacks) do
+      f:write(("           flood-%d    [000] ..s1.   10%d.000001: kfree_skb: skbaddr=ffff88810000%04x "
+        .. "rx_sk=0000000000000000 protocol=2048 location=__udp4_lib_rcv+0x4bc/0xd00 reason: NO_SOCKET\n")
+        :format(1000 + i, i, i))
+      f:write(("           flood-%d    [000] ..s1.   10%d.000002: <stack trace>\n"):format(1000 + i, i))
+      for _, fr in ipairs(st) do f:write(" => ", fr, "\n") end
+    end
+    f:close()
+    local recs = all(path)
+    os.remove(path)
+    assert.are.equal(#stacks, #recs)
+    for i, st in ipairs(stacks) do
+      assert.are.same(dp.core.drop_frames(st), recs[i].stack or {}, "stack " .. i)
+    end
+    -- the rule's limits, as record.h states them: the machinery at the
+    -- top, 12 frames at most; a freeing function among the first 12; 24
+    -- frames left out at most
+    assert.are.same({ table.unpack(stacks[3], 13) }, recs[3].stack)
+    assert.are.same(tail, recs[4].stack)
+    assert.are.same({ table.unpack(stacks[5], 13) }, recs[5].stack)
+    assert.are.same({ table.unpack(stacks[6], 25) }, recs[6].stack)
+    assert.are.same(stacks[8], recs[8].stack)
+    assert.are.same({ table.unpack(stacks[9], 2) }, recs[9].stack)
+  end)
+
   it("prints a record as its trace line", function()
     local recs = all("spec/fixtures/trace-tcp-udp-stacks.txt")
     local line = tostring(recs[2]):match("^[^\n]+")

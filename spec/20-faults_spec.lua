@@ -77,6 +77,19 @@ local function private_mounts()
   return (slurp("/proc/self/mounts") or ""):match("/tmp/dropprobe%-tracefs%-%S+") or (out ~= "" and out) or nil
 end
 
+-- When an assertion fails, the process started by the spec is stopped as
+-- Ctrl-C stops it (it then removes what it made), and tracefs is mounted
+-- again if it was unmounted: the specs after it find tracefs as before.
+local function stop_on_failure(h)
+  finally(function()
+    if (slurp(("/proc/%d/cmdline"):format(h.pid)) or ""):find("dropprobe", 1, true) then
+      h.signal("INT")
+      h.wait(30)
+    end
+    if not mounted() then os.execute("mount -t tracefs nodev " .. TRACEFS) end
+  end)
+end
+
 -- `top`'s plain lines: the last one, and NO_SOCKET's total in it
 local function last_report(out)
   local last
@@ -99,6 +112,7 @@ describe("20 faults #live", function()
     -- removal comes while top runs, never during its close at the end
     local h = run.bg(DP .. "top --interval 0.3 --duration 120")
     h.ready()
+    stop_on_failure(h)
     local port = net.free_udp_port()
     local s0 = snmp.read()
     net.udp_closed(port, 30)
@@ -144,6 +158,7 @@ describe("20 faults #live", function()
     local before = state.snapshot()
     local h = run.bg(DP .. "stacks --duration 120") -- longer than the test: see top's
     h.ready()
+    stop_on_failure(h)
     local port = net.free_udp_port()
     local s0 = snmp.read()
     net.udp_closed(port, 30)
@@ -176,6 +191,7 @@ describe("20 faults #live", function()
     local before = state.snapshot()
     local h = run.bg(DP .. "ports --json --duration 120") -- ended below, as by Ctrl-C
     h.ready()
+    stop_on_failure(h)
     local port = net.free_udp_port()
     local s0 = snmp.read()
     net.udp_closed(port, 30)
@@ -205,6 +221,7 @@ describe("20 faults #live", function()
     -- a duration longer than the test: see top's
     local h = run.bg(DP .. "exporter --interval 2 --duration 120 --textfile " .. dir)
     h.ready()
+    stop_on_failure(h)
     local port = net.free_udp_port()
     local s0 = snmp.read()
     net.udp_closed(port, 30)
@@ -257,6 +274,7 @@ describe("20 faults #live", function()
     local label = kernel.label("NO_SOCKET")
     local h = run.bg(DP .. "top --interval 0.3 --duration 120") -- longer than the test: see the first
     h.ready()
+    stop_on_failure(h)
     local insts = run.instances(h.pid)
     local port = net.free_udp_port()
     net.udp_closed(port, 30)
@@ -293,6 +311,7 @@ describe("20 faults #live", function()
     local before = state.snapshot()
     local h = run.bg(DP .. "ports --json --duration 120") -- ended below, as by Ctrl-C
     h.ready()
+    stop_on_failure(h)
     assert.truthy((slurp(TRACEFS .. "/kprobe_events") or ""):find("dropprobe/", 1, true),
       "no drop probe in kprobe_events")
     assert(os.execute("umount -l " .. TRACEFS))
